@@ -1,0 +1,24 @@
+"""The data model of SealTrail's documents: transcripts (học bạ), diplomas (văn bằng), certified copies.
+
+Validation here speaks to teachers: every problem names the pupil, the subject and the number. This package
+imports none of SealTrail's other packages.
+"""
+
+from schemas.common import Person, School, Signatory, SchemaError, ValidationProblem
+from schemas.copy import CertifiedCopy
+from schemas.diploma import Diploma
+from schemas.transcript import Transcript
+
+Document = Transcript | Diploma | CertifiedCopy
+
+__all__ = [
+    "CertifiedCopy",
+    "Diploma",
+    "Document",
+    "Person",
+    "SchemaError",
+    "School",
+    "Signatory",
+    "Transcript",
+    "ValidationProblem",
+]

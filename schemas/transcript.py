@@ -1,0 +1,74 @@
+"""Transcripts (học bạ): grades 6–12 under Circular 22/2021, primary under Circular 27/2020."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from schemas.common import Model, Person, School, Signatory, Text
+
+Level4 = Literal["Tốt", "Khá", "Đạt", "Chưa đạt"]
+CommentLevel = Literal["Đạt", "Chưa đạt"]
+Score = Decimal
+
+
+class SemesterScores(Model):
+    """Scores of one scored subject in one semester. ``average`` if given must equal the recomputed one."""
+
+    tx: tuple[Score, ...] = Field(description="Điểm đánh giá thường xuyên")
+    gk: Score = Field(description="Điểm giữa kì")
+    ck: Score = Field(description="Điểm cuối kì")
+    average: Score | None = None
+
+
+class SubjectYear(Model):
+    """One subject over one school year: scored (0–10) or comment-assessed (Đạt/Chưa đạt)."""
+
+    subject: Text
+    assessment: Literal["scored", "comment"]
+    hk1: SemesterScores | None = None
+    hk2: SemesterScores | None = None
+    year_average: Score | None = None
+    hk1_level: CommentLevel | None = None
+    hk2_level: CommentLevel | None = None
+    year_level: CommentLevel | None = None
+    teacher_comment: Text = ""
+
+
+class Results(Model):
+    hk1: Level4 | None = None
+    hk2: Level4 | None = None
+    year: Level4 | None = None
+
+
+class SchoolYear(Model):
+    """One school year of a grade 6–12 transcript."""
+
+    school_year: str = Field(pattern=r"^\d{4}-\d{4}$", description="e.g. '2024-2025'")
+    grade: int = Field(ge=6, le=12)
+    class_name: Text
+    school_name: Text = ""
+    subjects: tuple[SubjectYear, ...]
+    learning: Results
+    conduct: Results
+    homeroom_comment: Text = ""
+    promoted: bool | None = None
+    days_absent: int = Field(default=0, ge=0)
+    homeroom_teacher: Text = ""
+    principal: Text = ""
+
+
+class Transcript(Model):
+    kind: Literal["transcript"] = "transcript"
+    level: Literal["lower_secondary", "upper_secondary"]
+    record_id: str = Field(min_length=1, description="Mã định danh học bạ (madinhdanhhocba)")
+    student_code: str = Field(min_length=1, description="Mã học sinh (mahocsinh)")
+    holder: Person
+    school: School
+    years: tuple[SchoolYear, ...] = Field(min_length=1)
+    issue_date: date
+    issue_place: Text
+    signatories: tuple[Signatory, ...] = ()

@@ -1,0 +1,42 @@
+"""Settings from the environment (SEALTRAIL_*), with safe defaults for one school on one machine."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything SealTrail reads from its environment. All state lives under ``data_dir``."""
+
+    model_config = SettingsConfigDict(env_prefix="SEALTRAIL_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="Holds the SQLite file, keys and stored documents")
+    database_url: str | None = Field(default=None, description="PostgreSQL URL; SQLite under data_dir if unset")
+    mode: Literal["development", "production"] = "development"
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base of the QR links (the verification host)"
+    )
+    template_dir: Path | None = Field(default=None, description="Per-province template overrides")
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'sealtrail.db'}"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.resolved_data_dir / "pki"
+
+    @property
+    def documents_dir(self) -> Path:
+        return self.resolved_data_dir / "documents"
