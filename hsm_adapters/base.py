@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from asn1crypto import x509
 
 
-class SignatureMechanism(str, Enum):
+class SignatureMechanism(StrEnum):
     """How a backend turns a digest into a signature."""
 
     RSA_PKCS1V15 = "rsassa_pkcs1v15"

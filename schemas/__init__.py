@@ -4,7 +4,7 @@ Validation here speaks to teachers: every problem names the pupil, the subject a
 imports none of SealTrail's other packages.
 """
 
-from schemas.common import Person, School, Signatory, SchemaError, ValidationProblem
+from schemas.common import Person, SchemaError, School, Signatory, ValidationProblem
 from schemas.copy import CertifiedCopy
 from schemas.diploma import Diploma
 from schemas.transcript import Transcript
