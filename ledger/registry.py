@@ -1,0 +1,48 @@
+"""The public registry of documents: one row per issued document, what its QR token resolves to.
+
+It holds no personal data beyond what a public verification page may show (a masked name), and the hashes
+and ledger positions that tie each document to its log entries.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column, DateTime
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DocumentStatus(StrEnum):
+    PENDING = "pending"
+    ISSUED = "issued"
+    REVOKED = "revoked"
+    SUPERSEDED = "superseded"
+
+
+class DocumentRecord(SQLModel, table=True):
+    """An issued (or pending) document as the verifier sees it."""
+
+    __tablename__ = "documents"
+
+    id: str = Field(primary_key=True, max_length=64)
+    token: str = Field(index=True, unique=True, max_length=64)
+    kind: str = Field(max_length=16)
+    school_code: str = Field(index=True, max_length=32)
+    school_name: str = Field(max_length=255)
+    holder_masked: str = Field(max_length=255)
+    issue_date: date
+    status: str = Field(default=DocumentStatus.PENDING.value, max_length=16)
+    status_reason: str | None = Field(default=None, max_length=500)
+    status_changed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    superseded_by: str | None = Field(default=None, max_length=64)
+    sha256_pdf: str | None = Field(default=None, max_length=64)
+    sha256_xml: str | None = Field(default=None, max_length=64)
+    leaf_index: int | None = None
+    signers: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    issued_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
