@@ -1,0 +1,267 @@
+"""A development PKI shaped like Vietnam's: a root (standing in for NEAC), an issuing CA (standing in for VGCA),
+certificates for a homeroom teacher, a principal and the school's seal, a timestamp authority and an OCSP
+responder, all served over real HTTP on loopback by certomancer's Animator.
+
+Every name in it says DEV: these keys are generated on this machine, stored unencrypted under the data
+directory, and must never sign a real document.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+from asn1crypto import x509
+from certomancer.integrations.animator import Animator, AnimatorArchStore
+from certomancer.registry import CertomancerConfig, PKIArchitecture
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from werkzeug.serving import BaseWSGIServer, make_server
+
+ARCH = "sealtrail-dev"
+SIGNER_ROLES = ("homeroom_teacher", "principal", "seal")
+DEV_MARK = "DEV - KHÔNG DÙNG THẬT"
+_RSA_KEYS = ("root", "issuing", "ocsp", "tsa", *SIGNER_ROLES)
+
+_ENTITIES = {
+    "root": {"common-name": f"SealTrail Root CA (mô phỏng NEAC) {DEV_MARK}", "organization-name": "SealTrail DEV"},
+    "issuing": {
+        "common-name": f"SealTrail Issuing CA (mô phỏng VGCA) {DEV_MARK}",
+        "organization-name": "SealTrail DEV",
+    },
+    "ocsp": {"common-name": f"SealTrail OCSP {DEV_MARK}", "organization-name": "SealTrail DEV"},
+    "tsa": {"common-name": f"SealTrail TSA {DEV_MARK}", "organization-name": "SealTrail DEV"},
+    "homeroom_teacher": {
+        "common-name": f"Phạm Thị Mai (Giáo viên chủ nhiệm) {DEV_MARK}",
+        "organization-name": "Trường THCS Nguyễn Du (DEV)",
+    },
+    "principal": {
+        "common-name": f"Lê Văn Hùng (Hiệu trưởng) {DEV_MARK}",
+        "organization-name": "Trường THCS Nguyễn Du (DEV)",
+    },
+    "seal": {
+        "common-name": f"Trường THCS Nguyễn Du {DEV_MARK}",
+        "organization-name": "Trường THCS Nguyễn Du (DEV)",
+    },
+}
+
+
+def _validity(start: datetime, years: int) -> dict[str, str]:
+    fmt = "%Y-%m-%dT%H:%M:%S+0000"
+    return {"valid-from": start.strftime(fmt), "valid-to": (start + timedelta(days=365 * years)).strftime(fmt)}
+
+
+def _key_usage(*params: str) -> dict[str, object]:
+    return {"id": "key_usage", "critical": True, "smart-value": {"schema": "key-usage", "params": list(params)}}
+
+
+def _config(base_url: str, start: datetime) -> dict[str, object]:
+    crl = {
+        "id": "crl_distribution_points",
+        "smart-value": {"schema": "crl-dist-url", "params": {"crl-repo-names": ["issuing"]}},
+    }
+    aia = {
+        "id": "authority_information_access",
+        "smart-value": {"schema": "aia-urls", "params": {"ocsp-responder-names": ["issuing"]}},
+    }
+    signer_cert = {
+        "issuer": "issuing",
+        "validity": _validity(start, 3),
+        "extensions": [_key_usage("digital_signature", "non_repudiation"), crl, aia],
+    }
+    certs: dict[str, object] = {
+        "root": {
+            "subject": "root",
+            "issuer": "root",
+            "validity": _validity(start, 20),
+            "extensions": [
+                {"id": "basic_constraints", "critical": True, "value": {"ca": True}},
+                _key_usage("digital_signature", "key_cert_sign", "crl_sign"),
+            ],
+        },
+        "issuing": {
+            "issuer": "root",
+            "validity": _validity(start, 10),
+            "extensions": [
+                {"id": "basic_constraints", "critical": True, "value": {"ca": True, "path-len-constraint": 0}},
+                _key_usage("digital_signature", "key_cert_sign", "crl_sign"),
+                {
+                    "id": "crl_distribution_points",
+                    "smart-value": {"schema": "crl-dist-url", "params": {"crl-repo-names": ["root"]}},
+                },
+            ],
+        },
+        "ocsp": {
+            "issuer": "issuing",
+            "validity": _validity(start, 3),
+            "extensions": [
+                _key_usage("digital_signature"),
+                {"id": "extended_key_usage", "critical": True, "value": ["ocsp_signing"]},
+                {"id": "ocsp_no_check"},
+            ],
+        },
+        "tsa": {
+            "issuer": "root",
+            "validity": _validity(start, 10),
+            "extensions": [
+                _key_usage("digital_signature"),
+                {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]},
+                {
+                    "id": "crl_distribution_points",
+                    "smart-value": {"schema": "crl-dist-url", "params": {"crl-repo-names": ["root"]}},
+                },
+            ],
+        },
+        **{role: dict(signer_cert, subject=role) for role in SIGNER_ROLES},
+    }
+    return {
+        "external-url-prefix": base_url.rstrip("/"),
+        "keysets": {"dev": {"path-prefix": "keys", "keys": {name: {"path": f"{name}.key.pem"} for name in _RSA_KEYS}}},
+        "pki-architectures": {
+            ARCH: {
+                "keyset": "dev",
+                "entity-defaults": {"country-name": "VN"},
+                "entities": _ENTITIES,
+                "certs": certs,
+                "services": {
+                    "ocsp": {"issuing": {"for-issuer": "issuing", "responder-cert": "ocsp", "signing-key": "ocsp"}},
+                    "crl-repo": {
+                        "root": {"for-issuer": "root", "signing-key": "root", "simulated-update-schedule": "P90D"},
+                        "issuing": {
+                            "for-issuer": "issuing",
+                            "signing-key": "issuing",
+                            "simulated-update-schedule": "P7D",
+                        },
+                    },
+                    "time-stamping": {"tsa": {"signing-key": "tsa", "signing-cert": "tsa"}},
+                },
+            }
+        },
+    }
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_bytes(data)
+
+
+@dataclass
+class DevPki:
+    """A development PKI on disk under ``directory``; certificates are rebuilt deterministically on load."""
+
+    directory: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "certomancer.yml"
+
+    @cached_property
+    def _config(self) -> CertomancerConfig:
+        return CertomancerConfig.from_file(str(self.config_path), key_search_dir=str(self.directory))
+
+    @property
+    def arch(self) -> PKIArchitecture:
+        return self._config.pki_archs[ARCH]  # type: ignore[index]
+
+    @property
+    def base_url(self) -> str:
+        return str(self._config.external_url_prefix)
+
+    def cert(self, label: str) -> x509.Certificate:
+        return self.arch.get_cert(label)  # type: ignore[arg-type]
+
+    @property
+    def root(self) -> x509.Certificate:
+        return self.cert("root")
+
+    @property
+    def issuing_ca(self) -> x509.Certificate:
+        return self.cert("issuing")
+
+    @property
+    def tsa_url(self) -> str:
+        return f"{self.base_url}/{ARCH}/tsa/tsa"
+
+    @property
+    def service_prefix(self) -> str:
+        """URLs under this prefix are the only ones fetched for revocation data (an allow-list)."""
+        return f"{self.base_url}/{ARCH}/"
+
+    def p12_path(self, role: str) -> Path:
+        return self.directory / "signers" / f"{role}.p12"
+
+    def animator(self) -> Animator:
+        return Animator(AnimatorArchStore(self._config.pki_archs), with_web_ui=False, allow_time_override=False)
+
+
+def create_dev_pki(directory: Path, base_url: str, *, now: datetime | None = None) -> DevPki:
+    """Create the dev PKI under ``directory`` if it is not there yet; return it either way."""
+    pki = DevPki(directory)
+    if pki.config_path.exists():
+        return pki
+    start = (now or datetime.now(UTC)).replace(microsecond=0) - timedelta(days=1)
+    for name in _RSA_KEYS:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        _write_private(directory / "keys" / f"{name}.key.pem", pem)
+    directory.mkdir(parents=True, exist_ok=True)
+    pki.config_path.write_text(
+        "# SealTrail development PKI. DEV ONLY: never use these keys for real documents.\n"
+        + yaml.safe_dump(_config(base_url, start), allow_unicode=True, sort_keys=False),
+        encoding="utf-8",
+    )
+    for role in SIGNER_ROLES:
+        _write_private(pki.p12_path(role), pki.arch.package_pkcs12(role))  # type: ignore[arg-type]
+    _write_private(
+        directory / "keys" / "qrseal.key.pem",
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
+    _write_private(
+        directory / "keys" / "log.key.pem",
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
+    return pki
+
+
+class PkiServices:
+    """The dev PKI's OCSP responder, CRLs and timestamp authority, served over HTTP on loopback in a thread."""
+
+    def __init__(self, pki: DevPki, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server: BaseWSGIServer = make_server(host, port, pki.animator(), threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="dev-pki", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_port)
+
+    def start(self) -> PkiServices:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> PkiServices:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def port_is_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0

@@ -1,0 +1,209 @@
+"""Validation of signed PDFs: integrity, trust path, revocation from the document's own LT data, timestamps,
+and what changed after each signature. Nothing is fetched from URLs found inside the document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from io import BytesIO
+from typing import Any, Literal
+
+from asn1crypto import x509
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.validation import (
+    DocumentSecurityStore,
+    EmbeddedPdfSignature,
+    SignatureCoverageLevel,
+    async_validate_pdf_signature,
+)
+from pyhanko.sign.validation.status import PdfSignatureStatus
+from pyhanko_certvalidator import ValidationContext
+
+Verdict = Literal["valid", "invalid", "indeterminate"]
+MAX_PDF_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One finding, in Vietnamese first and English second. ``code`` follows ETSI TS 119 102-1 sub-indications."""
+
+    code: str
+    vi: str
+    en: str
+
+
+@dataclass
+class SignatureReport:
+    field_name: str
+    signer: str
+    signer_organisation: str
+    signing_time: datetime | None
+    timestamp_time: datetime | None
+    intact: bool
+    valid: bool
+    trusted: bool
+    revoked: bool
+    covers: str
+    modification_level: str | None
+    reasons: list[Reason] = field(default_factory=list)
+
+    @property
+    def indication(self) -> Verdict:
+        if any(r.code in _INVALID_CODES for r in self.reasons):
+            return "invalid"
+        if self.reasons:
+            return "indeterminate"
+        return "valid"
+
+
+@dataclass
+class PdfReport:
+    verdict: Verdict
+    reasons: list[Reason]
+    signatures: list[SignatureReport]
+
+    def to_json(self) -> dict[str, Any]:
+        def conv(value: Any) -> Any:
+            if isinstance(value, datetime):
+                return value.isoformat()
+            if isinstance(value, dict):
+                return {k: conv(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [conv(v) for v in value]
+            return value
+
+        data = conv(asdict(self))
+        for sig, obj in zip(data["signatures"], self.signatures, strict=True):
+            sig["indication"] = obj.indication
+        return data
+
+
+_INVALID_CODES = {"HASH_FAILURE", "SIG_CRYPTO_FAILURE", "REVOKED", "MODIFIED_AFTER_SIGNING", "FORMAT_FAILURE"}
+
+R_NOT_PDF = ("FORMAT_FAILURE", "Tệp không phải là PDF đọc được", "The file is not a readable PDF")
+R_NO_SIG = ("FORMAT_FAILURE", "Tài liệu không có chữ ký số", "The document carries no digital signature")
+R_TOO_BIG = ("FORMAT_FAILURE", "Tệp quá lớn để kiểm tra", "The file is too large to check")
+R_HASH = (
+    "HASH_FAILURE",
+    "Nội dung đã bị thay đổi sau khi ký: chữ ký không còn khớp",
+    "The content was changed after signing: the signature no longer matches",
+)
+R_CRYPTO = ("SIG_CRYPTO_FAILURE", "Chữ ký số không hợp lệ", "The digital signature is not valid")
+R_UNTRUSTED = (
+    "NO_CERTIFICATE_CHAIN_FOUND",
+    "Chứng thư số không thuộc tổ chức chứng thực được tin cậy",
+    "The certificate does not chain to a trusted certification authority",
+)
+R_TS_BROKEN = ("SIG_CRYPTO_FAILURE", "Dấu thời gian bị hỏng", "The timestamp token is broken")
+R_TS_UNTRUSTED = (
+    "TIMESTAMP_NOT_TRUSTED",
+    "Dấu thời gian không do đơn vị cung cấp dịch vụ được tin cậy cấp",
+    "The timestamp was not issued by a trusted timestamp authority",
+)
+R_REVOKED = ("REVOKED", "Chứng thư số đã bị thu hồi", "The signing certificate has been revoked")
+R_MODIFIED = (
+    "MODIFIED_AFTER_SIGNING",
+    "Tài liệu đã bị sửa đổi sau khi ký (ngoài những thay đổi được phép)",
+    "The document was modified after signing beyond what is allowed",
+)
+R_NOT_COVERED = (
+    "MODIFIED_AFTER_SIGNING",
+    "Có nội dung được thêm vào sau chữ ký cuối cùng",
+    "Content was added after the last signature",
+)
+
+
+def _reason(t: tuple[str, str, str]) -> Reason:
+    return Reason(*t)
+
+
+def _name_part(cert: x509.Certificate, key: str) -> str:
+    return str(cert.subject.native.get(key, ""))
+
+
+class PdfVerifier:
+    """Built once from a trust list, then called for many documents."""
+
+    def __init__(self, trust_roots: Sequence[x509.Certificate], other_certs: Sequence[x509.Certificate] = ()) -> None:
+        if not trust_roots:
+            raise ValueError("a verifier needs at least one trusted root certificate")
+        self.trust_roots = list(trust_roots)
+        self.other_certs = list(other_certs)
+
+    def verify(self, pdf: bytes) -> PdfReport:
+        if len(pdf) > MAX_PDF_BYTES:
+            return PdfReport("invalid", [_reason(R_TOO_BIG)], [])
+        try:
+            return asyncio.run(self._verify(pdf))
+        except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            reason = Reason(R_NOT_PDF[0], f"{R_NOT_PDF[1]} ({exc.__class__.__name__})", f"{R_NOT_PDF[2]}: {exc}")
+            return PdfReport("invalid", [reason], [])
+
+    async def _verify(self, pdf: bytes) -> PdfReport:
+        reader = PdfFileReader(BytesIO(pdf), strict=False)
+        sigs = list(reader.embedded_regular_signatures)
+        if not sigs:
+            return PdfReport("invalid", [_reason(R_NO_SIG)], [])
+        kwargs: dict[str, Any] = {
+            "trust_roots": self.trust_roots,
+            "other_certs": self.other_certs,
+            "allow_fetching": False,
+            "revocation_mode": "hard-fail",
+            "retroactive_revinfo": True,
+        }
+        dss = DocumentSecurityStore.read_dss(reader) if "/DSS" in reader.root else None
+        reports = []
+        for index, sig in enumerate(sigs):
+            vc = dss.as_validation_context(kwargs) if dss is not None else ValidationContext(**kwargs)
+            status = await async_validate_pdf_signature(sig, signer_validation_context=vc, ts_validation_context=vc)
+            reports.append(self._report(sig, status, last=index == len(sigs) - 1))
+        overall: list[Reason] = []
+        verdicts = {r.indication for r in reports}
+        verdict: Verdict = (
+            "invalid" if "invalid" in verdicts else "indeterminate" if "indeterminate" in verdicts else "valid"
+        )
+        for r in reports:
+            overall.extend(r.reasons)
+        return PdfReport(verdict, list(dict.fromkeys(overall)), reports)
+
+    def _report(self, sig: EmbeddedPdfSignature, status: PdfSignatureStatus, *, last: bool) -> SignatureReport:
+        cert = status.signing_cert
+        reasons: list[Reason] = []
+        if not status.intact:
+            reasons.append(_reason(R_HASH))
+        elif not status.valid:
+            reasons.append(_reason(R_CRYPTO))
+        if status.revoked:
+            reasons.append(_reason(R_REVOKED))
+        elif not status.trusted:
+            reasons.append(_reason(R_UNTRUSTED))
+        level = status.modification_level
+        allowed = ModificationLevel.LTA_UPDATES if last else ModificationLevel.FORM_FILLING
+        if (level is not None and level > allowed) or (not status.docmdp_ok and level is not None):
+            reasons.append(_reason(R_MODIFIED))
+        if last and status.coverage < SignatureCoverageLevel.ENTIRE_REVISION:
+            reasons.append(_reason(R_NOT_COVERED))
+        ts = status.timestamp_validity
+        if ts is not None and not (ts.intact and ts.valid):
+            reasons.append(_reason(R_TS_BROKEN))
+        elif ts is not None and not ts.trusted:
+            reasons.append(_reason(R_TS_UNTRUSTED))
+        return SignatureReport(
+            field_name=sig.field_name,
+            signer=_name_part(cert, "common_name"),
+            signer_organisation=_name_part(cert, "organization_name"),
+            signing_time=status.signer_reported_dt,
+            timestamp_time=ts.timestamp if ts is not None else None,
+            intact=bool(status.intact),
+            valid=bool(status.valid),
+            trusted=bool(status.trusted),
+            revoked=bool(status.revoked),
+            covers=status.coverage.name if status.coverage is not None else "UNCLEAR",
+            modification_level=level.name if level is not None else None,
+            reasons=list(dict.fromkeys(reasons)),
+        )
