@@ -22,6 +22,13 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000", description="Base of the QR links (the verification host)"
     )
     template_dir: Path | None = Field(default=None, description="Per-province template overrides")
+    dev_pki_url: str = Field(
+        default="http://127.0.0.1:8790", description="Where the development PKI serves OCSP, CRLs and timestamps"
+    )
+    log_origin: str = Field(default="sealtrail.localhost/log", description="The public log's origin line")
+    registered_verify_hosts: list[str] = Field(
+        default_factory=list, description="Hosts allowed in QR links (defaults to public_base_url's host)"
+    )
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -1,0 +1,43 @@
+# SealTrail: one command to install and run the demo, one to install and run the tests.
+# Both install what they need: Debian packages (apt, as root or through sudo) and Python packages (uv, locked).
+
+APT_PACKAGES := softhsm2 opensc xmlsec1 poppler-utils zbar-tools fonts-liberation2 fonts-dejavu-core \
+	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 python3-venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install system-deps python-deps demo serve test lint bench
+
+install: system-deps python-deps
+
+system-deps:
+	@if dpkg-query -W -f='$${Status}\n' $(APT_PACKAGES) 2>/dev/null | grep -qv 'install ok installed' \
+	    || ! dpkg-query -W $(APT_PACKAGES) >/dev/null 2>&1; then \
+	  echo "Installing system packages: $(APT_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+python-deps: $(if $(findstring .tools,$(UV)),.tools/bin/uv)
+	$(UV) sync --frozen
+
+demo: install
+	$(UV) run sealtrail demo --out demo-out
+	$(UV) run sealtrail serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(UV) run pytest
+
+lint: python-deps
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+bench: install
+	$(UV) run python -m bench

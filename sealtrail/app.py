@@ -1,0 +1,61 @@
+"""The web application: public verification pages, the public log, the verification API, health checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse
+
+from ledger.registry import DocumentRecord
+from sealtrail.deployment import Deployment
+from sealtrail.settings import Settings
+from verifier.pdf import MAX_PDF_BYTES
+from verifier.web import make_public_router
+
+UPLOAD_CHUNK = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    deployment = Deployment(settings or Settings())
+    engine = deployment.engine
+    app = FastAPI(
+        title="SealTrail",
+        description="Học bạ số và văn bằng số: cấp, ký, ghi sổ cái và xác thực / Digital transcripts and diplomas",
+        version="0.1.0",
+    )
+    app.state.deployment = deployment
+
+    from sealtrail.ledgerwiring import ledger_for, prove_record
+
+    def ledger_check(record: DocumentRecord) -> bool:
+        return prove_record(deployment, record)
+
+    app.include_router(make_public_router(engine, ledger_check))
+    from ledger.web import make_router as make_log_router
+
+    ledger, vkey = ledger_for(deployment)
+    app.include_router(make_log_router(engine.connect, ledger, vkey))
+
+    @app.get("/healthz", response_class=PlainTextResponse, tags=["operations"])
+    def healthz() -> str:
+        return "ok"
+
+    @app.post("/api/v1/verify", tags=["verification"])
+    async def verify_upload(file: UploadFile) -> dict[str, Any]:
+        """Check an uploaded signed PDF. Nothing in the file is fetched from the network."""
+        data = bytearray()
+        while chunk := await file.read(UPLOAD_CHUNK):
+            data.extend(chunk)
+            if len(data) > MAX_PDF_BYTES:
+                raise HTTPException(413, "Tệp quá lớn (tối đa 50 MB) / The file is too large (50 MB at most)")
+        report = await run_in_threadpool(deployment.pdf_verifier.verify, bytes(data))
+        return report.to_json()
+
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for `uvicorn --factory sealtrail.app:app_factory`."""
+    return create_app(Settings())

@@ -1,0 +1,158 @@
+"""The `sealtrail` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sealtrail.settings import Settings
+
+app = typer.Typer(
+    help="SealTrail: học bạ số và văn bằng số — issue, sign, log and verify Vietnamese school records.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+ledger_app = typer.Typer(help="The public append-only log: checkpoints, proofs, audits.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+def _quiet_libraries() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("pyhanko", "pyhanko_certvalidator", "fontTools", "weasyprint", "werkzeug", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+
+
+def _deployment():  # type: ignore[no-untyped-def]
+    from sealtrail.deployment import Deployment
+
+    _quiet_libraries()
+    return Deployment(Settings())
+
+
+@app.command("dev-pki")
+def dev_pki() -> None:
+    """Create the development PKI (root, issuing CA, teacher, principal, school seal, TSA, OCSP) in the data dir."""
+    dep = _deployment()
+    pki = dep.dev_pki
+    typer.echo(f"Development PKI (DEV ONLY, never for real documents) in {pki.directory}")
+    for label in ("root", "issuing", "homeroom_teacher", "principal", "seal", "tsa", "ocsp"):
+        typer.echo(f"  {label:18} {pki.cert(label).subject.human_friendly}")
+    typer.echo(f"  services           {pki.service_prefix} (OCSP, CRL, timestamps)")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path | None, typer.Option(help="Also write the signed files and trust anchors here")] = None,
+) -> None:
+    """Set up everything on SQLite with a dev PKI and a sample school, and issue sample documents."""
+    from sealtrail.demo import run_demo
+
+    run_demo(_deployment(), out)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Start the web service (public verification pages, public log, API)."""
+    import uvicorn
+
+    from sealtrail.app import create_app
+
+    dep = _deployment()
+    if dep.settings.mode == "development":
+        dep.start_dev_pki_services()
+    application = create_app(dep.settings)
+    typer.echo(f"SealTrail on http://{host}:{port}/  (health: /healthz, log: /log/checkpoint)")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def issue(
+    kind: Annotated[str, typer.Option(help="transcript or diploma")],
+    data: Annotated[Path, typer.Option(help="JSON file with the document's data")],
+    out: Annotated[Path, typer.Option(help="Where to write the signed PDF (the signed XML goes beside it)")],
+) -> None:
+    """Render, sign and log one document from a JSON file."""
+    import schemas
+
+    try:
+        raw = json.loads(data.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        typer.echo(f"Không đọc được tệp dữ liệu / cannot read the data file {data}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if isinstance(raw, dict):
+        raw.setdefault("kind", kind)
+    try:
+        doc = schemas.parse_document(raw)
+    except schemas.SchemaError as exc:
+        typer.echo("Dữ liệu không hợp lệ / the data is not valid:", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(2) from exc
+    if doc.kind != kind:
+        typer.echo(f"The file describes a {doc.kind}, not a {kind}.", err=True)
+        raise typer.Exit(2)
+    from sealtrail.demo import issuer_for
+
+    dep = _deployment()
+    services = dep.start_dev_pki_services() if dep.settings.mode == "development" else None
+    try:
+        issued = issuer_for(dep).issue(doc)
+    finally:
+        if services:
+            services.stop()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(issued.pdf)
+    out.with_suffix(".xml").write_bytes(issued.xml)
+    typer.echo(f"Issued {issued.doc_id}: {out} and {out.with_suffix('.xml')}")
+    typer.echo(f"QR link: {issued.qr_payload.split('#', 1)[0]}")
+
+
+@app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="A signed PDF")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the detailed report as JSON")] = False,
+    trust: Annotated[
+        list[Path] | None, typer.Option(help="PEM file(s) of trusted root certificates (default: this installation's)")
+    ] = None,
+) -> None:
+    """Check a signed PDF offline. Exit status 0 only when it is valid and trusted."""
+    from sealtrail.deployment import load_pem_certs
+    from verifier.pdf import PdfVerifier
+
+    _quiet_libraries()
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        typer.echo(f"Không đọc được tệp / cannot read {file}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from exc
+    if trust:
+        roots = [c for p in trust for c in load_pem_certs(p)]
+        verifier = PdfVerifier(roots)
+    else:
+        verifier = _deployment().pdf_verifier
+    report = verifier.verify(data)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        from verifier.status import VERDICT_TEXT
+
+        vi, en = VERDICT_TEXT[report.verdict]
+        typer.echo(f"{vi} / {en}")
+        for sig in report.signatures:
+            when = sig.timestamp_time or sig.signing_time
+            typer.echo(f"  - {sig.signer} ({sig.field_name}): {sig.indication}, {when.isoformat() if when else '?'}")
+        for reason in report.reasons:
+            typer.echo(f"  ! {reason.vi} / {reason.en}")
+    raise typer.Exit(0 if report.verdict == "valid" else 1)
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,116 @@
+"""`sealtrail demo`: a sample school with issued, signed and logged documents on a fresh checkout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from asn1crypto import pem
+from cryptography.hazmat.primitives import serialization
+from sqlmodel import Session, select
+
+import schemas
+from ledger.registry import DocumentRecord, DocumentStatus
+from sealtrail.deployment import Deployment
+from signer.issue import Issuer
+from signer.pdf import PadesSigner
+from signer.render import Renderer
+from signer.storage import BlobStore
+
+DEMO_SAMPLES = ("class_9a1", "diploma_thpt", "diploma_bachelor")
+
+
+def issuer_for(dep: Deployment) -> Issuer:
+    from sealtrail.ledgerwiring import ledger_for
+
+    pki = dep.dev_pki
+    ledger, _vkey = ledger_for(dep)
+    return Issuer(
+        engine=dep.engine,
+        renderer=Renderer(dep.settings.template_dir),
+        pades=PadesSigner(trust_roots=dep.trust_roots, other_certs=dep.intermediates, timestamp_urls=[pki.tsa_url]),
+        keys=dep.signing_keys,
+        qr_key=dep.qr_private_key,
+        ledger=ledger,
+        blobs=BlobStore(dep.settings.documents_dir),
+        verify_base_url=dep.settings.public_base_url,
+        timestamp_urls=[pki.tsa_url],
+    )
+
+
+def _sample_documents() -> list[schemas.Document]:
+    docs: list[schemas.Document] = []
+    for name in DEMO_SAMPLES:
+        data = schemas.load_sample(name)
+        items = data if isinstance(data, list) else [data]
+        docs.extend(schemas.parse_document(item) for item in items)
+    return docs
+
+
+def _write_trust(dep: Deployment, trust_dir: Path) -> None:
+    from sealtrail.ledgerwiring import ledger_for
+
+    trust_dir.mkdir(parents=True, exist_ok=True)
+    pki = dep.dev_pki
+    (trust_dir / "root.pem").write_bytes(pem.armor("CERTIFICATE", pki.root.dump()))
+    (trust_dir / "issuing-ca.pem").write_bytes(pem.armor("CERTIFICATE", pki.issuing_ca.dump()))
+    public = dep.qr_private_key.public_key()  # type: ignore[attr-defined]
+    (trust_dir / "qr-seal-key.pem").write_bytes(
+        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    _ledger, vkey = ledger_for(dep)
+    (trust_dir / "log.vkey").write_text(vkey + "\n", encoding="utf-8")
+
+
+def run_demo(dep: Deployment, out: Path | None) -> None:
+    from sealtrail.ledgerwiring import ledger_for
+
+    settings = dep.settings
+    typer.echo(f"Data directory: {settings.resolved_data_dir}")
+    with Session(dep.engine) as session:
+        existing = session.exec(select(DocumentRecord).where(DocumentRecord.status == DocumentStatus.ISSUED)).all()
+    if existing:
+        typer.echo(f"{len(existing)} documents were already issued in this data directory; reusing them.")
+    else:
+        services = dep.start_dev_pki_services()
+        try:
+            issuer = issuer_for(dep)
+            for doc in _sample_documents():
+                issued = issuer.issue(doc)
+                typer.echo(f"  issued {issued.doc_id} ({doc.kind}) for {doc.holder.masked_name}")
+        finally:
+            if services:
+                services.stop()
+    ledger, _vkey = ledger_for(dep)
+    with dep.engine.begin() as conn:
+        ledger.checkpoint(conn)
+    with Session(dep.engine) as session:
+        records = session.exec(
+            select(DocumentRecord)
+            .where(DocumentRecord.status == DocumentStatus.ISSUED)
+            .order_by(DocumentRecord.leaf_index)
+        ).all()
+        for record in records:
+            session.expunge(record)
+    base = settings.public_base_url.rstrip("/")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        blobs = BlobStore(settings.documents_dir)
+        index = []
+        with dep.engine.connect() as conn:
+            for record in records:
+                assert record.sha256_pdf and record.sha256_xml and record.leaf_index is not None
+                (out / f"{record.id}.pdf").write_bytes(blobs.get(record.sha256_pdf, "pdf"))
+                (out / f"{record.id}.xml").write_bytes(blobs.get(record.sha256_xml, "xml"))
+                (out / f"{record.id}.tlog-proof").write_bytes(ledger.tlog_proof(conn, record.leaf_index))
+                index.append(
+                    {"id": record.id, "kind": record.kind, "url": f"{base}/v/{record.token}", "leaf": record.leaf_index}
+                )
+        (out / "documents.json").write_text(json.dumps(index, ensure_ascii=False, indent=2), encoding="utf-8")
+        _write_trust(dep, out / "trust")
+        typer.echo(f"Signed PDFs, XMLs, log proofs and trust anchors written to {out.resolve()}")
+    typer.echo("\nOpen these after `sealtrail serve` (the QR codes on the PDFs point here):")
+    for record in records:
+        typer.echo(f"  {record.kind:10} {record.id}  {base}/v/{record.token}")
+    typer.echo(f"  public log checkpoint: {base}/log/checkpoint")

@@ -1,0 +1,89 @@
+"""Builds SealTrail's working parts (database, keys, signers, ledger, verifier) from Settings, once."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlparse
+
+from asn1crypto import pem, x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import Engine
+
+from hsm_adapters.base import KeyBackend, KeyBackendError
+from hsm_adapters.soft import SoftKeyBackend
+from sealtrail.db import make_engine, migrate
+from sealtrail.devpki import SIGNER_ROLES, DevPki, PkiServices, create_dev_pki, port_is_open
+from sealtrail.settings import Settings
+from verifier.pdf import PdfVerifier
+
+
+class DeploymentError(Exception):
+    """The installation is not set up the way this command needs; the message says what to do."""
+
+
+def load_pem_certs(path: Path) -> list[x509.Certificate]:
+    data = path.read_bytes()
+    if pem.detect(data):
+        return [x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
+    return [x509.Certificate.load(data)]
+
+
+class Deployment:
+    """One SealTrail installation: its data directory, database and keys."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        url = self.settings.effective_database_url
+        migrate(url)
+        return make_engine(url)
+
+    @property
+    def dev_pki(self) -> DevPki:
+        if self.settings.mode == "production":
+            raise DeploymentError("The development PKI is not available in production mode.")
+        return create_dev_pki(self.settings.pki_dir, self.settings.dev_pki_url)
+
+    def start_dev_pki_services(self) -> PkiServices | None:
+        """Serve the dev PKI's OCSP/CRL/TSA unless something already listens on its port."""
+        url = urlparse(self.settings.dev_pki_url)
+        host, port = url.hostname or "127.0.0.1", url.port or 80
+        if port_is_open(host, port):
+            return None
+        return PkiServices(self.dev_pki, host=host, port=port).start()
+
+    @cached_property
+    def trust_roots(self) -> list[x509.Certificate]:
+        return [self.dev_pki.root]
+
+    @cached_property
+    def intermediates(self) -> list[x509.Certificate]:
+        return [self.dev_pki.issuing_ca]
+
+    @cached_property
+    def signing_keys(self) -> dict[str, KeyBackend]:
+        if self.settings.mode == "production":
+            raise KeyBackendError("Production signing keys are not configured (configure the pkcs11 key backend).")
+        pki = self.dev_pki
+        return {role: SoftKeyBackend.from_pkcs12(pki.p12_path(role), mode=self.settings.mode) for role in SIGNER_ROLES}
+
+    @cached_property
+    def qr_private_key(self) -> object:
+        return serialization.load_pem_private_key(
+            (self.settings.pki_dir / "keys" / "qrseal.key.pem").read_bytes(), None
+        )
+
+    @cached_property
+    def log_private_key(self) -> object:
+        return serialization.load_pem_private_key((self.settings.pki_dir / "keys" / "log.key.pem").read_bytes(), None)
+
+    @cached_property
+    def pdf_verifier(self) -> PdfVerifier:
+        return PdfVerifier(self.trust_roots, self.intermediates)
+
+    @property
+    def verify_hosts(self) -> list[str]:
+        return self.settings.registered_verify_hosts or [urlparse(self.settings.public_base_url).netloc]

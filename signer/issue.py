@@ -1,0 +1,173 @@
+"""Issuing a document: render → sign (PDF and XML, in the law's order) → store → log, all or nothing.
+
+A document row is written as *pending* before any signature, and becomes *issued* in the same database
+transaction that appends its ledger entry, so the registry and the log can never disagree. A crash in
+between leaves a pending row that can be issued again; no half-signed file is ever published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+import schemas
+from hsm_adapters.base import KeyBackend
+from ledger.entry import Entry
+from ledger.registry import DocumentRecord, DocumentStatus
+from ledger.store import Ledger
+from schemas.xml import to_xml
+from signer.pdf import PadesSigner, SignatureRequest, signing_time_text
+from signer.render import Renderer
+from signer.storage import BlobStore
+from signer.xades import sign_xml
+from verifier.qrseal import SealClaims, make_seal, new_token, qr_payload
+
+ROLE_ORDER = ("homeroom_teacher", "principal", "seal")
+ROLE_TITLES = {
+    "homeroom_teacher": "Giáo viên chủ nhiệm",
+    "principal": "Hiệu trưởng",
+    "seal": "Con dấu của đơn vị",
+}
+ID_PREFIX = {"transcript": "HB", "diploma": "VB", "copy": "BS"}
+
+
+@dataclass(frozen=True)
+class IssuedDocument:
+    doc_id: str
+    token: str
+    qr_payload: str
+    pdf: bytes
+    xml: bytes
+    leaf_index: int
+    record: DocumentRecord
+
+
+def _holder(doc: schemas.Document) -> schemas.Person:
+    return doc.holder
+
+
+def _school(doc: schemas.Document) -> schemas.School:
+    return doc.school if isinstance(doc, schemas.Transcript) else doc.issuer
+
+
+def _cert_sha256(backend: KeyBackend) -> str:
+    return hashlib.sha256(backend.certificate.dump()).hexdigest()
+
+
+@dataclass
+class Issuer:
+    """Everything needed to issue documents for one deployment; built once, used for many documents."""
+
+    engine: Engine
+    renderer: Renderer
+    pades: PadesSigner
+    keys: Mapping[str, KeyBackend]
+    qr_key: object
+    ledger: Ledger
+    blobs: BlobStore
+    verify_base_url: str
+    timestamp_urls: Sequence[str] = ()
+
+    def issue(self, doc: schemas.Document) -> IssuedDocument:
+        doc_id = f"{ID_PREFIX[doc.kind]}-{doc.issue_date.year}-{secrets.token_hex(6).upper()}"
+        token = new_token()
+        xml = to_xml(doc)
+        holder, school = _holder(doc), _school(doc)
+        claims = SealClaims(
+            doc_id=doc_id,
+            kind=doc.kind,
+            holder_name=holder.full_name,
+            birth_date=holder.birth_date,
+            issue_date=doc.issue_date,
+            issuer=f"{school.code} {school.name}",
+            xml_sha256=hashlib.sha256(xml).digest(),
+        )
+        payload = qr_payload(self.verify_base_url, token, make_seal(claims, self.qr_key))  # type: ignore[arg-type]
+        rendered = self.renderer.render(doc, doc_id=doc_id, qr_payload=payload, xml=xml)
+
+        record = DocumentRecord(
+            id=doc_id,
+            token=token,
+            kind=doc.kind,
+            school_code=school.code,
+            school_name=school.name,
+            holder_masked=holder.masked_name,
+            issue_date=doc.issue_date,
+            status=DocumentStatus.PENDING.value,
+        )
+        with Session(self.engine) as session:
+            session.add(record)
+            session.commit()
+
+        slots = sorted(
+            (s for s in rendered.slots if s.role in self.keys),
+            key=lambda s: ROLE_ORDER.index(s.role) if s.role in ROLE_ORDER else len(ROLE_ORDER),
+        )
+        pdf, signed_xml = rendered.pdf, xml
+        signers: list[dict[str, str]] = []
+        for i, slot in enumerate(slots):
+            backend = self.keys[slot.role]
+            name = str(backend.certificate.subject.native.get("common_name", slot.role))
+            pdf = self.pades.sign(
+                pdf,
+                backend,
+                SignatureRequest(
+                    field_name=slot.field_name,
+                    signer_name=name,
+                    reason=f"{ROLE_TITLES.get(slot.role, slot.role)} ký xác nhận",
+                    location=school.province,
+                    lock_document=i == len(slots) - 1,
+                ),
+            )
+            signed_xml = sign_xml(
+                signed_xml,
+                backend,
+                signature_id=f"sig-{slot.role}",
+                role=slot.role,
+                timestamp_urls=self.timestamp_urls,
+            )
+            signers.append(
+                {
+                    "role": slot.role,
+                    "title": ROLE_TITLES.get(slot.role, slot.role),
+                    "time": signing_time_text(datetime.now(UTC)),
+                    "cert_sha256": _cert_sha256(backend),
+                }
+            )
+
+        sha_pdf = self.blobs.put(pdf, "pdf")
+        sha_xml = self.blobs.put(signed_xml, "xml")
+        now = datetime.now(UTC)
+        entry = Entry(
+            type="issue",
+            doc_id=doc_id,
+            pdf_sha256=sha_pdf,
+            xml_sha256=sha_xml,
+            signer_cert_sha256=signers[-1]["cert_sha256"] if signers else "",
+            time=now,
+        )
+        with self.engine.begin() as conn:
+            (leaf_index,) = self.ledger.append(conn, [entry])
+            conn.execute(
+                DocumentRecord.__table__.update()  # type: ignore[attr-defined]
+                .where(DocumentRecord.__table__.c.id == doc_id)  # type: ignore[attr-defined]
+                .values(
+                    status=DocumentStatus.ISSUED.value,
+                    sha256_pdf=sha_pdf,
+                    sha256_xml=sha_xml,
+                    leaf_index=leaf_index,
+                    signers=[{k: v for k, v in s.items() if k != "cert_sha256"} for s in signers],
+                    issued_at=now,
+                )
+            )
+        with Session(self.engine) as session:
+            stored = session.get(DocumentRecord, doc_id)
+            assert stored is not None
+            session.expunge(stored)
+        return IssuedDocument(doc_id, token, payload, pdf, signed_xml, leaf_index, stored)

@@ -1,0 +1,64 @@
+"""The public verification pages: what a QR code on a transcript or diploma opens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from ledger.registry import DocumentRecord
+from verifier.status import KINDS, VERDICT_TEXT, document_standing
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html", "j2"]),
+)
+LedgerCheck = Callable[[DocumentRecord], bool]
+
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def make_public_router(engine: Engine, ledger_check: LedgerCheck) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/v/{token}", response_class=HTMLResponse, include_in_schema=False)
+    def document_page(token: str, request: Request) -> HTMLResponse:
+        with Session(engine) as session:
+            record = (
+                session.exec(select(DocumentRecord).where(DocumentRecord.token == token)).first()
+                if (len(token) <= 64)
+                else None
+            )
+            if record is None:
+                html = TEMPLATES.get_template("not_found.html.j2").render()
+                return HTMLResponse(html, status_code=404, headers=_SECURITY_HEADERS)
+            try:
+                proven: bool | None = ledger_check(record) if record.leaf_index is not None else None
+            except Exception:
+                proven = None
+            standing = document_standing(record, proven)
+            kind_vi, kind_en = KINDS.get(record.kind, (record.kind, record.kind))
+            verdict_vi, verdict_en = VERDICT_TEXT[standing.verdict]
+            html = TEMPLATES.get_template("document.html.j2").render(
+                doc=record,
+                verdict=standing.verdict,
+                verdict_vi=verdict_vi,
+                verdict_en=verdict_en,
+                reasons=standing.reasons,
+                kind_vi=kind_vi,
+                kind_en=kind_en,
+                ledger_ok=bool(proven),
+            )
+        return HTMLResponse(html, headers=_SECURITY_HEADERS)
+
+    return router
