@@ -21,7 +21,7 @@ from certomancer.integrations.animator import Animator, AnimatorArchStore
 from certomancer.registry import CertomancerConfig, PKIArchitecture
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 ARCH = "sealtrail-dev"
 SIGNER_ROLES = ("homeroom_teacher", "principal", "seal")
@@ -235,11 +235,18 @@ def create_dev_pki(directory: Path, base_url: str, *, now: datetime | None = Non
     return pki
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: object, **kwargs: object) -> None:
+        """Requests are routine; errors still reach the log."""
+
+
 class PkiServices:
     """The dev PKI's OCSP responder, CRLs and timestamp authority, served over HTTP on loopback in a thread."""
 
     def __init__(self, pki: DevPki, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server: BaseWSGIServer = make_server(host, port, pki.animator(), threaded=True)
+        self._server: BaseWSGIServer = make_server(
+            host, port, pki.animator(), threaded=True, request_handler=_QuietHandler
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, name="dev-pki", daemon=True)
 
     @property

@@ -8,6 +8,7 @@ token gone, container too small) leaves nothing half-written.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,6 +90,14 @@ class SignatureRequest:
     lock_document: bool = False
 
 
+def _needed_space(message: str) -> int | None:
+    """The size pyHanko says a signature container needed, when it did not fit the space reserved for it."""
+    match = re.search(r"contents required (\d+) bytes", message)
+    if match:
+        return int(match.group(1))
+    return 2 * _FIRST_RESERVATION if "not enough space" in message.lower() else None
+
+
 def _stamp_style() -> TextStampStyle:
     return TextStampStyle(
         stamp_text="Ký bởi: %(signer)s\nThời gian ký: %(ts)s",
@@ -126,11 +135,13 @@ class PadesSigner:
         timestamp_urls: Sequence[str],
         other_certs: Sequence[x509.Certificate] = (),
         long_term: bool = True,
+        initial_reservation: int = _FIRST_RESERVATION,
     ) -> None:
         self.trust_roots = list(trust_roots)
         self.other_certs = list(other_certs)
         self.timestamper = FailoverTimeStamper(timestamp_urls) if timestamp_urls else None
         self.long_term = long_term
+        self.initial_reservation = initial_reservation
         self._stamp_style = _stamp_style()
 
     def _validation_context(self) -> ValidationContext:
@@ -143,13 +154,14 @@ class PadesSigner:
 
     def sign(self, pdf: bytes, backend: KeyBackend, request: SignatureRequest) -> bytes:
         """Return a new PDF with one more signature; raise SigningError and return nothing on failure."""
-        reserved = _FIRST_RESERVATION
+        reserved = self.initial_reservation
         while True:
             try:
                 return self._sign_once(pdf, backend, request, reserved)
             except PyHankoSigningError as exc:
-                if "not enough space" in str(exc).lower() and reserved < _MAX_RESERVATION:
-                    reserved *= 2
+                needed = _needed_space(str(exc))
+                if needed is not None and reserved < _MAX_RESERVATION:
+                    reserved = min(_MAX_RESERVATION, max(reserved * 2, needed + needed // 4))
                     continue
                 raise SigningError(f"Could not sign the document in field {request.field_name}: {exc}") from exc
 

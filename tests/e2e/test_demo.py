@@ -1,0 +1,123 @@
+"""The whole way, as a new user sees it: `sealtrail demo --out`, outside tools on its files, the QR's page."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.slow
+SEALTRAIL = [sys.executable, "-m", "sealtrail"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    root = tmp_path_factory.mktemp("demo")
+    web_port, pki_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "SEALTRAIL_DATA_DIR": str(root / "var"),
+        "SEALTRAIL_DEV_PKI_URL": f"http://127.0.0.1:{pki_port}",
+        "SEALTRAIL_PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
+    }
+    out = root / "out"
+    result = subprocess.run(
+        [*SEALTRAIL, "demo", "--out", str(out)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    server = subprocess.Popen(
+        [*SEALTRAIL, "serve", "--port", str(web_port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        base = f"http://127.0.0.1:{web_port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                output = server.stdout.read().decode() if server.stdout and server.poll() is not None else ""
+                pytest.fail(f"sealtrail serve did not come up: {output}")
+            time.sleep(0.3)
+        yield {"out": out, "env": env, "base": base, "stdout": result.stdout}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _documents(demo: dict[str, object]) -> list[dict[str, object]]:
+    return json.loads((Path(str(demo["out"])) / "documents.json").read_text(encoding="utf-8"))
+
+
+def test_demo_issues_transcripts_and_diplomas(demo: dict[str, object]) -> None:
+    kinds = {d["kind"] for d in _documents(demo)}
+    assert {"transcript", "diploma"} <= kinds
+    out = Path(str(demo["out"]))
+    assert (out / "trust" / "root.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_pdfsig_finds_every_signature_valid(demo: dict[str, object]) -> None:
+    for doc in _documents(demo):
+        pdf = Path(str(demo["out"])) / f"{doc['id']}.pdf"
+        result = subprocess.run(["pdfsig", str(pdf)], capture_output=True, text=True, timeout=60)
+        text = result.stdout
+        count = text.count("Signature #")
+        assert count >= 2, text
+        assert text.count("Signature Validation: Signature is Valid.") == count, text
+
+
+def test_qr_decoded_from_rendered_page_opens_a_valid_verdict(demo: dict[str, object], tmp_path: Path) -> None:
+    doc = next(d for d in _documents(demo) if d["kind"] == "diploma")
+    pdf = Path(str(demo["out"])) / f"{doc['id']}.pdf"
+    subprocess.run(["pdftoppm", "-r", "150", "-png", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "p")], check=True)
+    (png,) = tmp_path.glob("p*.png")
+    decoded = subprocess.run(["zbarimg", "--raw", "-q", str(png)], capture_output=True, text=True, check=True)
+    payload = decoded.stdout.strip()
+    url = payload.split("#", 1)[0]
+    assert url == doc["url"]
+    page = httpx.get(url, timeout=10)
+    assert page.status_code == 200
+    assert "HỢP LỆ" in page.text and "Valid" in page.text
+    assert str(doc["id"]) in page.text
+
+
+def test_unknown_token_is_404(demo: dict[str, object]) -> None:
+    response = httpx.get(f"{demo['base']}/v/AAAAAAAAAAAAAAAAAAAAAA", timeout=10)
+    assert response.status_code == 404
+    assert "Không tìm thấy" in response.text
+
+
+def test_verify_accepts_the_file_and_rejects_one_flipped_byte(demo: dict[str, object], tmp_path: Path) -> None:
+    doc = _documents(demo)[0]
+    pdf = Path(str(demo["out"])) / f"{doc['id']}.pdf"
+    trust = Path(str(demo["out"])) / "trust" / "root.pem"
+    good = subprocess.run([*SEALTRAIL, "verify", str(pdf), "--trust", str(trust)], capture_output=True, text=True)
+    assert good.returncode == 0, good.stdout + good.stderr
+    data = bytearray(pdf.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    bad = tmp_path / "tampered.pdf"
+    bad.write_bytes(bytes(data))
+    result = subprocess.run(
+        [*SEALTRAIL, "verify", str(bad), "--trust", str(trust), "--json"], capture_output=True, text=True
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert json.loads(result.stdout)["verdict"] == "invalid"
+
+
+def test_public_log_serves_a_signed_checkpoint(demo: dict[str, object]) -> None:
+    response = httpx.get(f"{demo['base']}/log/checkpoint", timeout=10)
+    assert response.status_code == 200
+    lines = response.text.split("\n")
+    assert int(lines[1]) == len(_documents(demo))
+    assert "\n\n— " in response.text
