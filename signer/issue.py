@@ -85,7 +85,7 @@ class Issuer:
             holder_name=holder.full_name,
             birth_date=holder.birth_date,
             issue_date=doc.issue_date,
-            issuer=f"{school.code} {school.name}",
+            issuer=school.code,
             xml_sha256=hashlib.sha256(xml).digest(),
         )
         payload = qr_payload(self.verify_base_url, token, make_seal(claims, self.qr_key))  # type: ignore[arg-type]
