@@ -27,7 +27,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.deployment = deployment
 
-    from sealtrail.ledgerwiring import ledger_for, prove_record
+    from sealtrail.ledgerwiring import check_not_forked, ledger_for, prove_record
+
+    check_not_forked(deployment)
 
     def ledger_check(record: DocumentRecord) -> bool:
         return prove_record(deployment, record)

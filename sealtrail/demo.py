@@ -64,7 +64,9 @@ def _write_trust(dep: Deployment, trust_dir: Path) -> None:
 
 
 def run_demo(dep: Deployment, out: Path | None) -> None:
-    from sealtrail.ledgerwiring import ledger_for
+    from sealtrail.ledgerwiring import check_not_forked, ledger_for, publish_checkpoint
+
+    check_not_forked(dep)
 
     settings = dep.settings
     typer.echo(f"Data directory: {settings.resolved_data_dir}")
@@ -83,8 +85,7 @@ def run_demo(dep: Deployment, out: Path | None) -> None:
             if services:
                 services.stop()
     ledger, _vkey = ledger_for(dep)
-    with dep.engine.begin() as conn:
-        ledger.checkpoint(conn)
+    publish_checkpoint(dep)
     with Session(dep.engine) as session:
         records = session.exec(
             select(DocumentRecord)

@@ -44,11 +44,16 @@ def _pg_reachable() -> bool:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh, uniquely named PostgreSQL database, dropped at the end of the session."""
+def pg_available() -> bool:
+    return _pg_reachable()
+
+
+@pytest.fixture
+def pg_url(pg_available: bool) -> Iterator[str]:
+    """A fresh, uniquely named PostgreSQL database for one test, dropped afterwards."""
     import sqlalchemy
 
-    if not _pg_reachable():
+    if not pg_available:
         pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}; the PostgreSQL half of this test is skipped")
     name = f"sealtrail_test_{secrets.token_hex(4)}"
     admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -60,6 +65,7 @@ def pg_url() -> Iterator[str]:
     finally:
         from sealtrail.db import make_engine
 
+        make_engine(url).dispose()
         make_engine.cache_clear()
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

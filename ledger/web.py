@@ -1,0 +1,49 @@
+"""The public read API of the log: checkpoint, tiles, entry bundles and the verifier key (C2SP tlog-tiles)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from fastapi import APIRouter, HTTPException, Response
+from sqlalchemy import Connection
+
+from ledger.store import Ledger, LedgerError
+from ledger.tile import TILE_WIDTH, parse_tile_path
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def make_router(get_conn: Callable[[], AbstractContextManager[Connection]], ledger: Ledger, vkey: str) -> APIRouter:
+    router = APIRouter(prefix="/log", tags=["public log"])
+
+    @router.get("/checkpoint")
+    def checkpoint() -> Response:
+        with get_conn() as conn:
+            note = ledger.latest_checkpoint(conn)
+        if note is None:
+            raise HTTPException(404, "The log has no signed checkpoint yet")
+        return Response(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "max-age=5"})
+
+    @router.get("/key")
+    def key() -> Response:
+        return Response(vkey + "\n", media_type="text/plain; charset=utf-8", headers={"Cache-Control": "max-age=3600"})
+
+    @router.get("/tile/{path:path}")
+    def tile(path: str) -> Response:
+        try:
+            level, n, width = parse_tile_path("tile/" + path)
+        except ValueError:
+            raise HTTPException(404, "No such tile") from None
+        try:
+            with get_conn() as conn:
+                if level == "entries":
+                    data = ledger.read_entry_bundle(conn, n, width)
+                else:
+                    data = ledger.read_tile(conn, int(level), n, width)
+        except LedgerError:
+            raise HTTPException(404, "No such tile") from None
+        cache = IMMUTABLE if width == TILE_WIDTH else "public, max-age=60"
+        return Response(data, media_type="application/octet-stream", headers={"Cache-Control": cache})
+
+    return router
