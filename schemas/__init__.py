@@ -7,6 +7,7 @@ imports none of SealTrail's other packages.
 from schemas.common import Person, SchemaError, School, Signatory, ValidationProblem
 from schemas.copy import CertifiedCopy
 from schemas.diploma import Diploma
+from schemas.parse import load_sample, parse_document
 from schemas.transcript import Transcript
 
 Document = Transcript | Diploma | CertifiedCopy
@@ -21,4 +22,6 @@ __all__ = [
     "Signatory",
     "Transcript",
     "ValidationProblem",
+    "load_sample",
+    "parse_document",
 ]
