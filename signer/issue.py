@@ -1,5 +1,8 @@
 """Issuing a document: render → sign (PDF and XML, in the law's order) → store → log, all or nothing.
 
+The XML stored beside the PDF is the canonical data that is also embedded in (and so covered by) the signed
+PDF; standalone XAdES signatures on it are the signing issue's work.
+
 A document row is written as *pending* before any signature, and becomes *issued* in the same database
 transaction that appends its ledger entry, so the registry and the log can never disagree. A crash in
 between leaves a pending row that can be issued again; no half-signed file is ever published.
@@ -25,7 +28,6 @@ from schemas.xml import to_xml
 from signer.pdf import PadesSigner, SignatureRequest, signing_time_text
 from signer.render import Renderer
 from signer.storage import BlobStore
-from signer.xades import sign_xml
 from verifier.qrseal import SealClaims, make_seal, new_token, qr_payload
 
 ROLE_ORDER = ("homeroom_teacher", "principal", "seal")
@@ -109,7 +111,7 @@ class Issuer:
             (s for s in rendered.slots if s.role in self.keys),
             key=lambda s: ROLE_ORDER.index(s.role) if s.role in ROLE_ORDER else len(ROLE_ORDER),
         )
-        pdf, signed_xml = rendered.pdf, xml
+        pdf = rendered.pdf
         signers: list[dict[str, str]] = []
         for i, slot in enumerate(slots):
             backend = self.keys[slot.role]
@@ -125,13 +127,6 @@ class Issuer:
                     lock_document=i == len(slots) - 1,
                 ),
             )
-            signed_xml = sign_xml(
-                signed_xml,
-                backend,
-                signature_id=f"sig-{slot.role}",
-                role=slot.role,
-                timestamp_urls=self.timestamp_urls,
-            )
             signers.append(
                 {
                     "role": slot.role,
@@ -142,7 +137,7 @@ class Issuer:
             )
 
         sha_pdf = self.blobs.put(pdf, "pdf")
-        sha_xml = self.blobs.put(signed_xml, "xml")
+        sha_xml = self.blobs.put(xml, "xml")
         now = datetime.now(UTC)
         entry = Entry(
             type="issue",
@@ -170,4 +165,4 @@ class Issuer:
             stored = session.get(DocumentRecord, doc_id)
             assert stored is not None
             session.expunge(stored)
-        return IssuedDocument(doc_id, token, payload, pdf, signed_xml, leaf_index, stored)
+        return IssuedDocument(doc_id, token, payload, pdf, xml, leaf_index, stored)

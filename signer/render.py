@@ -1,0 +1,136 @@
+"""Rendering documents: Jinja2 templates + WeasyPrint → PDF/A-3b with the canonical XML attached (AFRelationship
+/Data), a QR code on every page, and empty signature fields where each signer's appearance goes.
+
+Templates are looked up first in the configured template directory (a province overrides a file by giving one
+of the same name), then in the packaged ones. Nothing is fetched while rendering: only data: URLs load.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import qrcode
+import qrcode.image.svg
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign.fields import SigFieldSpec, append_signature_field
+from weasyprint import CSS, HTML, Attachment
+from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import URLFetcher
+
+import schemas
+
+PACKAGED = Path(__file__).parent / "templates"
+PX_TO_PT = 0.75
+TEMPLATES = {"transcript": "transcript.html.j2", "diploma": "diploma.html.j2", "copy": "copy.html.j2"}
+XML_NAMES = {"transcript": "hocba.xml", "diploma": "vanbang.xml", "copy": "bansao.xml"}
+ROLE_TITLES = {"homeroom_teacher": "GIÁO VIÊN CHỦ NHIỆM", "principal": "HIỆU TRƯỞNG", "seal": "XÁC NHẬN CỦA NHÀ TRƯỜNG"}
+
+
+@dataclass(frozen=True)
+class SignatureSlot:
+    role: str
+    field_name: str
+    page: int
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class RenderedDocument:
+    pdf: bytes
+    slots: tuple[SignatureSlot, ...]
+    page_count: int
+
+
+def date_line(place: str, day: date) -> str:
+    """'Hà Nội, ngày 05 tháng 09 năm 2025' (Decree 30/2020: leading zero for days 1–9 and months 1–2)."""
+    month = f"{day.month:02d}" if day.month <= 2 else str(day.month)
+    return f"{place}, ngày {day.day:02d} tháng {month} năm {day.year}"
+
+
+NO_FETCHING = URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
+
+
+def qr_svg_data_uri(payload: str) -> str:
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0, box_size=10)
+    qr.add_data(payload)
+    qr.make(fit=True)
+    buf = io.BytesIO()
+    qr.make_image(image_factory=qrcode.image.svg.SvgPathFillImage).save(buf)
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _gender(value: int) -> str:
+    return {1: "Nam", 2: "Nữ"}.get(int(value), "")
+
+
+def _num(value: object) -> str:
+    return "" if value is None else str(value).replace(".", ",")
+
+
+class Renderer:
+    """Built once (fonts, stylesheet and templates loaded once), then renders many documents."""
+
+    def __init__(self, template_dir: Path | None = None) -> None:
+        loaders = [FileSystemLoader(str(template_dir))] if template_dir else []
+        self.env = Environment(
+            loader=ChoiceLoader([*loaders, FileSystemLoader(str(PACKAGED))]),
+            autoescape=select_autoescape(["html", "j2"]),
+            undefined=StrictUndefined,
+        )
+        self.env.filters.update(gender=_gender, num=_num, d=lambda v: v.strftime("%d/%m/%Y") if v else "")
+        self.env.globals.update(date_line=date_line, ROLE_TITLES=ROLE_TITLES)
+        self.font_config = FontConfiguration()
+        css_source = self.env.loader.get_source(self.env, "document.css")[0]  # type: ignore[union-attr]
+        self.stylesheet = CSS(string=css_source, font_config=self.font_config)
+
+    def render(self, doc: schemas.Document, *, doc_id: str, qr_payload: str, xml: bytes) -> RenderedDocument:
+        html = self.env.get_template(TEMPLATES[doc.kind]).render(
+            doc=doc, doc_id=doc_id, qr=qr_svg_data_uri(qr_payload), slots=self._slot_roles(doc)
+        )
+        document = HTML(string=html, url_fetcher=NO_FETCHING).render(
+            stylesheets=[self.stylesheet], font_config=self.font_config
+        )
+        slots = self._find_slots(document)
+        attachment = Attachment(
+            string=xml.decode("utf-8"),
+            name=XML_NAMES[doc.kind],
+            relationship="Data",
+            description="Dữ liệu có cấu trúc của văn bản (XML)",
+        )
+        pdf = document.write_pdf(pdf_variant="pdf/a-3b", attachments=[attachment], uncompressed_pdf=False)
+        return RenderedDocument(self._add_fields(pdf, slots), slots, len(document.pages))
+
+    @staticmethod
+    def _slot_roles(doc: schemas.Document) -> list[str]:
+        if isinstance(doc, schemas.Transcript):
+            return ["homeroom_teacher", "principal", "seal"]
+        if isinstance(doc, schemas.Diploma):
+            return ["principal", "seal"]
+        return ["seal"]
+
+    @staticmethod
+    def _find_slots(document: Any) -> tuple[SignatureSlot, ...]:
+        slots = []
+        for page_no, page in enumerate(document.pages):
+            for anchor, (x1, y1, x2, y2) in page.anchors.items():
+                if not anchor.startswith("slot-"):
+                    continue
+                role = anchor.removeprefix("slot-")
+                box = (x1 * PX_TO_PT, (page.height - y2) * PX_TO_PT, x2 * PX_TO_PT, (page.height - y1) * PX_TO_PT)
+                slots.append(SignatureSlot(role, f"sig_{role}", page_no, tuple(round(v, 2) for v in box)))  # type: ignore[arg-type]
+        return tuple(slots)
+
+    @staticmethod
+    def _add_fields(pdf: bytes, slots: tuple[SignatureSlot, ...]) -> bytes:
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+        for slot in slots:
+            append_signature_field(writer, SigFieldSpec(slot.field_name, on_page=slot.page, box=slot.box))
+        out = io.BytesIO()
+        writer.write(out)
+        return out.getvalue()
