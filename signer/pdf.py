@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,22 +19,20 @@ from zoneinfo import ZoneInfo
 
 from asn1crypto import tsp, x509
 from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfReadError
-from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
-from pyhanko.stamp import TextStampStyle
+from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hsm_adapters.base import KeyBackend, KeyBackendError
+from signer.render import AppearanceRenderer
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-STAMP_FONT = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf")
 _FIRST_RESERVATION = 16 * 1024
 _MAX_RESERVATION = 256 * 1024
 
@@ -98,21 +97,28 @@ def _needed_space(message: str) -> int | None:
     return 2 * _FIRST_RESERVATION if "not enough space" in message.lower() else None
 
 
-def _stamp_style() -> TextStampStyle:
-    return TextStampStyle(
-        stamp_text="Ký bởi: %(signer)s\nThời gian ký: %(ts)s",
-        timestamp_format="%Y-%m-%dT%H:%M:%S+07:00",
-        text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(str(STAMP_FONT), font_size=9)),
-        border_width=0,
-        background=None,
-    )
+def _field_box(writer: IncrementalPdfFileWriter, field_name: str) -> tuple[float, float] | None:
+    """Width and height of an existing empty signature field's widget, if it is visible."""
+    for name, _value, ref in fields.enumerate_sig_fields(writer, filled_status=False):
+        if name == field_name:
+            rect = [float(v) for v in ref.get_object().get("/Rect", [0, 0, 0, 0])]
+            w, h = abs(rect[2] - rect[0]), abs(rect[3] - rect[1])
+            return (w, h) if w > 1 and h > 1 else None
+    return None
 
 
 def _lock_field(writer: IncrementalPdfFileWriter, field_name: str) -> bool:
-    """Give an existing empty signature field a lock: after this signature, no further changes are allowed."""
+    """Make sure an existing empty field locks the document when signed; False when there is no such field.
+
+    A field that already has a lock is left alone. Adding one after other signatures would itself count as a
+    suspicious change to those signatures, so a lock is only added to a document nobody has signed yet.
+    """
+    signed = any(True for _ in fields.enumerate_sig_fields(writer, filled_status=True))
     for name, _value, ref in fields.enumerate_sig_fields(writer, filled_status=False):
         if name == field_name:
             field = ref.get_object()
+            if "/Lock" in field or signed:
+                return True
             field["/Lock"] = generic.DictionaryObject(
                 {
                     generic.NameObject("/Type"): generic.NameObject("/SigFieldLock"),
@@ -142,7 +148,7 @@ class PadesSigner:
         self.timestamper = FailoverTimeStamper(timestamp_urls) if timestamp_urls else None
         self.long_term = long_term
         self.initial_reservation = initial_reservation
-        self._stamp_style = _stamp_style()
+        self._appearances = AppearanceRenderer()
 
     def _validation_context(self) -> ValidationContext:
         return ValidationContext(
@@ -188,13 +194,28 @@ class PadesSigner:
             validation_context=self._validation_context() if self.long_term else None,
             docmdp_permissions=fields.MDPPerm.NO_CHANGES if request.lock_document else fields.MDPPerm.FILL_FORMS,
         )
-        pdf_signer = signers.PdfSigner(
-            meta,
-            signer=BackendSigner(backend),
-            timestamper=self.timestamper,
-            stamp_style=self._stamp_style,
-            new_field_spec=new_field,
-        )
+        with tempfile.TemporaryDirectory(prefix="sealtrail-stamp-") as tmp:
+            stamp = self._stamp(writer, request, Path(tmp))
+            pdf_signer = signers.PdfSigner(
+                meta,
+                signer=BackendSigner(backend),
+                timestamper=self.timestamper,
+                stamp_style=stamp,
+                new_field_spec=new_field,
+            )
+            return self._run(pdf_signer, writer, reserved)
+
+    def _stamp(self, writer: IncrementalPdfFileWriter, request: SignatureRequest, tmp: Path) -> StaticStampStyle | None:
+        size = _field_box(writer, request.field_name)
+        if size is None:
+            return None
+        when = signing_time_text(datetime.now(VN_TZ))
+        path = tmp / "appearance.pdf"
+        path.write_bytes(self._appearances.render(request.signer_name, when, *size))
+        return StaticStampStyle.from_pdf_file(str(path), border_width=0)
+
+    @staticmethod
+    def _run(pdf_signer: signers.PdfSigner, writer: IncrementalPdfFileWriter, reserved: int) -> bytes:
         out = BytesIO()
         try:
             pdf_signer.sign_pdf(writer, output=out, bytes_reserved=reserved)

@@ -18,7 +18,7 @@ import qrcode
 import qrcode.image.svg
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign.fields import SigFieldSpec, append_signature_field
+from pyhanko.sign.fields import FieldMDPAction, FieldMDPSpec, MDPPerm, SigFieldSpec, append_signature_field
 from weasyprint import CSS, HTML, Attachment
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher
@@ -29,6 +29,7 @@ PACKAGED = Path(__file__).parent / "templates"
 PX_TO_PT = 0.75
 TEMPLATES = {"transcript": "transcript.html.j2", "diploma": "diploma.html.j2", "copy": "copy.html.j2"}
 XML_NAMES = {"transcript": "hocba.xml", "diploma": "vanbang.xml", "copy": "bansao.xml"}
+LOCKING_ROLE = "seal"  # the institution's seal signs last; its field carries the lock from the start
 ROLE_TITLES = {"homeroom_teacher": "GIÁO VIÊN CHỦ NHIỆM", "principal": "HIỆU TRƯỞNG", "seal": "XÁC NHẬN CỦA NHÀ TRƯỜNG"}
 
 
@@ -130,7 +131,37 @@ class Renderer:
     def _add_fields(pdf: bytes, slots: tuple[SignatureSlot, ...]) -> bytes:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
         for slot in slots:
-            append_signature_field(writer, SigFieldSpec(slot.field_name, on_page=slot.page, box=slot.box))
+            lock = {}
+            if slot.role == LOCKING_ROLE:
+                lock = {"field_mdp_spec": FieldMDPSpec(FieldMDPAction.ALL), "doc_mdp_update_value": MDPPerm.NO_CHANGES}
+            append_signature_field(writer, SigFieldSpec(slot.field_name, on_page=slot.page, box=slot.box, **lock))
         out = io.BytesIO()
         writer.write(out)
         return out.getvalue()
+
+
+class AppearanceRenderer:
+    """Visible signature appearances, laid out by WeasyPrint so Vietnamese text is shaped and fonts embedded."""
+
+    CSS = """
+    @page { size: %(w).2fpt %(h).2fpt; margin: 1.2mm; }
+    html { font-family: "Liberation Serif", serif; color: #1a3c8f; font-size: 7.5pt; line-height: 1.15; }
+    body { margin: 0; border: 0.8pt solid #1a3c8f; border-radius: 2pt; padding: 0.8mm 1.2mm; }
+    p { margin: 0 0 0.5mm; }
+    .who { font-weight: bold; }
+    """
+
+    def __init__(self) -> None:
+        self.font_config = FontConfiguration()
+
+    def render(self, signer: str, when: str, width: float, height: float) -> bytes:
+        from html import escape
+
+        html = (
+            f"<p>Ký số bởi / Signed by: <span class='who'>{escape(signer)}</span></p>"
+            f"<p>Thời gian ký / Signed at:<br>{escape(when)}</p>"
+        )
+        css = CSS(string=self.CSS % {"w": width, "h": height}, font_config=self.font_config)
+        return HTML(string=f"<html lang='vi'><body>{html}</body></html>", url_fetcher=NO_FETCHING).write_pdf(
+            stylesheets=[css], font_config=self.font_config
+        )
