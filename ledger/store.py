@@ -123,6 +123,21 @@ class Ledger:
         conn.execute(insert(checkpoints).values(size=size, root=root, note=note.decode(), created_at=datetime.now(UTC)))
         return note
 
+    def add_cosignatures(self, conn: Connection, note: bytes, signature_lines: Sequence[str]) -> bytes:
+        """Store the checkpoint again with witnesses' cosignature lines appended (a new, later row)."""
+        checkpoint = open_checkpoint(note, self.verifier, self.origin)
+        lines = "".join(line if line.endswith("\n") else line + "\n" for line in signature_lines)
+        if not all(line.startswith("\u2014 ") for line in lines.splitlines()):
+            raise LedgerError("a witness answered with something other than signature lines")
+        cosigned = note + lines.encode()
+        open_checkpoint(cosigned, self.verifier, self.origin)
+        conn.execute(
+            insert(checkpoints).values(
+                size=checkpoint.size, root=checkpoint.root, note=cosigned.decode(), created_at=datetime.now(UTC)
+            )
+        )
+        return cosigned
+
     def latest_checkpoint(self, conn: Connection) -> bytes | None:
         row = conn.execute(select(checkpoints.c.note).order_by(checkpoints.c.id.desc()).limit(1)).scalar()
         return row.encode() if row is not None else None

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from sqlalchemy import Connection
 
 from ledger.store import Ledger, LedgerError
 from ledger.tile import TILE_WIDTH, parse_tile_path
+from ledger.witness import Witness
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -45,5 +46,20 @@ def make_router(get_conn: Callable[[], AbstractContextManager[Connection]], ledg
             raise HTTPException(404, "No such tile") from None
         cache = IMMUTABLE if width == TILE_WIDTH else "public, max-age=60"
         return Response(data, media_type="application/octet-stream", headers={"Cache-Control": cache})
+
+    return router
+
+
+def make_witness_router(witness: Witness) -> APIRouter:
+    """POST /add-checkpoint (C2SP tlog-witness)."""
+    router = APIRouter(tags=["witness"])
+
+    @router.post("/add-checkpoint")
+    async def add_checkpoint(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > 64 * 1024:
+            return Response("request too large\n", status_code=413)
+        result = witness.add_checkpoint(body)
+        return Response(result.body, status_code=result.status, media_type=result.content_type)
 
     return router

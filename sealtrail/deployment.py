@@ -72,13 +72,20 @@ class Deployment:
 
     @cached_property
     def qr_private_key(self) -> object:
-        return serialization.load_pem_private_key(
-            (self.settings.pki_dir / "keys" / "qrseal.key.pem").read_bytes(), None
-        )
+        return self._key_file("qrseal.key.pem")
 
     @cached_property
     def log_private_key(self) -> object:
-        return serialization.load_pem_private_key((self.settings.pki_dir / "keys" / "log.key.pem").read_bytes(), None)
+        return self._key_file("log.key.pem")
+
+    def _key_file(self, name: str) -> object:
+        path = self.settings.pki_dir / "keys" / name
+        if self.settings.mode == "development":
+            self.dev_pki  # noqa: B018 - creates the development keys on first use
+        try:
+            return serialization.load_pem_private_key(path.read_bytes(), None)
+        except FileNotFoundError as exc:
+            raise DeploymentError(f"The key file {path} is missing; restore it from the key backup.") from exc
 
     @cached_property
     def pdf_verifier(self) -> PdfVerifier:

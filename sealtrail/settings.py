@@ -26,6 +26,11 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8790", description="Where the development PKI serves OCSP, CRLs and timestamps"
     )
     log_origin: str = Field(default="sealtrail.localhost/log", description="The public log's origin line")
+    witnesses: list[str] = Field(
+        default_factory=list, description='Witnesses to submit checkpoints to, each "<URL> <vkey>"'
+    )
+    witness_quorum: int = Field(default=0, ge=0, description="Cosignatures a checkpoint needs before it is published")
+    checkpoint_interval: float = Field(default=30.0, gt=0, description="Seconds between checkpoints while serving")
     registered_verify_hosts: list[str] = Field(
         default_factory=list, description="Hosts allowed in QR links (defaults to public_base_url's host)"
     )
