@@ -49,7 +49,7 @@ class NoteVerifier:
 
     @classmethod
     def from_vkey(cls, vkey: str) -> Self:
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)
         if len(parts) != 3:
             raise NoteError("a verifier key has the form name+keyid+base64key")
         name, hex_id, b64 = parts

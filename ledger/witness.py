@@ -38,7 +38,7 @@ class CosignatureVerifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> Self:
         try:
-            name, hex_id, b64 = vkey.strip().split("+")
+            name, hex_id, b64 = vkey.strip().split("+", 2)
             raw = base64.b64decode(b64, validate=True)
             kid = bytes.fromhex(hex_id)
         except (ValueError, binascii.Error) as exc:

@@ -34,10 +34,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def ledger_check(record: DocumentRecord) -> bool:
         return prove_record(deployment, record)
 
-    app.include_router(make_public_router(engine, ledger_check))
     from ledger.web import make_router as make_log_router
 
     ledger, vkey = ledger_for(deployment)
+
+    def tlog_proof(record: DocumentRecord) -> bytes:
+        assert record.leaf_index is not None
+        with engine.connect() as conn:
+            return ledger.tlog_proof(conn, record.leaf_index)
+
+    app.include_router(make_public_router(engine, ledger_check, tlog_proof))
     app.include_router(make_log_router(engine.connect, ledger, vkey))
 
     @app.get("/healthz", response_class=PlainTextResponse, tags=["operations"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
@@ -28,8 +28,30 @@ _SECURITY_HEADERS = {
 }
 
 
-def make_public_router(engine: Engine, ledger_check: LedgerCheck) -> APIRouter:
+def make_public_router(
+    engine: Engine, ledger_check: LedgerCheck, tlog_proof: Callable[[DocumentRecord], bytes] | None = None
+) -> APIRouter:
     router = APIRouter()
+
+    def _record(token: str) -> DocumentRecord | None:
+        if len(token) > 64:
+            return None
+        with Session(engine) as session:
+            record = session.exec(select(DocumentRecord).where(DocumentRecord.token == token)).first()
+            if record is not None:
+                session.expunge(record)
+            return record
+
+    @router.get("/v/{token}/tlog-proof", include_in_schema=False)
+    def document_proof(token: str) -> Response:
+        record = _record(token)
+        if record is None or record.leaf_index is None or tlog_proof is None:
+            raise HTTPException(404, "No log proof for this code")
+        return Response(
+            tlog_proof(record),
+            media_type="text/plain; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{record.id}.tlog-proof"', **_SECURITY_HEADERS},
+        )
 
     @router.get("/v/{token}", response_class=HTMLResponse, include_in_schema=False)
     def document_page(token: str, request: Request) -> HTMLResponse:

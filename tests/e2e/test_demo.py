@@ -121,3 +121,49 @@ def test_public_log_serves_a_signed_checkpoint(demo: dict[str, object]) -> None:
     lines = response.text.split("\n")
     assert int(lines[1]) == len(_documents(demo))
     assert "\n\n— " in response.text
+
+
+def test_log_proof_verifies_with_nothing_but_the_exported_key(demo: dict[str, object]) -> None:
+    from ledger.entry import Entry
+    from ledger.note import NoteVerifier
+    from ledger.proof import TlogProof
+
+    out = Path(str(demo["out"]))
+    vkey = NoteVerifier.from_vkey((out / "trust" / "log.vkey").read_text())
+    for doc in _documents(demo):
+        proof = TlogProof.parse((out / f"{doc['id']}.tlog-proof").read_bytes())
+        page_token = str(doc["url"]).rsplit("/", 1)[1]
+        downloaded = httpx.get(f"{demo['base']}/v/{page_token}/tlog-proof", timeout=10)
+        assert downloaded.status_code == 200 and downloaded.content.startswith(b"c2sp.org/tlog-proof@v1\n")
+        pdf_hash = __import__("hashlib").sha256((out / f"{doc['id']}.pdf").read_bytes()).hexdigest()
+        xml_hash = __import__("hashlib").sha256((out / f"{doc['id']}.xml").read_bytes()).hexdigest()
+        entries = httpx.get(f"{demo['base']}/log/tile/entries/000.p/{len(_documents(demo))}", timeout=10).content
+        leaf = _bundle_entry(entries, proof.index)
+        entry = Entry.parse(leaf)
+        assert (entry.doc_id, entry.pdf_sha256, entry.xml_sha256) == (doc["id"], pdf_hash, xml_hash)
+        checkpoint = proof.verify(leaf, vkey, vkey.name)
+        assert checkpoint.size == len(_documents(demo))
+
+
+def _bundle_entry(bundle: bytes, index: int) -> bytes:
+    pos = 0
+    for _ in range(index):
+        pos += 2 + int.from_bytes(bundle[pos : pos + 2], "big")
+    size = int.from_bytes(bundle[pos : pos + 2], "big")
+    return bundle[pos + 2 : pos + 2 + size]
+
+
+def test_ledger_audit_passes_and_catches_a_damaged_file(demo: dict[str, object], tmp_path: Path) -> None:
+    import shutil
+
+    env = dict(demo["env"])  # type: ignore[call-overload]
+    good = subprocess.run([*SEALTRAIL, "ledger", "audit"], env=env, capture_output=True, text=True, timeout=120)
+    assert good.returncode == 0, good.stdout + good.stderr
+    copy = tmp_path / "var"
+    shutil.copytree(env["SEALTRAIL_DATA_DIR"], copy)
+    victim = next((copy / "documents").rglob("*.pdf"))
+    victim.write_bytes(victim.read_bytes()[:-10])
+    env["SEALTRAIL_DATA_DIR"] = str(copy)
+    bad = subprocess.run([*SEALTRAIL, "ledger", "audit"], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1
+    assert "missing or damaged" in bad.stderr

@@ -151,3 +151,13 @@ def test_the_installation_publishes_witnessed_checkpoints(tmp_path: Path, witnes
     cp = verify_cosigned(latest, ledger.verifier, ORIGIN, [witness.cosigner.verifier], quorum=1)
     assert cp.size == 9
     assert (dep.settings.resolved_data_dir / "published-checkpoint").read_bytes() == latest
+
+
+def test_verifier_keys_round_trip_even_with_plus_signs_in_base64() -> None:
+    from ledger.note import NoteVerifier
+
+    for _ in range(40):
+        signer = NoteSigner(ORIGIN, ed25519.Ed25519PrivateKey.generate())
+        assert NoteVerifier.from_vkey(signer.verifier.vkey) == signer.verifier
+        cosigner = Cosigner("w.test", ed25519.Ed25519PrivateKey.generate())
+        assert type(cosigner.verifier).from_vkey(cosigner.verifier.vkey) == cosigner.verifier
