@@ -117,6 +117,34 @@ def issue(
     typer.echo(f"QR link: {issued.qr_payload.split('#', 1)[0]}")
 
 
+@app.command("import")
+def import_class(
+    file: Annotated[Path, typer.Argument(help="A class sheet (.xlsx, one sheet per class) or a class .csv")],
+    school_json: Annotated[Path, typer.Option("--school", help="JSON file describing the school")],
+    school_year: Annotated[str, typer.Option(help="e.g. 2024-2025")],
+    out: Annotated[Path, typer.Option(help="Folder for the validated transcripts (one JSON per pupil)")],
+) -> None:
+    """Check a class sheet (all rows, every problem reported) and write one transcript JSON per pupil."""
+    from datetime import date
+
+    import schemas
+    from schemas.importers import ClassContext, import_file
+
+    try:
+        school = schemas.School.model_validate_json(school_json.read_text(encoding="utf-8"))
+        ctx = ClassContext(school=school, school_year=school_year, issue_date=date.today(), issue_place=school.province)
+        docs = import_file(file, ctx)
+    except schemas.SchemaError as exc:
+        typer.echo(f"Không nhập được {file.name} / the import was refused; nothing was imported:", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(2) from exc
+    out.mkdir(parents=True, exist_ok=True)
+    for doc in docs:
+        (out / f"{doc.student_code}.json").write_text(doc.model_dump_json(indent=1), encoding="utf-8")
+    typer.echo(f"{len(docs)} transcripts checked and written to {out}")
+
+
 @app.command()
 def verify(
     file: Annotated[Path, typer.Argument(help="A signed PDF")],
