@@ -30,7 +30,7 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hsm_adapters.base import KeyBackend, KeyBackendError
-from signer.render import AppearanceRenderer
+from signer.render import AppearanceRenderer, keep_xmp
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 _FIRST_RESERVATION = 16 * 1024
@@ -176,6 +176,7 @@ class PadesSigner:
             writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
         except (PdfReadError, ValueError) as exc:
             raise SigningError(f"The file is not a readable PDF: {exc}") from exc
+        keep_xmp(writer)
         new_field = None
         if request.lock_document and not _lock_field(writer, request.field_name):
             new_field = fields.SigFieldSpec(

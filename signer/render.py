@@ -17,7 +17,9 @@ from typing import Any
 import qrcode
 import qrcode.image.svg
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.metadata.xmp_xml import MetadataStream, parse_xmp
 from pyhanko.sign.fields import FieldMDPAction, FieldMDPSpec, MDPPerm, SigFieldSpec, append_signature_field
 from weasyprint import CSS, HTML, Attachment
 from weasyprint.text.fonts import FontConfiguration
@@ -72,6 +74,31 @@ def _gender(value: int) -> str:
 
 def _num(value: object) -> str:
     return "" if value is None else str(value).replace(".", ",")
+
+
+def keep_xmp(writer: IncrementalPdfFileWriter) -> None:
+    """Make pyHanko update the document's existing XMP (which carries the PDF/A-3 claim) instead of replacing it."""
+    if "/Metadata" not in writer.root:
+        return
+    stream = writer.root["/Metadata"]
+    if isinstance(stream, MetadataStream):
+        return
+    writer.root["/Metadata"] = writer.add_object(MetadataStream.from_xmp(parse_xmp(io.BytesIO(stream.data))))
+    writer.update_root()
+
+
+def _dedupe_associated_files(writer: IncrementalPdfFileWriter) -> None:
+    """WeasyPrint lists each attachment twice in the catalogue's /AF; PDF/A-3 wants each associated file once."""
+    refs = writer.root.raw_get("/AF") if "/AF" in writer.root else None
+    if refs is None:
+        return
+    unique = []
+    for ref in refs:
+        if ref not in unique:
+            unique.append(ref)
+    if len(unique) != len(refs):
+        writer.root["/AF"] = generic.ArrayObject(unique)
+        writer.update_root()
 
 
 class Renderer:
@@ -130,6 +157,8 @@ class Renderer:
     @staticmethod
     def _add_fields(pdf: bytes, slots: tuple[SignatureSlot, ...]) -> bytes:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+        keep_xmp(writer)
+        _dedupe_associated_files(writer)
         for slot in slots:
             lock = {}
             if slot.role == LOCKING_ROLE:

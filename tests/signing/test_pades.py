@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from io import BytesIO
 from pathlib import Path
@@ -60,6 +61,13 @@ def test_long_term_data_is_embedded(signed: Path) -> None:
     dss = DocumentSecurityStore.read_dss(reader)
     assert len(dss.ocsps) >= 3
     assert len(dss.certs) >= 3
+
+
+def test_signing_keeps_the_pdfa3_claim(signed: Path) -> None:
+    """pyHanko rewrites the XMP on each signature; the PDF/A-3b claim must survive all three."""
+    meta = subprocess.run(["pdfinfo", "-meta", str(signed)], capture_output=True, text=True, timeout=60).stdout
+    assert re.search(r"pdfaid:part(>|=\")3", meta), meta
+    assert re.search(r"pdfaid:conformance(>|=\")B", meta), meta
 
 
 def test_our_validator_accepts_with_timestamps_and_no_network(signed: Path, dev_pki: DevPki) -> None:
