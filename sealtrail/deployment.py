@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Engine
 
 from hsm_adapters.base import KeyBackend, KeyBackendError
+from hsm_adapters.pkcs11 import Pkcs11Config, Pkcs11KeyBackend
 from hsm_adapters.soft import SoftKeyBackend
 from sealtrail.db import make_engine, migrate
 from sealtrail.devpki import SIGNER_ROLES, DevPki, PkiServices, create_dev_pki, port_is_open
@@ -63,10 +64,34 @@ class Deployment:
     def intermediates(self) -> list[x509.Certificate]:
         return [self.dev_pki.issuing_ca]
 
+    def pkcs11_config(self, key_label: str) -> Pkcs11Config:
+        s = self.settings
+        if s.pkcs11_pin_file is None:
+            raise DeploymentError("Set SEALTRAIL_PKCS11_PIN_FILE to the file holding the token's PIN.")
+        if not (s.pkcs11_token_label or s.pkcs11_token_serial):
+            raise DeploymentError("Set SEALTRAIL_PKCS11_TOKEN_LABEL (or SEALTRAIL_PKCS11_TOKEN_SERIAL).")
+        return Pkcs11Config(
+            module=s.pkcs11_module,
+            pin_file=s.pkcs11_pin_file,
+            token_label=s.pkcs11_token_label,
+            token_serial=s.pkcs11_token_serial,
+            key_label=key_label,
+            pool_size=s.pkcs11_pool_size,
+        )
+
     @cached_property
     def signing_keys(self) -> dict[str, KeyBackend]:
+        if self.settings.key_backend == "pkcs11":
+            missing = [role for role in SIGNER_ROLES if role not in self.settings.pkcs11_keys]
+            if missing:
+                raise DeploymentError(f"SEALTRAIL_PKCS11_KEYS names no key for: {', '.join(missing)}")
+            return {
+                role: Pkcs11KeyBackend(self.pkcs11_config(self.settings.pkcs11_keys[role])) for role in SIGNER_ROLES
+            }
         if self.settings.mode == "production":
-            raise KeyBackendError("Production signing keys are not configured (configure the pkcs11 key backend).")
+            raise KeyBackendError(
+                "Production signing keys must live in an HSM or on a token: set SEALTRAIL_KEY_BACKEND=pkcs11."
+            )
         pki = self.dev_pki
         return {role: SoftKeyBackend.from_pkcs12(pki.p12_path(role), mode=self.settings.mode) for role in SIGNER_ROLES}
 

@@ -35,6 +35,21 @@ class Settings(BaseSettings):
         default_factory=list, description="Hosts allowed in QR links (defaults to public_base_url's host)"
     )
 
+    key_backend: Literal["soft", "pkcs11"] = Field(
+        default="soft", description="Where signing keys live: soft (dev PKCS#12 files) or pkcs11 (HSM or token)"
+    )
+    pkcs11_module: Path = Field(
+        default=Path("/usr/lib/softhsm/libsofthsm2.so"), description="The HSM vendor's PKCS#11 library"
+    )
+    pkcs11_token_label: str | None = Field(default=None, description="Label of the token holding the keys")
+    pkcs11_token_serial: str | None = Field(default=None, description="Serial of the token (instead of the label)")
+    pkcs11_pin_file: Path | None = Field(default=None, description="File holding the token's user PIN (mode 0600)")
+    pkcs11_keys: dict[str, str] = Field(
+        default_factory=lambda: {"homeroom_teacher": "homeroom_teacher", "principal": "principal", "seal": "seal"},
+        description='Key label for each signing role, as JSON: {"principal": "label", ...}',
+    )
+    pkcs11_pool_size: int = Field(default=4, ge=1, le=64, description="Logged-in sessions kept per key")
+
     @cached_property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

@@ -78,3 +78,63 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'sealtrail.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+HSM_TOKENS = ("sealtrail-school", "sealtrail-usb", "sealtrail-keygen")
+
+
+class SoftHsm:
+    """A SoftHSM2 token directory for the whole session; PINs live in files, as in production."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tokendir = root / "tokens"
+        self.conf = root / "softhsm2.conf"
+        self.pin_file = root / "user.pin"
+        self.wrong_pin_file = root / "wrong.pin"
+        self.pin = secrets.token_hex(4)
+
+    def config(self, token: str, key: str | None = None, **extra: object):  # type: ignore[no-untyped-def]
+        from hsm_adapters.pkcs11 import Pkcs11Config
+
+        return Pkcs11Config(module=SOFTHSM_MODULE, pin_file=self.pin_file, token_label=token, key_label=key, **extra)  # type: ignore[arg-type]
+
+    def token_dir(self, label: str) -> Path:
+        """The directory SoftHSM keeps one token in (found by the label written in its token.object)."""
+        for d in self.tokendir.iterdir():
+            if label.encode() in (d / "token.object").read_bytes():
+                return d
+        raise LookupError(label)
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory, dev_pki) -> SoftHsm:  # type: ignore[no-untyped-def]
+    """SoftHSM2 through its real PKCS#11 module, with the dev PKI's three signer keys on 'sealtrail-school'.
+
+    The module reads SOFTHSM2_CONF once per process, so this is session-wide and set before anything loads it.
+    """
+    import subprocess
+
+    from asn1crypto import pem
+
+    from hsm_adapters.pkcs11 import import_certificates, import_private_key
+    from sealtrail.devpki import SIGNER_ROLES
+
+    hsm = SoftHsm(tmp_path_factory.mktemp("softhsm"))
+    hsm.tokendir.mkdir()
+    hsm.conf.write_text(f"directories.tokendir = {hsm.tokendir}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = str(hsm.conf)
+    hsm.pin_file.write_text(hsm.pin + "\n")
+    hsm.wrong_pin_file.write_text("000000")
+    for label in HSM_TOKENS:
+        subprocess.run(
+            ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", hsm.pin, "--so-pin", "87654321"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+    for token, roles in (("sealtrail-school", SIGNER_ROLES), ("sealtrail-usb", ("homeroom_teacher",))):
+        for role in roles:
+            config = hsm.config(token, role)
+            import_private_key(config, pem.unarmor((dev_pki.directory / "keys" / f"{role}.key.pem").read_bytes())[2])
+            import_certificates(config, [dev_pki.cert(role), dev_pki.issuing_ca])
+    return hsm
