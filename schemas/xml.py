@@ -58,7 +58,9 @@ def to_xml(doc: BaseModel) -> bytes:
     for field in type(doc).model_fields:
         if field != "kind":
             _append(root, ns, field, getattr(doc, field))
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    # Canonical bytes: an XML declaration and exclusive C14N (empty elements as start+end tag, fixed attribute
+    # and namespace order), so the same data always hashes the same, also after a round trip through a parser.
+    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + etree.tostring(root, method="c14n", exclusive=True)
 
 
 def secure_parser() -> etree.XMLParser:

@@ -13,6 +13,7 @@ from sealtrail.deployment import Deployment
 from sealtrail.settings import Settings
 from verifier.pdf import MAX_PDF_BYTES
 from verifier.web import make_public_router
+from verifier.xml import looks_like_xml
 
 UPLOAD_CHUNK = 1024 * 1024
 
@@ -52,14 +53,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/api/v1/verify", tags=["verification"])
     async def verify_upload(file: UploadFile) -> dict[str, Any]:
-        """Check an uploaded signed PDF. Nothing in the file is fetched from the network."""
+        """Check an uploaded signed PDF or signed XML (told apart by content). Nothing is fetched from the network."""
         data = bytearray()
         while chunk := await file.read(UPLOAD_CHUNK):
             data.extend(chunk)
             if len(data) > MAX_PDF_BYTES:
                 raise HTTPException(413, "Tệp quá lớn (tối đa 50 MB) / The file is too large (50 MB at most)")
+        if looks_like_xml(bytes(data)):
+            xml_report = await run_in_threadpool(deployment.xml_verifier.verify, bytes(data))
+            return xml_report.to_json()
         report = await run_in_threadpool(deployment.pdf_verifier.verify, bytes(data))
-        return report.to_json()
+        return {**report.to_json(), "format": "pdf"}
 
     return app
 

@@ -159,15 +159,16 @@ def import_class(
 
 @app.command()
 def verify(
-    file: Annotated[Path, typer.Argument(help="A signed PDF")],
+    file: Annotated[Path, typer.Argument(help="A signed PDF or signed XML")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the detailed report as JSON")] = False,
     trust: Annotated[
         list[Path] | None, typer.Option(help="PEM file(s) of trusted root certificates (default: this installation's)")
     ] = None,
 ) -> None:
-    """Check a signed PDF offline. Exit status 0 only when it is valid and trusted."""
+    """Check a signed PDF or signed XML offline. Exit status 0 only when it is valid and trusted."""
     from sealtrail.deployment import load_pem_certs
     from verifier.pdf import PdfVerifier
+    from verifier.xml import XmlVerifier, looks_like_xml
 
     _quiet_libraries()
     try:
@@ -175,11 +176,13 @@ def verify(
     except OSError as exc:
         typer.echo(f"Không đọc được tệp / cannot read {file}: {exc.strerror}", err=True)
         raise typer.Exit(2) from exc
+    is_xml = looks_like_xml(data)
     if trust:
         roots = [c for p in trust for c in load_pem_certs(p)]
-        verifier = PdfVerifier(roots)
+        verifier: PdfVerifier | XmlVerifier = XmlVerifier(roots) if is_xml else PdfVerifier(roots)
     else:
-        verifier = _deployment().pdf_verifier
+        dep = _deployment()
+        verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
     report = verifier.verify(data)
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
@@ -190,7 +193,9 @@ def verify(
         typer.echo(f"{vi} / {en}")
         for sig in report.signatures:
             when = sig.timestamp_time or sig.signing_time
-            typer.echo(f"  - {sig.signer} ({sig.field_name}): {sig.indication}, {when.isoformat() if when else '?'}")
+            where = getattr(sig, "field_name", None) or getattr(sig, "role", "")
+            stamp = when.isoformat() if hasattr(when, "isoformat") else (when or "?")
+            typer.echo(f"  - {sig.signer} ({where}): {sig.indication}, {stamp}")
         for reason in report.reasons:
             typer.echo(f"  ! {reason.vi} / {reason.en}")
     raise typer.Exit(0 if report.verdict == "valid" else 1)

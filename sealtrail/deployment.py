@@ -17,6 +17,7 @@ from sealtrail.db import make_engine, migrate
 from sealtrail.devpki import SIGNER_ROLES, DevPki, PkiServices, create_dev_pki, port_is_open
 from sealtrail.settings import Settings
 from verifier.pdf import PdfVerifier
+from verifier.xml import XmlVerifier
 
 
 class DeploymentError(Exception):
@@ -115,6 +116,10 @@ class Deployment:
     @cached_property
     def pdf_verifier(self) -> PdfVerifier:
         return PdfVerifier(self.trust_roots, self.intermediates)
+
+    @cached_property
+    def xml_verifier(self) -> XmlVerifier:
+        return XmlVerifier(self.trust_roots, self.intermediates)
 
     @property
     def verify_hosts(self) -> list[str]:

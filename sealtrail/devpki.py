@@ -25,28 +25,47 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 ARCH = "sealtrail-dev"
 SIGNER_ROLES = ("homeroom_teacher", "principal", "seal")
-DEV_MARK = "DEV - KHÔNG DÙNG THẬT"
+DEV_MARK = "DEV"
+# Every dev certificate also says so in its organisational unit. (Kept out of the common name: RFC 5280 bounds
+# a CN at 64 characters and some checkers count UTF-8 bytes, which Vietnamese diacritics multiply.)
+DEV_UNIT = "KHÔNG DÙNG THẬT - chỉ để thử nghiệm"
 _RSA_KEYS = ("root", "issuing", "ocsp", "tsa", *SIGNER_ROLES)
 
 _ENTITIES = {
-    "root": {"common-name": f"SealTrail Root CA (mô phỏng NEAC) {DEV_MARK}", "organization-name": "SealTrail DEV"},
+    "root": {
+        "common-name": f"SealTrail Root CA (mô phỏng NEAC) {DEV_MARK}",
+        "organization-name": "SealTrail DEV",
+        "organizational-unit-name": DEV_UNIT,
+    },
     "issuing": {
         "common-name": f"SealTrail Issuing CA (mô phỏng VGCA) {DEV_MARK}",
         "organization-name": "SealTrail DEV",
+        "organizational-unit-name": DEV_UNIT,
     },
-    "ocsp": {"common-name": f"SealTrail OCSP {DEV_MARK}", "organization-name": "SealTrail DEV"},
-    "tsa": {"common-name": f"SealTrail TSA {DEV_MARK}", "organization-name": "SealTrail DEV"},
+    "ocsp": {
+        "common-name": f"SealTrail OCSP {DEV_MARK}",
+        "organization-name": "SealTrail DEV",
+        "organizational-unit-name": DEV_UNIT,
+    },
+    "tsa": {
+        "common-name": f"SealTrail TSA {DEV_MARK}",
+        "organization-name": "SealTrail DEV",
+        "organizational-unit-name": DEV_UNIT,
+    },
     "homeroom_teacher": {
         "common-name": f"Phạm Thị Mai (Giáo viên chủ nhiệm) {DEV_MARK}",
         "organization-name": "Trường THCS Nguyễn Du (DEV)",
+        "organizational-unit-name": DEV_UNIT,
     },
     "principal": {
         "common-name": f"Lê Văn Hùng (Hiệu trưởng) {DEV_MARK}",
         "organization-name": "Trường THCS Nguyễn Du (DEV)",
+        "organizational-unit-name": DEV_UNIT,
     },
     "seal": {
         "common-name": f"Trường THCS Nguyễn Du {DEV_MARK}",
         "organization-name": "Trường THCS Nguyễn Du (DEV)",
+        "organizational-unit-name": DEV_UNIT,
     },
 }
 

@@ -1,7 +1,8 @@
 """Issuing a document: render → sign (PDF and XML, in the law's order) → store → log, all or nothing.
 
-The XML stored beside the PDF is the canonical data that is also embedded in (and so covered by) the signed
-PDF; standalone XAdES signatures on it are the signing issue's work.
+The PDF carries the canonical XML as its PDF/A-3 attachment (covered by the PAdES signatures); the XML stored
+beside it is the same canonical data in a signed envelope with one XAdES B-T signature per signer, in the same
+order, so the XML is a complete legal document on its own.
 
 A document row is written as *pending* before any signature, and becomes *issued* in the same database
 transaction that appends its ledger entry, so the registry and the log can never disagree. A crash in
@@ -28,6 +29,7 @@ from schemas.xml import to_xml
 from signer.pdf import PadesSigner, SignatureRequest, signing_time_text
 from signer.render import Renderer
 from signer.storage import BlobStore
+from signer.xades import XadesSigner, XmlSignatureRequest, envelope
 from verifier.qrseal import SealClaims, make_seal, new_token, qr_payload
 
 ROLE_ORDER = ("homeroom_teacher", "principal", "seal")
@@ -75,6 +77,7 @@ class Issuer:
     blobs: BlobStore
     verify_base_url: str
     timestamp_urls: Sequence[str] = ()
+    xades: XadesSigner | None = None
 
     def issue(self, doc: schemas.Document) -> IssuedDocument:
         doc_id = f"{ID_PREFIX[doc.kind]}-{doc.issue_date.year}-{secrets.token_hex(6).upper()}"
@@ -136,8 +139,17 @@ class Issuer:
                 }
             )
 
+        xades = self.xades or XadesSigner(timestamp_urls=self.timestamp_urls)
+        signed_xml = envelope(xml)
+        for slot in slots:
+            signed_xml = xades.sign(
+                signed_xml,
+                self.keys[slot.role],
+                XmlSignatureRequest(slot.role, ROLE_TITLES.get(slot.role, slot.role)),
+            )
+
         sha_pdf = self.blobs.put(pdf, "pdf")
-        sha_xml = self.blobs.put(xml, "xml")
+        sha_xml = self.blobs.put(signed_xml, "xml")
         now = datetime.now(UTC)
         entry = Entry(
             type="issue",
@@ -165,4 +177,4 @@ class Issuer:
             stored = session.get(DocumentRecord, doc_id)
             assert stored is not None
             session.expunge(stored)
-        return IssuedDocument(doc_id, token, payload, pdf, xml, leaf_index, stored)
+        return IssuedDocument(doc_id, token, payload, pdf, signed_xml, leaf_index, stored)

@@ -115,6 +115,31 @@ def test_verify_accepts_the_file_and_rejects_one_flipped_byte(demo: dict[str, ob
     assert json.loads(result.stdout)["verdict"] == "invalid"
 
 
+def test_signed_xml_beside_each_pdf_verifies_and_a_changed_score_does_not(
+    demo: dict[str, object], tmp_path: Path
+) -> None:
+    out = Path(str(demo["out"]))
+    trust = out / "trust" / "root.pem"
+    for doc in _documents(demo):
+        xml = out / f"{doc['id']}.xml"
+        good = subprocess.run(
+            [*SEALTRAIL, "verify", str(xml), "--trust", str(trust), "--json"], capture_output=True, text=True
+        )
+        assert good.returncode == 0, good.stdout + good.stderr
+        report = json.loads(good.stdout)
+        assert report["format"] == "xml" and len(report["signatures"]) >= 2
+    doc = next(d for d in _documents(demo) if d["kind"] == "transcript")
+    data = (out / f"{doc['id']}.xml").read_bytes()
+    tampered = tmp_path / "tampered.xml"
+    tampered.write_bytes(data.replace(b"<year_average>", b"<year_average>1", 1))
+    assert tampered.read_bytes() != data
+    bad = subprocess.run([*SEALTRAIL, "verify", str(tampered), "--trust", str(trust)], capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "KHÔNG HỢP LỆ" in bad.stdout or "invalid" in bad.stdout.lower()
+    upload = httpx.post(f"{demo['base']}/api/v1/verify", files={"file": ("x.xml", data)}, timeout=60)
+    assert upload.status_code == 200 and upload.json()["verdict"] == "valid", upload.text
+
+
 def test_public_log_serves_a_signed_checkpoint(demo: dict[str, object]) -> None:
     response = httpx.get(f"{demo['base']}/log/checkpoint", timeout=10)
     assert response.status_code == 200

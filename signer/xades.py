@@ -1,0 +1,212 @@
+"""XAdES signatures on the XML form of a document (signxml), through the same KeyBackend as the PDFs.
+
+The signed XML is one self-contained file, laid out the way Vietnamese signed XML documents (e-invoices under
+Circular 78) are: the data in an element with an Id, and each signer's ``ds:Signature`` in its own slot after it::
+
+    <VanBanKySo xmlns="urn:sealtrail:signed:1">
+      <DuLieu Id="DuLieu"> …the canonical học bạ / văn bằng XML, unchanged… </DuLieu>
+      <ChuKySo>
+        <ChuKy VaiTro="homeroom_teacher"><ds:Signature Id="sig-homeroom_teacher">…</ds:Signature></ChuKy>
+        <ChuKy VaiTro="principal"><ds:Signature Id="sig-principal">…</ds:Signature></ChuKy>
+        <ChuKy VaiTro="seal"><ds:Signature Id="sig-seal">…</ds:Signature></ChuKy>
+      </ChuKySo>
+    </VanBanKySo>
+
+Every signature covers ``#DuLieu``; each later signature also covers the earlier signer's ``SignatureValue``, so
+the principal attests that the teacher had signed, and the order cannot be changed afterwards. Adding a signature
+never invalidates an earlier one (a plain enveloped-signature transform would: each new signature sits inside
+the data the earlier ones signed). Exclusive canonicalisation keeps each signature valid wherever it sits.
+
+Levels: XAdES B-B (SigningCertificateV2, SigningTime, ClaimedRole) and B-T (a SignatureTimeStamp over the
+SignatureValue from an RFC 3161 authority, with failover).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509 as cx509
+from cryptography.hazmat.primitives import hashes
+from lxml import etree
+from signxml import DigestAlgorithm, SignatureMethod
+from signxml.algorithms import CanonicalizationMethod, SignatureConstructionMethod
+from signxml.xades import XAdESDataObjectFormat, XAdESSigner
+
+from hsm_adapters.base import KeyBackend, KeyBackendError, SignatureMechanism
+from schemas.xml import parse_xml_securely
+from signer.pdf import FailoverTimeStamper, SigningError
+
+SIGNED_NS = "urn:sealtrail:signed:1"
+DS_NS = "http://www.w3.org/2000/09/xmldsig#"
+XADES_NS = "http://uri.etsi.org/01903/v1.3.2#"
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+DATA_ID = "DuLieu"
+_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+
+
+def _q(tag: str) -> str:
+    return f"{{{SIGNED_NS}}}{tag}"
+
+
+class BackendKey:
+    """Looks like a `cryptography` private key to signxml; hashes locally and has the KeyBackend sign the digest."""
+
+    def __init__(self, backend: KeyBackend) -> None:
+        self.backend = backend
+        self._public = cx509.load_der_x509_certificate(backend.certificate.dump()).public_key()
+
+    @property
+    def key_size(self) -> int:
+        return self._public.key_size  # type: ignore[union-attr]
+
+    def public_key(self) -> Any:
+        return self._public
+
+    def sign(self, data: bytes, *args: Any, **kwargs: Any) -> bytes:
+        algorithm = kwargs.get("algorithm")
+        if "signature_algorithm" in kwargs:  # ECDSA: signxml passes ec.ECDSA(algorithm=…)
+            algorithm = kwargs["signature_algorithm"].algorithm
+        if algorithm is None or algorithm.name not in _HASHES:
+            raise KeyBackendError(f"Unsupported hash for XML signing: {algorithm}")
+        digest = hashlib.new(algorithm.name, data).digest()
+        return self.backend.sign_digest(digest, algorithm.name)
+
+
+def _method(backend: KeyBackend) -> SignatureMethod:
+    if backend.mechanism is SignatureMechanism.RSA_PKCS1V15:
+        return SignatureMethod.RSA_SHA256
+    if backend.mechanism is SignatureMechanism.ECDSA:
+        return SignatureMethod.ECDSA_SHA256
+    raise SigningError(f"The key {backend.label} cannot make XML signatures (Ed25519 is not used in XAdES here)")
+
+
+def envelope(canonical_xml: bytes) -> bytes:
+    """Wrap a canonical document in the signed-document envelope, with no signatures yet."""
+    document = parse_xml_securely(canonical_xml)
+    root = etree.Element(_q("VanBanKySo"), nsmap={None: SIGNED_NS})
+    data = etree.SubElement(root, _q("DuLieu"), Id=DATA_ID)
+    data.append(document)
+    etree.SubElement(root, _q("ChuKySo"))
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def signed_data(signed_xml: bytes) -> bytes:
+    """The canonical document carried inside a signed envelope (what the signatures cover)."""
+    root = parse_xml_securely(signed_xml)
+    data = root.find(_q("DuLieu"))
+    if root.tag != _q("VanBanKySo") or data is None or len(data) != 1:
+        raise ValueError("this is not a SealTrail signed XML document (no VanBanKySo/DuLieu)")
+    return canonical_bytes(data[0])
+
+
+def canonical_bytes(element: etree._Element) -> bytes:
+    """The bytes ``schemas.xml.to_xml`` writes for this element: an XML declaration and the element's exclusive
+    C14N form (empty elements as start and end tag, as to_xml writes them), so hashes match the issued data."""
+    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + etree.tostring(element, method="c14n", exclusive=True)
+
+
+@dataclass(frozen=True)
+class XmlSignatureRequest:
+    role: str
+    claimed_role: str
+
+
+class _InteroperableXAdESSigner(XAdESSigner):
+    """signxml digests SignedProperties and KeyInfo with the configured (exclusive) c14n but writes no Transform
+    for it; other verifiers (xmlsec1, DSS) then apply the XML-DSig default, inclusive c14n, and the digests
+    differ. Name the transform explicitly so every verifier computes the same digest."""
+
+    def _add_reference_to_signed_info(self, sig_root: Any, node_to_reference: Any, **attrs: Any) -> None:
+        super()._add_reference_to_signed_info(sig_root, node_to_reference, **attrs)
+        reference = self._find(sig_root, "SignedInfo")[-1]
+        transforms = etree.Element(f"{{{DS_NS}}}Transforms")
+        etree.SubElement(transforms, f"{{{DS_NS}}}Transform", Algorithm=self.c14n_alg.value)
+        reference.insert(0, transforms)
+
+
+class XadesSigner:
+    """Adds one XAdES B-T signature per call to a signed-document envelope."""
+
+    def __init__(self, *, timestamp_urls: Sequence[str] = (), timeout: float = 10) -> None:
+        self.timestamper = FailoverTimeStamper(timestamp_urls, timeout=timeout) if timestamp_urls else None
+
+    def sign(self, signed_xml: bytes, backend: KeyBackend, request: XmlSignatureRequest) -> bytes:
+        """Return a new envelope with the signer's signature appended; the input is never modified."""
+        root = parse_xml_securely(signed_xml)
+        slots = root.find(_q("ChuKySo"))
+        if root.tag != _q("VanBanKySo") or slots is None:
+            raise SigningError("The XML is not a SealTrail signed-document envelope; build it with envelope() first")
+        sig_id = f"sig-{request.role}"
+        if root.find(f".//{{{DS_NS}}}Signature[@Id='{sig_id}']") is not None:
+            raise SigningError(f"The XML already carries a signature for the role {request.role}")
+        references = [f"#{DATA_ID}"]
+        previous = slots.findall(f"{_q('ChuKy')}/{{{DS_NS}}}Signature/{{{DS_NS}}}SignatureValue")
+        if previous:
+            references.append(f"#{previous[-1].get('Id')}")
+
+        signer = _InteroperableXAdESSigner(
+            claimed_roles=[request.claimed_role],
+            data_object_format=XAdESDataObjectFormat(
+                Description="Học bạ / văn bằng số (SealTrail)", MimeType="application/xml"
+            ),
+            method=SignatureConstructionMethod.detached,
+            signature_algorithm=_method(backend),
+            digest_algorithm=DigestAlgorithm.SHA256,
+            c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+        )
+        certs = [cx509.load_der_x509_certificate(c.dump()) for c in [backend.certificate, *backend.chain]]
+        try:
+            signature = signer.sign(
+                root,
+                key=BackendKey(backend),  # type: ignore[arg-type]
+                cert=certs,
+                reference_uri=references,
+                always_add_key_value=False,
+            )
+        except KeyBackendError:
+            raise
+        except Exception as exc:  # signxml raises several kinds; none must leave anything behind
+            raise SigningError(f"The XML signature could not be made: {exc}") from exc
+        _set_ids(signature, sig_id)
+        if self.timestamper is not None:
+            _add_signature_timestamp(signature, self.timestamper)
+        slot = etree.SubElement(slots, _q("ChuKy"), VaiTro=request.role)
+        slot.append(signature)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _set_ids(signature: etree._Element, sig_id: str) -> None:
+    """Give the signature and its SignatureValue stable ids (signxml's own are random); nothing signed refers to
+    the Signature's Id except QualifyingProperties/@Target, which is updated with it."""
+    old = signature.get("Id")
+    signature.set("Id", sig_id)
+    signature.find(f"{{{DS_NS}}}SignatureValue").set("Id", f"{sig_id}-value")  # type: ignore[union-attr]
+    props = signature.find(f".//{{{XADES_NS}}}QualifyingProperties")
+    if props is None or props.get("Target") != f"#{old}":
+        raise SigningError("unexpected XAdES layout from signxml")
+    props.set("Target", f"#{sig_id}")  # QualifyingProperties is not itself signed; only SignedProperties is
+
+
+def _add_signature_timestamp(signature: etree._Element, timestamper: FailoverTimeStamper) -> None:
+    value = signature.find(f"{{{DS_NS}}}SignatureValue")
+    assert value is not None
+    imprint = hashlib.sha256(etree.tostring(value, method="c14n", exclusive=True)).digest()
+    try:
+        token = asyncio.run(timestamper.async_timestamp(imprint, "sha256"))
+    except Exception as exc:  # any failure of every TSA: nothing is added, the caller keeps the old document
+        raise SigningError(
+            f"No timestamp authority answered, so the XML was not signed: {exc}. Try again later."
+        ) from exc
+    props = signature.find(f".//{{{XADES_NS}}}QualifyingProperties")
+    assert props is not None
+    unsigned = etree.SubElement(props, f"{{{XADES_NS}}}UnsignedProperties")
+    usp = etree.SubElement(unsigned, f"{{{XADES_NS}}}UnsignedSignatureProperties")
+    sts = etree.SubElement(usp, f"{{{XADES_NS}}}SignatureTimeStamp", Id=f"{signature.get('Id')}-ts")
+    etree.SubElement(sts, f"{{{DS_NS}}}CanonicalizationMethod", Algorithm=EXC_C14N)
+    encapsulated = etree.SubElement(sts, f"{{{XADES_NS}}}EncapsulatedTimeStamp")
+    encapsulated.text = base64.b64encode(token.dump()).decode()

@@ -1,0 +1,251 @@
+"""Checking a signed XML document (XAdES in a SealTrail envelope) offline: signatures, order, chain, timestamps.
+
+Nothing is fetched: certificates come from the signatures' KeyInfo and the configured trust list. The XML is
+parsed with the hardened parser (no DTDs, no entities, no network). Each signature must cover the data element
+(``#DuLieu``) — "see what is signed" — and every later signature must cover the one before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from asn1crypto import cms, tsp, x509
+from cryptography import x509 as cx509
+from lxml import etree
+from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
+from pyhanko.sign.validation.status import TimestampSignatureStatus
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError, RevokedError
+from signxml import InvalidInput, InvalidSignature
+from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
+
+from schemas.xml import parse_xml_securely
+from signer.xades import DATA_ID, DS_NS, SIGNED_NS, XADES_NS, canonical_bytes
+from verifier.pdf import R_CRYPTO, R_TS_BROKEN, R_TS_UNTRUSTED, R_UNTRUSTED, Reason, Verdict
+
+MAX_XML_BYTES = 10 * 1024 * 1024
+_INVALID = {"HASH_FAILURE", "SIG_CRYPTO_FAILURE", "FORMAT_FAILURE", "REVOKED"}
+
+R_NOT_XML = ("FORMAT_FAILURE", "Tệp không phải là văn bản XML ký số của SealTrail", "Not a SealTrail signed XML file")
+R_XML_TOO_BIG = ("FORMAT_FAILURE", "Tệp quá lớn để kiểm tra", "The file is too large to check")
+R_NO_XML_SIG = ("FORMAT_FAILURE", "Tài liệu không có chữ ký số", "The document carries no digital signature")
+R_XML_HASH = (
+    "HASH_FAILURE",
+    "Nội dung đã bị thay đổi sau khi ký: chữ ký không còn khớp",
+    "The content was changed after signing: the signature no longer matches",
+)
+R_NOT_DATA = (
+    "FORMAT_FAILURE",
+    "Chữ ký không bao trùm phần dữ liệu của văn bản",
+    "The signature does not cover the document's data",
+)
+R_ORDER = (
+    "FORMAT_FAILURE",
+    "Chữ ký không xác nhận chữ ký trước đó (sai thứ tự ký)",
+    "The signature does not cover the previous signature (wrong signing order)",
+)
+R_XML_REVOKED = ("REVOKED", "Chứng thư số đã bị thu hồi", "The signing certificate has been revoked")
+
+
+@dataclass
+class XmlSignatureReport:
+    role: str
+    signer: str
+    signer_organisation: str
+    signing_time: str | None
+    timestamp_time: datetime | None
+    reasons: list[Reason] = field(default_factory=list)
+
+    @property
+    def indication(self) -> Verdict:
+        if any(r.code in _INVALID for r in self.reasons):
+            return "invalid"
+        return "indeterminate" if self.reasons else "valid"
+
+
+@dataclass
+class XmlReport:
+    verdict: Verdict
+    reasons: list[Reason]
+    signatures: list[XmlSignatureReport]
+    data: bytes | None = None  # the signed canonical document, when the signatures cover it
+
+    def to_json(self) -> dict[str, Any]:
+        def conv(value: Any) -> Any:
+            if isinstance(value, datetime):
+                return value.isoformat()
+            if isinstance(value, dict):
+                return {k: conv(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [conv(v) for v in value]
+            return value
+
+        out = conv(asdict(self))
+        out.pop("data")
+        out["format"] = "xml"
+        for sig, obj in zip(out["signatures"], self.signatures, strict=True):
+            sig["indication"] = obj.indication
+        return out  # type: ignore[no-any-return]
+
+
+def looks_like_xml(data: bytes) -> bool:
+    """True for what should go to the XML verifier rather than the PDF one (by content, never by file name)."""
+    head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"<")
+
+
+def _c14n(element: etree._Element) -> bytes:
+    return etree.tostring(element, method="c14n", exclusive=True)
+
+
+class XmlVerifier:
+    """Built once from a trust list, then called for many documents."""
+
+    def __init__(self, trust_roots: Sequence[x509.Certificate], other_certs: Sequence[x509.Certificate] = ()) -> None:
+        if not trust_roots:
+            raise ValueError("a verifier needs at least one trusted root certificate")
+        self.trust_roots = list(trust_roots)
+        self.other_certs = list(other_certs)
+
+    def _context(self, moment: datetime | None = None) -> ValidationContext:
+        return ValidationContext(
+            trust_roots=self.trust_roots,
+            other_certs=self.other_certs,
+            allow_fetching=False,
+            revocation_mode="soft-fail",
+            moment=moment,
+        )
+
+    def verify(self, data: bytes) -> XmlReport:
+        if len(data) > MAX_XML_BYTES:
+            return XmlReport("invalid", [Reason(*R_XML_TOO_BIG)], [])
+        try:
+            root = parse_xml_securely(data)
+        except Exception:  # any parse failure, DTD or entity refused: not a document we accept
+            return XmlReport("invalid", [Reason(*R_NOT_XML)], [])
+        body = root.find(f"{{{SIGNED_NS}}}DuLieu")
+        slots = root.findall(f"{{{SIGNED_NS}}}ChuKySo/{{{SIGNED_NS}}}ChuKy")
+        if root.tag != f"{{{SIGNED_NS}}}VanBanKySo" or body is None or body.get("Id") != DATA_ID or len(body) != 1:
+            return XmlReport("invalid", [Reason(*R_NOT_XML)], [])
+        ids = [e for e in root.iter() if e.get("Id") == DATA_ID]
+        if len(ids) != 1:  # a second element with the same Id is the classic signature-wrapping attack
+            return XmlReport("invalid", [Reason(*R_NOT_XML)], [])
+        if not slots:
+            return XmlReport("invalid", [Reason(*R_NO_XML_SIG)], [])
+        reports: list[XmlSignatureReport] = []
+        previous_value_id: str | None = None
+        for slot in slots:
+            report, value_id = self._one(root, body, slot, previous_value_id)
+            reports.append(report)
+            previous_value_id = value_id
+        verdicts = {r.indication for r in reports}
+        verdict: Verdict = (
+            "invalid" if "invalid" in verdicts else "indeterminate" if "indeterminate" in verdicts else "valid"
+        )
+        overall = list(dict.fromkeys(reason for r in reports for reason in r.reasons))
+        covered = canonical_bytes(body[0]) if verdict != "invalid" else None
+        return XmlReport(verdict, overall, reports, covered)
+
+    def _one(
+        self, root: etree._Element, body: etree._Element, slot: etree._Element, previous_value_id: str | None
+    ) -> tuple[XmlSignatureReport, str | None]:
+        role = slot.get("VaiTro", "")
+        signature = slot.find(f"{{{DS_NS}}}Signature")
+        report = XmlSignatureReport(role, "", "", None, None)
+        if signature is None:
+            report.reasons.append(Reason(*R_NO_XML_SIG))
+            return report, None
+        value = signature.find(f"{{{DS_NS}}}SignatureValue")
+        value_id = value.get("Id") if value is not None else None
+        cert_el = signature.find(f"{{{DS_NS}}}KeyInfo/{{{DS_NS}}}X509Data/{{{DS_NS}}}X509Certificate")
+        if cert_el is None or not cert_el.text:
+            report.reasons.append(Reason(*R_NOT_XML))
+            return report, value_id
+        try:
+            certs = [
+                x509.Certificate.load(base64.b64decode(el.text or ""))
+                for el in signature.findall(f"{{{DS_NS}}}KeyInfo/{{{DS_NS}}}X509Data/{{{DS_NS}}}X509Certificate")
+            ]
+        except ValueError:
+            report.reasons.append(Reason(*R_NOT_XML))
+            return report, value_id
+        cert = certs[0]
+        report.signer = str(cert.subject.native.get("common_name", ""))
+        report.signer_organisation = str(cert.subject.native.get("organization_name", ""))
+        signing_time = signature.find(f".//{{{XADES_NS}}}SigningTime")
+        report.signing_time = signing_time.text if signing_time is not None else None
+
+        config = XAdESSignatureConfiguration(
+            location=f"./{{{SIGNED_NS}}}ChuKySo/{{{SIGNED_NS}}}ChuKy[@VaiTro='{role}']/",
+            expect_references=4 if previous_value_id else 3,
+        )
+        try:
+            results = XAdESVerifier().verify(
+                root, x509_cert=cx509.load_der_x509_certificate(cert.dump()), expect_config=config
+            )
+        except InvalidSignature as exc:
+            reason = R_XML_HASH if "digest" in str(exc).lower() else R_CRYPTO
+            report.reasons.append(Reason(*reason))
+            return report, value_id
+        except (InvalidInput, ValueError):
+            report.reasons.append(Reason(*R_NOT_XML))
+            return report, value_id
+        signed = [r.signed_xml for r in results]
+        if not any(el is not None and _c14n(el) == _c14n(body) for el in signed):
+            report.reasons.append(Reason(*R_NOT_DATA))
+        if previous_value_id is not None:
+            previous = root.find(f".//{{{DS_NS}}}SignatureValue[@Id='{previous_value_id}']")
+            if previous is None or not any(el is not None and _c14n(el) == _c14n(previous) for el in signed):
+                report.reasons.append(Reason(*R_ORDER))
+
+        report.timestamp_time = self._timestamp(signature, value, report)
+        self._chain(cert, certs[1:], report)
+        return report, value_id
+
+    def _chain(self, cert: x509.Certificate, extra: list[x509.Certificate], report: XmlSignatureReport) -> None:
+        context = self._context(report.timestamp_time)
+        validator = CertificateValidator(cert, intermediate_certs=extra, validation_context=context)
+        try:
+            asyncio.run(validator.async_validate_path())
+        except RevokedError:
+            report.reasons.append(Reason(*R_XML_REVOKED))
+        except (PathBuildingError, PathValidationError):
+            report.reasons.append(Reason(*R_UNTRUSTED))
+
+    def _timestamp(
+        self, signature: etree._Element, value: etree._Element | None, report: XmlSignatureReport
+    ) -> datetime | None:
+        token_el = signature.find(f".//{{{XADES_NS}}}SignatureTimeStamp/{{{XADES_NS}}}EncapsulatedTimeStamp")
+        if token_el is None or value is None:
+            return None  # B-B: no timestamp; the signing time is only the signer's claim
+        try:
+            content = cms.ContentInfo.load(base64.b64decode(token_el.text or ""))
+            signed_data = content["content"]
+            info = tsp.TSTInfo.load(signed_data["encap_content_info"]["content"].parsed.dump())
+        except (ValueError, TypeError, KeyError):
+            report.reasons.append(Reason(*R_TS_BROKEN))
+            return None
+        expected = _c14n(value)
+
+        def imprint(algorithm: str) -> bytes:
+            return hashlib.new(algorithm, expected).digest()
+
+        try:
+            status = TimestampSignatureStatus(
+                **asyncio.run(validate_tst_signed_data(signed_data, self._context(), imprint))
+            )
+        except Exception:  # a malformed token of any kind
+            report.reasons.append(Reason(*R_TS_BROKEN))
+            return None
+        if not (status.intact and status.valid):
+            report.reasons.append(Reason(*R_TS_BROKEN))
+            return None
+        if not status.trusted:
+            report.reasons.append(Reason(*R_TS_UNTRUSTED))
+        return info["gen_time"].native  # type: ignore[no-any-return]
