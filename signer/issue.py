@@ -139,7 +139,9 @@ class Issuer:
                 }
             )
 
-        xades = self.xades or XadesSigner(timestamp_urls=self.timestamp_urls)
+        xades = self.xades or XadesSigner(
+            timestamp_urls=self.timestamp_urls, trust_roots=self.pades.trust_roots, other_certs=self.pades.other_certs
+        )
         signed_xml = envelope(xml)
         for slot in slots:
             signed_xml = xades.sign(

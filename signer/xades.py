@@ -30,9 +30,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from asn1crypto import cms
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes
 from lxml import etree
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from signxml import DigestAlgorithm, SignatureMethod
 from signxml.algorithms import CanonicalizationMethod, SignatureConstructionMethod
 from signxml.xades import XAdESDataObjectFormat, XAdESSigner
@@ -130,10 +133,21 @@ class _InteroperableXAdESSigner(XAdESSigner):
 
 
 class XadesSigner:
-    """Adds one XAdES B-T signature per call to a signed-document envelope."""
+    """Adds one XAdES signature per call to a signed-document envelope: B-B without timestamp authorities, B-T
+    with them, and B-LT when trust roots are given too (certificates and OCSP/CRL data embedded, so the XML
+    verifies offline after the certificates expire)."""
 
-    def __init__(self, *, timestamp_urls: Sequence[str] = (), timeout: float = 10) -> None:
+    def __init__(
+        self,
+        *,
+        timestamp_urls: Sequence[str] = (),
+        timeout: float = 10,
+        trust_roots: Sequence[asn1_x509.Certificate] = (),
+        other_certs: Sequence[asn1_x509.Certificate] = (),
+    ) -> None:
         self.timestamper = FailoverTimeStamper(timestamp_urls, timeout=timeout) if timestamp_urls else None
+        self.trust_roots = list(trust_roots)
+        self.other_certs = list(other_certs)
 
     def sign(self, signed_xml: bytes, backend: KeyBackend, request: XmlSignatureRequest) -> bytes:
         """Return a new envelope with the signer's signature appended; the input is never modified."""
@@ -174,7 +188,9 @@ class XadesSigner:
             raise SigningError(f"The XML signature could not be made: {exc}") from exc
         _set_ids(signature, sig_id)
         if self.timestamper is not None:
-            _add_signature_timestamp(signature, self.timestamper)
+            token = _add_signature_timestamp(signature, self.timestamper)
+            if self.trust_roots:
+                _add_validation_data(signature, backend, token, self.trust_roots, self.other_certs)
         slot = etree.SubElement(slots, _q("ChuKy"), VaiTro=request.role)
         slot.append(signature)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
@@ -192,7 +208,7 @@ def _set_ids(signature: etree._Element, sig_id: str) -> None:
     props.set("Target", f"#{sig_id}")  # QualifyingProperties is not itself signed; only SignedProperties is
 
 
-def _add_signature_timestamp(signature: etree._Element, timestamper: FailoverTimeStamper) -> None:
+def _add_signature_timestamp(signature: etree._Element, timestamper: FailoverTimeStamper) -> cms.ContentInfo:
     value = signature.find(f"{{{DS_NS}}}SignatureValue")
     assert value is not None
     imprint = hashlib.sha256(etree.tostring(value, method="c14n", exclusive=True)).digest()
@@ -210,3 +226,76 @@ def _add_signature_timestamp(signature: etree._Element, timestamper: FailoverTim
     etree.SubElement(sts, f"{{{DS_NS}}}CanonicalizationMethod", Algorithm=EXC_C14N)
     encapsulated = etree.SubElement(sts, f"{{{XADES_NS}}}EncapsulatedTimeStamp")
     encapsulated.text = base64.b64encode(token.dump()).decode()
+    return token
+
+
+def _add_validation_data(
+    signature: etree._Element,
+    backend: KeyBackend,
+    token: cms.ContentInfo,
+    trust_roots: list[asn1_x509.Certificate],
+    other_certs: list[asn1_x509.Certificate],
+) -> None:
+    """XAdES B-LT: CertificateValues and RevocationValues for the signer's and the TSA's certificate paths."""
+    tsa_certs = [c.chosen for c in token["content"]["certificates"]]
+    context = ValidationContext(
+        trust_roots=trust_roots,
+        other_certs=[*backend.chain, *other_certs, *tsa_certs],
+        allow_fetching=True,  # our own signers' certificates, from our own CA's responders; never uploaded files
+        revocation_mode="require",
+    )
+
+    async def collect() -> list[asn1_x509.Certificate]:
+        try:
+            paths = []
+            for cert in (backend.certificate, _tst_signer(token)):
+                validator = CertificateValidator(
+                    cert, intermediate_certs=context.certificate_registry, validation_context=context
+                )
+                paths.append(await validator.async_validate_path())
+            return [c for path in paths for c in path]
+        finally:
+            await context.aclose()
+
+    try:
+        certs = asyncio.run(collect())
+    except Exception as exc:  # revocation data is required for B-LT: without it nothing is added
+        raise SigningError(
+            f"The certificate status (OCSP/CRL) could not be obtained, so the XML was not signed: {exc}"
+        ) from exc
+    usp = signature.find(f".//{{{XADES_NS}}}UnsignedSignatureProperties")
+    assert usp is not None
+    values = etree.SubElement(usp, f"{{{XADES_NS}}}CertificateValues")
+    seen: set[bytes] = set()
+    for cert in certs:
+        if cert.sha256 in seen:
+            continue
+        seen.add(cert.sha256)
+        el = etree.SubElement(values, f"{{{XADES_NS}}}EncapsulatedX509Certificate")
+        el.text = base64.b64encode(cert.dump()).decode()
+    revocation = etree.SubElement(usp, f"{{{XADES_NS}}}RevocationValues")
+    if context.crls:
+        crl_values = etree.SubElement(revocation, f"{{{XADES_NS}}}CRLValues")
+        for crl in context.crls:
+            etree.SubElement(crl_values, f"{{{XADES_NS}}}EncapsulatedCRLValue").text = base64.b64encode(
+                crl.dump()
+            ).decode()
+    if context.ocsps:
+        ocsp_values = etree.SubElement(revocation, f"{{{XADES_NS}}}OCSPValues")
+        for response in context.ocsps:
+            el = etree.SubElement(ocsp_values, f"{{{XADES_NS}}}EncapsulatedOCSPValue")
+            el.text = base64.b64encode(response.dump()).decode()
+
+
+def _tst_signer(token: cms.ContentInfo) -> asn1_x509.Certificate:
+    signed = token["content"]
+    sid = signed["signer_infos"][0]["sid"]
+    for choice in signed["certificates"]:
+        cert = choice.chosen
+        if (
+            sid.name == "issuer_and_serial_number"
+            and cert.issuer == sid.chosen["issuer"]
+            and (cert.serial_number == sid.chosen["serial_number"].native)
+        ):
+            return cert  # type: ignore[no-any-return]
+    raise SigningError("The timestamp token does not carry its signer's certificate")

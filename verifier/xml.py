@@ -50,6 +50,11 @@ R_ORDER = (
     "Chữ ký không xác nhận chữ ký trước đó (sai thứ tự ký)",
     "The signature does not cover the previous signature (wrong signing order)",
 )
+R_NO_REVOCATION = (
+    "REVOCATION_OUT_OF_BOUNDS_NO_POE",
+    "Dữ liệu trạng thái chứng thư đi kèm không đủ để kiểm tra",
+    "The embedded certificate status data is not enough to check the certificate",
+)
 R_XML_REVOKED = ("REVOKED", "Chứng thư số đã bị thu hồi", "The signing certificate has been revoked")
 
 
@@ -61,6 +66,7 @@ class XmlSignatureReport:
     signing_time: str | None
     timestamp_time: datetime | None
     reasons: list[Reason] = field(default_factory=list)
+    long_term: bool = False  # B-LT: certificates and revocation data embedded
 
     @property
     def indication(self) -> Verdict:
@@ -113,12 +119,20 @@ class XmlVerifier:
         self.trust_roots = list(trust_roots)
         self.other_certs = list(other_certs)
 
-    def _context(self, moment: datetime | None = None) -> ValidationContext:
+    def _context(
+        self,
+        moment: datetime | None = None,
+        embedded: tuple[list[x509.Certificate], list[bytes], list[bytes]] | None = None,
+    ) -> ValidationContext:
+        certs, crls, ocsps = embedded or ([], [], [])
         return ValidationContext(
             trust_roots=self.trust_roots,
-            other_certs=self.other_certs,
+            other_certs=[*self.other_certs, *certs],
+            crls=crls,
+            ocsps=ocsps,
             allow_fetching=False,
-            revocation_mode="soft-fail",
+            # With B-LT data embedded, revocation status must come from it; without (B-B/B-T), it cannot be checked.
+            revocation_mode="hard-fail" if embedded is not None else "soft-fail",
             moment=moment,
         )
 
@@ -205,18 +219,44 @@ class XmlVerifier:
                 report.reasons.append(Reason(*R_ORDER))
 
         report.timestamp_time = self._timestamp(signature, value, report)
-        self._chain(cert, certs[1:], report)
+        report.long_term = self._embedded(signature) is not None
+        self._chain(cert, certs[1:], report, self._embedded(signature))
         return report, value_id
 
-    def _chain(self, cert: x509.Certificate, extra: list[x509.Certificate], report: XmlSignatureReport) -> None:
-        context = self._context(report.timestamp_time)
+    @staticmethod
+    def _embedded(signature: etree._Element) -> tuple[list[x509.Certificate], list[bytes], list[bytes]] | None:
+        usp = signature.find(f".//{{{XADES_NS}}}UnsignedSignatureProperties")
+        if usp is None or usp.find(f"{{{XADES_NS}}}RevocationValues") is None:
+            return None
+        try:
+            certs = [
+                x509.Certificate.load(base64.b64decode(el.text or ""))
+                for el in usp.iterfind(f"{{{XADES_NS}}}CertificateValues/{{{XADES_NS}}}EncapsulatedX509Certificate")
+            ]
+        except ValueError:
+            return None
+        crls = [base64.b64decode(el.text or "") for el in usp.iter(f"{{{XADES_NS}}}EncapsulatedCRLValue")]
+        ocsps = [base64.b64decode(el.text or "") for el in usp.iter(f"{{{XADES_NS}}}EncapsulatedOCSPValue")]
+        return certs, crls, ocsps
+
+    def _chain(
+        self,
+        cert: x509.Certificate,
+        extra: list[x509.Certificate],
+        report: XmlSignatureReport,
+        embedded: tuple[list[x509.Certificate], list[bytes], list[bytes]] | None = None,
+    ) -> None:
+        context = self._context(report.timestamp_time, embedded)
         validator = CertificateValidator(cert, intermediate_certs=extra, validation_context=context)
         try:
             asyncio.run(validator.async_validate_path())
         except RevokedError:
             report.reasons.append(Reason(*R_XML_REVOKED))
-        except (PathBuildingError, PathValidationError):
-            report.reasons.append(Reason(*R_UNTRUSTED))
+        except (PathBuildingError, PathValidationError) as exc:
+            if embedded and "revocation" in str(exc).lower():
+                report.reasons.append(Reason(*R_NO_REVOCATION))
+            else:
+                report.reasons.append(Reason(*R_UNTRUSTED))
 
     def _timestamp(
         self, signature: etree._Element, value: etree._Element | None, report: XmlSignatureReport

@@ -37,7 +37,7 @@ def canonical() -> bytes:
 
 @pytest.fixture(scope="module")
 def signed(softhsm: SoftHsm, dev_pki: DevPki, canonical: bytes) -> bytes:
-    signer = XadesSigner(timestamp_urls=[dev_pki.tsa_url])
+    signer = XadesSigner(timestamp_urls=[dev_pki.tsa_url], trust_roots=[dev_pki.root], other_certs=[dev_pki.issuing_ca])
     xml = envelope(canonical)
     for role in SIGNER_ROLES:
         backend = Pkcs11KeyBackend(softhsm.config("sealtrail-school", role))
@@ -90,7 +90,7 @@ def test_our_verifier_accepts_and_sees_the_signed_data(signed: bytes, canonical:
     report = XmlVerifier([dev_pki.root], [dev_pki.issuing_ca]).verify(signed)
     assert report.verdict == "valid", report
     assert [s.role for s in report.signatures] == list(SIGNER_ROLES)
-    assert all(s.timestamp_time is not None for s in report.signatures)
+    assert all(s.timestamp_time is not None and s.long_term for s in report.signatures)
     assert report.signatures[1].signer == dev_pki.cert("principal").subject.native["common_name"]
     assert report.data == signed_data(signed) == canonical
     validate_xml(signed_data(signed))
@@ -110,6 +110,24 @@ def test_openssl_ts_verifies_the_signature_timestamps(signed: bytes, trust: tupl
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert "Verification: OK" in result.stdout, result.stdout + result.stderr
+
+
+def test_b_lt_carries_certificates_and_ocsp_and_is_checked_against_them(signed: bytes, dev_pki: DevPki) -> None:
+    root = etree.fromstring(signed)
+    for sig in root.iter(f"{{{DS_NS}}}Signature"):
+        assert len(sig.findall(f".//{{{XADES_NS}}}EncapsulatedX509Certificate")) >= 3
+        assert sig.findall(f".//{{{XADES_NS}}}EncapsulatedOCSPValue") or sig.findall(
+            f".//{{{XADES_NS}}}EncapsulatedCRLValue"
+        )
+    # Strip the OCSP responses of the seal's signature: the embedded data no longer proves its status.
+    seal = root.find(f".//{{{DS_NS}}}Signature[@Id='sig-seal']")
+    assert seal is not None
+    for values in seal.findall(f".//{{{XADES_NS}}}RevocationValues"):
+        for child in list(values):
+            values.remove(child)
+    report = XmlVerifier([dev_pki.root], [dev_pki.issuing_ca]).verify(etree.tostring(root))
+    assert report.verdict == "indeterminate"
+    assert [s.indication for s in report.signatures] == ["valid", "valid", "indeterminate"]
 
 
 def test_a_changed_score_is_invalid(signed: bytes, dev_pki: DevPki) -> None:
