@@ -162,11 +162,14 @@ def verify(
     file: Annotated[Path, typer.Argument(help="A signed PDF or signed XML")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the detailed report as JSON")] = False,
     trust: Annotated[
-        list[Path] | None, typer.Option(help="PEM file(s) of trusted root certificates (default: this installation's)")
+        list[Path] | None,
+        typer.Option(
+            help="A trust bundle directory (from export-trust) or PEM file(s) of trusted roots "
+            "(default: this installation's)"
+        ),
     ] = None,
 ) -> None:
     """Check a signed PDF or signed XML offline. Exit status 0 only when it is valid and trusted."""
-    from sealtrail.deployment import load_pem_certs
     from verifier.pdf import PdfVerifier
     from verifier.xml import XmlVerifier, looks_like_xml
 
@@ -178,8 +181,8 @@ def verify(
         raise typer.Exit(2) from exc
     is_xml = looks_like_xml(data)
     if trust:
-        roots = [c for p in trust for c in load_pem_certs(p)]
-        verifier: PdfVerifier | XmlVerifier = XmlVerifier(roots) if is_xml else PdfVerifier(roots)
+        roots, helpers = _trust_certs(trust)
+        verifier: PdfVerifier | XmlVerifier = XmlVerifier(roots, helpers) if is_xml else PdfVerifier(roots, helpers)
     else:
         dep = _deployment()
         verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
@@ -199,6 +202,77 @@ def verify(
         for reason in report.reasons:
             typer.echo(f"  ! {reason.vi} / {reason.en}")
     raise typer.Exit(0 if report.verdict == "valid" else 1)
+
+
+def _trust_certs(paths: list[Path]):  # type: ignore[no-untyped-def]
+    from sealtrail.deployment import load_pem_certs
+    from sealtrail.offline import TrustBundle, TrustBundleError
+
+    roots, helpers = [], []
+    for path in paths:
+        try:
+            if path.is_dir():
+                bundle = TrustBundle.load(path)
+                roots += bundle.roots
+                helpers += bundle.intermediates
+            else:
+                roots += load_pem_certs(path)
+        except (OSError, ValueError, TrustBundleError) as exc:
+            typer.echo(f"Không đọc được danh sách tin cậy / cannot read the trust list {path}: {exc}", err=True)
+            raise typer.Exit(2) from None
+    return roots, helpers
+
+
+@app.command("export-trust")
+def export_trust_command(
+    directory: Annotated[Path, typer.Argument(help="Where to write the trust bundle")],
+) -> None:
+    """Write the trust bundle offline verifiers need: roots, QR seal keys, log key and checkpoint, hosts."""
+    from sealtrail.offline import export_trust
+
+    export_trust(_deployment(), directory)
+    typer.echo(f"Trust bundle written to {directory} (give it to verifiers: sealtrail verify --trust {directory})")
+
+
+@app.command("verify-qr")
+def verify_qr_command(
+    qr: Annotated[str, typer.Argument(help="The QR code's text, or an image file (PNG/JPEG) showing it")],
+    trust: Annotated[
+        Path | None, typer.Option(help="Trust bundle directory (default: this installation's own keys and hosts)")
+    ] = None,
+) -> None:
+    """Check a QR code offline: its seal against the issuers' keys, and its link against the registered hosts."""
+    from sealtrail.offline import TrustBundle, TrustBundleError, read_qr, verify_qr
+    from verifier.qrseal import SealError
+
+    _quiet_libraries()
+    try:
+        if trust is not None:
+            bundle = TrustBundle.load(trust)
+        else:
+            dep = _deployment()
+            from verifier.qrseal import key_id
+
+            public = dep.qr_private_key.public_key()  # type: ignore[attr-defined]
+            bundle = TrustBundle(roots=dep.trust_roots, qr_keys={key_id(public): public}, hosts=dep.verify_hosts)
+        check = verify_qr(read_qr(qr), bundle)
+    except TrustBundleError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    except SealError as exc:
+        typer.echo(f"KHÔNG HỢP LỆ / NOT VALID: {exc}")
+        raise typer.Exit(1) from None
+    for warning in check.warnings:
+        typer.echo(warning)
+    claims = check.claims
+    if claims is None:
+        raise typer.Exit(1)
+    typer.echo("Dấu niêm phong hợp lệ / the seal is genuine:")
+    typer.echo(f"  {claims.kind} {claims.doc_id}, issued {claims.issue_date.isoformat()} by {claims.issuer}")
+    typer.echo(f"  holder: {claims.holder_name}, born {claims.birth_date.isoformat()}")
+    if check.parsed.url:
+        typer.echo(f"  full check (status, revocation): {check.parsed.url}")
+    raise typer.Exit(1 if check.warnings else 0)
 
 
 @app.command()

@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 
 import typer
-from asn1crypto import pem
-from cryptography.hazmat.primitives import serialization
 from sqlmodel import Session, select
 
 import schemas
@@ -49,18 +47,9 @@ def _sample_documents() -> list[schemas.Document]:
 
 
 def _write_trust(dep: Deployment, trust_dir: Path) -> None:
-    from sealtrail.ledgerwiring import ledger_for
+    from sealtrail.offline import export_trust
 
-    trust_dir.mkdir(parents=True, exist_ok=True)
-    pki = dep.dev_pki
-    (trust_dir / "root.pem").write_bytes(pem.armor("CERTIFICATE", pki.root.dump()))
-    (trust_dir / "issuing-ca.pem").write_bytes(pem.armor("CERTIFICATE", pki.issuing_ca.dump()))
-    public = dep.qr_private_key.public_key()  # type: ignore[attr-defined]
-    (trust_dir / "qr-seal-key.pem").write_bytes(
-        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    _ledger, vkey = ledger_for(dep)
-    (trust_dir / "log.vkey").write_text(vkey + "\n", encoding="utf-8")
+    export_trust(dep, trust_dir)
 
 
 def run_demo(dep: Deployment, out: Path | None) -> None:

@@ -140,6 +140,47 @@ def test_signed_xml_beside_each_pdf_verifies_and_a_changed_score_does_not(
     assert upload.status_code == 200 and upload.json()["verdict"] == "valid", upload.text
 
 
+def test_offline_qr_check_from_the_printed_page(demo: dict[str, object], tmp_path: Path) -> None:
+    out = Path(str(demo["out"]))
+    doc = next(d for d in _documents(demo) if d["kind"] == "transcript")
+    pdf = out / f"{doc['id']}.pdf"
+    subprocess.run(["pdftoppm", "-r", "150", "-png", "-f", "2", "-l", "2", str(pdf), str(tmp_path / "p")], check=True)
+    (png,) = tmp_path.glob("p*.png")
+    trust = ["--trust", str(out / "trust")]
+    good = subprocess.run([*SEALTRAIL, "verify-qr", str(png), *trust], capture_output=True, text=True, timeout=120)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert str(doc["id"]) in good.stdout and "hợp lệ" in good.stdout
+
+    text = subprocess.run(["zbarimg", "--raw", "-q", str(png)], capture_output=True, text=True).stdout.strip()
+    url, seal = text.split("#", 1)
+    forged = f"{url}#{seal[:-3]}{'A' if seal[-3] != 'A' else 'B'}{seal[-2:]}"
+    bad = subprocess.run([*SEALTRAIL, "verify-qr", forged, *trust], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "KHÔNG HỢP LỆ" in bad.stdout, bad.stdout + bad.stderr
+
+    lookalike = text.replace("127.0.0.1", "xacthuc-hocba.vn.example", 1)
+    phish = subprocess.run([*SEALTRAIL, "verify-qr", lookalike, *trust], capture_output=True, text=True, timeout=120)
+    assert phish.returncode == 1 and "CẢNH BÁO" in phish.stdout and "giả mạo" in phish.stdout
+
+
+def test_export_trust_bundle_is_enough_to_verify_offline(demo: dict[str, object], tmp_path: Path) -> None:
+    env = dict(demo["env"])  # type: ignore[call-overload]
+    bundle = tmp_path / "bundle"
+    made = subprocess.run([*SEALTRAIL, "export-trust", str(bundle)], env=env, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert (bundle / "checkpoint").read_text().startswith(env.get("SEALTRAIL_LOG_ORIGIN", "sealtrail.localhost/log"))
+    assert "127.0.0.1" in (bundle / "verify-hosts.txt").read_text()
+    doc = _documents(demo)[0]
+    pdf = Path(str(demo["out"])) / f"{doc['id']}.pdf"
+    # A clean environment with no data directory: only the bundle is trusted.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEALTRAIL_")}
+    clean["SEALTRAIL_DATA_DIR"] = str(tmp_path / "empty")
+    result = subprocess.run(
+        [*SEALTRAIL, "verify", str(pdf), "--trust", str(bundle)], env=clean, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (tmp_path / "empty").exists()
+
+
 def test_public_log_serves_a_signed_checkpoint(demo: dict[str, object]) -> None:
     response = httpx.get(f"{demo['base']}/log/checkpoint", timeout=10)
     assert response.status_code == 200
