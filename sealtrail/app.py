@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, UploadFile
+from fastapi import Depends, FastAPI, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
@@ -12,6 +12,7 @@ from ledger.registry import DocumentRecord
 from sealtrail.deployment import Deployment
 from sealtrail.settings import Settings
 from verifier.pdf import MAX_PDF_BYTES
+from verifier.ratelimit import RateLimiter
 from verifier.web import make_public_router
 from verifier.xml import looks_like_xml
 
@@ -44,14 +45,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with engine.connect() as conn:
             return ledger.tlog_proof(conn, record.leaf_index)
 
-    app.include_router(make_public_router(engine, ledger_check, tlog_proof))
+    s = deployment.settings
+    page_limit = RateLimiter(s.public_rate_per_minute / 60, burst=max(1, s.public_rate_per_minute // 2))
+    verify_limit = RateLimiter(s.verify_rate_per_minute / 60, burst=max(1, s.verify_rate_per_minute // 3))
+    app.include_router(make_public_router(engine, ledger_check, tlog_proof, limiter=page_limit))
     app.include_router(make_log_router(engine.connect, ledger, vkey))
 
     @app.get("/healthz", response_class=PlainTextResponse, tags=["operations"])
     def healthz() -> str:
         return "ok"
 
-    @app.post("/api/v1/verify", tags=["verification"])
+    @app.post("/api/v1/verify", tags=["verification"], dependencies=[Depends(verify_limit)])
     async def verify_upload(file: UploadFile) -> dict[str, Any]:
         """Check an uploaded signed PDF or signed XML (told apart by content). Nothing is fetched from the network."""
         data = bytearray()

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from ledger.registry import DocumentRecord
+from verifier.ratelimit import RateLimiter
 from verifier.status import KINDS, VERDICT_TEXT, document_standing
 
 TEMPLATES = Environment(
@@ -29,9 +30,12 @@ _SECURITY_HEADERS = {
 
 
 def make_public_router(
-    engine: Engine, ledger_check: LedgerCheck, tlog_proof: Callable[[DocumentRecord], bytes] | None = None
+    engine: Engine,
+    ledger_check: LedgerCheck,
+    tlog_proof: Callable[[DocumentRecord], bytes] | None = None,
+    limiter: RateLimiter | None = None,
 ) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(dependencies=[Depends(limiter)] if limiter else [])
 
     def _record(token: str) -> DocumentRecord | None:
         if len(token) > 64:
@@ -62,25 +66,36 @@ def make_public_router(
                 else None
             )
             if record is None:
+                # Do the same work as for a real document (a log proof and a page render) on a decoy, so that
+                # response times do not tell a guessed token that exists from one that does not.
+                issued = DocumentRecord.leaf_index.is_not(None)  # type: ignore[union-attr]
+                decoy = session.exec(select(DocumentRecord).where(issued)).first()
+                if decoy is not None:
+                    _render(decoy, _prove(decoy))
                 html = TEMPLATES.get_template("not_found.html.j2").render()
                 return HTMLResponse(html, status_code=404, headers=_SECURITY_HEADERS)
-            try:
-                proven: bool | None = ledger_check(record) if record.leaf_index is not None else None
-            except Exception:
-                proven = None
-            standing = document_standing(record, proven)
-            kind_vi, kind_en = KINDS.get(record.kind, (record.kind, record.kind))
-            verdict_vi, verdict_en = VERDICT_TEXT[standing.verdict]
-            html = TEMPLATES.get_template("document.html.j2").render(
-                doc=record,
-                verdict=standing.verdict,
-                verdict_vi=verdict_vi,
-                verdict_en=verdict_en,
-                reasons=standing.reasons,
-                kind_vi=kind_vi,
-                kind_en=kind_en,
-                ledger_ok=bool(proven),
-            )
+            html = _render(record, _prove(record))
         return HTMLResponse(html, headers=_SECURITY_HEADERS)
+
+    def _prove(record: DocumentRecord) -> bool | None:
+        try:
+            return ledger_check(record) if record.leaf_index is not None else None
+        except Exception:  # the log could not be read: the page says "cannot be confirmed", never "valid"
+            return None
+
+    def _render(record: DocumentRecord, proven: bool | None) -> str:
+        standing = document_standing(record, proven)
+        kind_vi, kind_en = KINDS.get(record.kind, (record.kind, record.kind))
+        verdict_vi, verdict_en = VERDICT_TEXT[standing.verdict]
+        return TEMPLATES.get_template("document.html.j2").render(
+            doc=record,
+            verdict=standing.verdict,
+            verdict_vi=verdict_vi,
+            verdict_en=verdict_en,
+            reasons=standing.reasons,
+            kind_vi=kind_vi,
+            kind_en=kind_en,
+            ledger_ok=bool(proven),
+        )
 
     return router

@@ -1,0 +1,152 @@
+"""The public QR page and upload API through the real app: standing of documents, privacy, rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+import schemas
+from ledger.registry import DocumentRecord, DocumentStatus
+from sealtrail.deployment import Deployment
+from sealtrail.settings import Settings
+from signer.issue import IssuedDocument
+from tests.conftest import free_port
+from verifier.ratelimit import RateLimiter
+
+
+@pytest.fixture(scope="module")
+def issued(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, list[IssuedDocument]]]:
+    from sealtrail.demo import issuer_for
+
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("public"),
+        dev_pki_url=f"http://127.0.0.1:{free_port()}",
+        public_rate_per_minute=600,
+    )
+    dep = Deployment(settings)
+    services = dep.start_dev_pki_services()
+    try:
+        issuer = issuer_for(dep)
+        samples = ("diploma_thpt", "diploma_bachelor", "transcript_thcs")
+        docs = [issuer.issue(schemas.parse_document(schemas.load_sample(name))) for name in samples]
+        from sealtrail.ledgerwiring import publish_checkpoint
+
+        publish_checkpoint(dep)
+        yield dep, docs
+    finally:
+        if services:
+            services.stop()
+
+
+def _client(dep: Deployment) -> TestClient:
+    from sealtrail.app import create_app
+
+    return TestClient(create_app(dep.settings))
+
+
+def _set_status(dep: Deployment, doc_id: str, status: DocumentStatus, **extra: object) -> None:
+    with Session(dep.engine) as session:
+        record = session.get(DocumentRecord, doc_id)
+        assert record is not None
+        record.status = status.value
+        record.status_changed_at = datetime(2026, 3, 2, tzinfo=UTC)
+        for k, v in extra.items():
+            setattr(record, k, v)
+        session.add(record)
+        session.commit()
+
+
+def test_page_shows_the_minimum_and_a_valid_verdict(issued: tuple[Deployment, list[IssuedDocument]]) -> None:
+    dep, docs = issued
+    doc = docs[0]
+    page = _client(dep).get(f"/v/{doc.token}")
+    assert page.status_code == 200
+    assert "HỢP LỆ" in page.text and doc.doc_id in page.text
+    holder = schemas.parse_document(schemas.load_sample("diploma_thpt")).holder
+    assert holder.masked_name in page.text
+    assert holder.full_name not in page.text  # a guessed link shows only the masked name
+    assert holder.birth_date.strftime("%d/%m/%Y") not in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert "<script" not in page.text  # the verdict needs no JavaScript
+
+
+def test_revoked_and_superseded_documents_say_so(issued: tuple[Deployment, list[IssuedDocument]]) -> None:
+    dep, docs = issued
+    _set_status(dep, docs[1].doc_id, DocumentStatus.REVOKED, status_reason="Cấp sai thông tin")
+    _set_status(dep, docs[2].doc_id, DocumentStatus.SUPERSEDED, superseded_by=docs[0].doc_id)
+    client = _client(dep)
+    revoked = client.get(f"/v/{docs[1].token}").text
+    assert "KHÔNG HỢP LỆ" in revoked and "02/03/2026" in revoked and "Cấp sai thông tin" in revoked
+    superseded = client.get(f"/v/{docs[2].token}").text
+    assert "KHÔNG HỢP LỆ" in superseded and docs[0].doc_id in superseded
+
+
+def test_unknown_tokens_do_the_same_work_as_known_ones(
+    issued: tuple[Deployment, list[IssuedDocument]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sealtrail.ledgerwiring as wiring
+
+    dep, docs = issued
+    calls: list[str] = []
+    real = wiring.prove_record
+
+    def spy(d: Deployment, record: DocumentRecord) -> bool:
+        calls.append(record.id)
+        return real(d, record)
+
+    monkeypatch.setattr(wiring, "prove_record", spy)
+    client = _client(dep)
+    assert client.get(f"/v/{docs[0].token}").status_code == 200
+    missing = client.get("/v/AAAAAAAAAAAAAAAAAAAAAAAAAA")
+    assert missing.status_code == 404 and "Không tìm thấy" in missing.text
+    assert len(calls) == 2  # the unknown token ran a log proof too (on a decoy), like the known one
+
+
+def test_rate_limit_answers_429_with_retry_after(issued: tuple[Deployment, list[IssuedDocument]]) -> None:
+    dep, docs = issued
+    settings = dep.settings.model_copy(update={"public_rate_per_minute": 6})
+    from sealtrail.app import create_app
+
+    client = TestClient(create_app(settings))
+    codes = [client.get(f"/v/{docs[0].token}").status_code for _ in range(5)]
+    assert codes[:3] == [200, 200, 200] and codes[-1] == 429
+    limited = client.get("/v/AAAAAAAAAAAAAAAAAAAAAAAAAA")
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+
+
+def test_upload_api_checks_pdf_and_xml(issued: tuple[Deployment, list[IssuedDocument]]) -> None:
+    dep, docs = issued
+    client = _client(dep)
+    pdf = client.post("/api/v1/verify", files={"file": ("a.pdf", docs[0].pdf)})
+    assert pdf.status_code == 200 and pdf.json()["verdict"] == "valid" and pdf.json()["format"] == "pdf"
+    xml = client.post("/api/v1/verify", files={"file": ("a.xml", docs[0].xml)})
+    assert xml.status_code == 200 and xml.json()["verdict"] == "valid" and xml.json()["format"] == "xml"
+    junk = client.post("/api/v1/verify", files={"file": ("a.pdf", b"%PDF-1.7 garbage")})
+    assert junk.status_code == 200 and junk.json()["verdict"] == "invalid"
+
+
+def test_token_bucket_refills_at_its_rate() -> None:
+    limiter = RateLimiter(rate=1.0, burst=2)
+    assert limiter.allow("a", now=0.0) == 0 and limiter.allow("a", now=0.0) == 0
+    assert limiter.allow("a", now=0.0) == pytest.approx(1.0)
+    assert limiter.allow("b", now=0.0) == 0  # clients are independent
+    assert limiter.allow("a", now=1.5) == 0
+
+
+def test_the_bucket_table_is_bounded() -> None:
+    limiter = RateLimiter(rate=1.0, burst=1, max_clients=10)
+    for i in range(100):
+        limiter.allow(f"10.0.0.{i}", now=0.0)
+    assert len(limiter._buckets) == 10
+
+
+def test_pages_need_no_external_assets(issued: tuple[Deployment, list[IssuedDocument]], tmp_path: Path) -> None:
+    dep, docs = issued
+    text = _client(dep).get(f"/v/{docs[0].token}").text
+    assert "http://" not in text.replace(dep.settings.public_base_url, "") and "https://" not in text
