@@ -25,6 +25,8 @@ from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError,
 from signxml import InvalidInput, InvalidSignature
 from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
 
+from schemas.common import SchemaError
+from schemas.publish import validate_xml
 from schemas.xml import parse_xml_securely
 from signer.xades import DATA_ID, DS_NS, SIGNED_NS, XADES_NS, canonical_bytes
 from verifier.pdf import R_CRYPTO, R_TS_BROKEN, R_TS_UNTRUSTED, R_UNTRUSTED, Reason, Verdict
@@ -54,6 +56,11 @@ R_NO_REVOCATION = (
     "REVOCATION_OUT_OF_BOUNDS_NO_POE",
     "Dữ liệu trạng thái chứng thư đi kèm không đủ để kiểm tra",
     "The embedded certificate status data is not enough to check the certificate",
+)
+R_XSD = (
+    "FORMAT_FAILURE",
+    "Dữ liệu không đúng lược đồ XSD đã công bố",
+    "The data does not match the published XSD",
 )
 R_XML_REVOKED = ("REVOKED", "Chứng thư số đã bị thu hồi", "The signing certificate has been revoked")
 
@@ -163,8 +170,13 @@ class XmlVerifier:
             "invalid" if "invalid" in verdicts else "indeterminate" if "indeterminate" in verdicts else "valid"
         )
         overall = list(dict.fromkeys(reason for r in reports for reason in r.reasons))
-        covered = canonical_bytes(body[0]) if verdict != "invalid" else None
-        return XmlReport(verdict, overall, reports, covered)
+        covered = canonical_bytes(body[0])
+        try:
+            validate_xml(covered)
+        except SchemaError as exc:
+            overall.append(Reason(R_XSD[0], f"{R_XSD[1]}: {exc.problems[0]}", f"{R_XSD[2]}: {exc.problems[0]}"))
+            verdict = "invalid"
+        return XmlReport(verdict, overall, reports, covered if verdict != "invalid" else None)
 
     def _one(
         self, root: etree._Element, body: etree._Element, slot: etree._Element, previous_value_id: str | None

@@ -204,3 +204,13 @@ def test_a_role_signs_once(dev_pki: DevPki, canonical: bytes) -> None:
     once = signer.sign(envelope(canonical), backend, XmlSignatureRequest("seal", "Con dấu"))
     with pytest.raises(SigningError, match="already carries"):
         signer.sign(once, backend, XmlSignatureRequest("seal", "Con dấu"))
+
+
+def test_correctly_signed_data_that_breaks_the_xsd_is_invalid(dev_pki: DevPki, canonical: bytes) -> None:
+    broken = canonical.replace(b"<level>lower_secondary</level>", b"<level>kindergarten</level>", 1)
+    assert broken != canonical
+    backend = SoftKeyBackend.from_pkcs12(dev_pki.p12_path("seal"))
+    signed = XadesSigner().sign(envelope(broken), backend, XmlSignatureRequest("seal", "Con dấu"))
+    report = XmlVerifier([dev_pki.root], [dev_pki.issuing_ca]).verify(signed)
+    assert report.signatures[0].indication == "valid"  # the signature itself is fine
+    assert report.verdict == "invalid" and any("XSD" in r.en for r in report.reasons)
