@@ -11,6 +11,8 @@ from fastapi.responses import PlainTextResponse
 from ledger.registry import DocumentRecord
 from sealtrail.deployment import Deployment
 from sealtrail.settings import Settings
+from signer.storage import BlobStore
+from verifier.details import details_from_store
 from verifier.pdf import MAX_PDF_BYTES
 from verifier.ratelimit import RateLimiter
 from verifier.web import make_public_router
@@ -48,7 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     s = deployment.settings
     page_limit = RateLimiter(s.public_rate_per_minute / 60, burst=max(1, s.public_rate_per_minute // 2))
     verify_limit = RateLimiter(s.verify_rate_per_minute / 60, burst=max(1, s.verify_rate_per_minute // 3))
-    app.include_router(make_public_router(engine, ledger_check, tlog_proof, limiter=page_limit))
+    blobs = BlobStore(deployment.settings.documents_dir)
+    holder_details = details_from_store(lambda sha: blobs.get(sha, "xml"))
+    app.include_router(
+        make_public_router(engine, ledger_check, tlog_proof, limiter=page_limit, holder_details=holder_details)
+    )
     app.include_router(make_log_router(engine.connect, ledger, vkey))
 
     @app.get("/healthz", response_class=PlainTextResponse, tags=["operations"])

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
@@ -20,6 +24,25 @@ TEMPLATES = Environment(
     autoescape=select_autoescape(["html", "j2"]),
 )
 LedgerCheck = Callable[[DocumentRecord], bool]
+# The holder's full details from the stored document, shown only to a visitor who knows the date of birth.
+HolderDetails = Callable[[DocumentRecord], "Details"]
+
+
+@dataclass(frozen=True)
+class Details:
+    birth_date: date
+    rows: list[tuple[str, str, str]]  # (Vietnamese label, English label, value)
+
+
+def _parse_dob(text: str) -> date | None:
+    text = text.strip()
+    for fmt in ("%d/%m/%Y", "%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    return None
+
 
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -34,6 +57,7 @@ def make_public_router(
     ledger_check: LedgerCheck,
     tlog_proof: Callable[[DocumentRecord], bytes] | None = None,
     limiter: RateLimiter | None = None,
+    holder_details: HolderDetails | None = None,
 ) -> APIRouter:
     router = APIRouter(dependencies=[Depends(limiter)] if limiter else [])
 
@@ -57,8 +81,26 @@ def make_public_router(
             headers={"Content-Disposition": f'attachment; filename="{record.id}.tlog-proof"', **_SECURITY_HEADERS},
         )
 
+    @router.post("/v/{token}", response_class=HTMLResponse, include_in_schema=False)
+    def document_details(token: str, dob: Annotated[str, Form(max_length=32)] = "") -> HTMLResponse:
+        """Full details for a visitor who types the holder's date of birth (no JavaScript, a plain form)."""
+        record = _record(token)
+        if record is None:
+            return document_page(token)
+        proven = _prove(record)
+        given = _parse_dob(dob)
+        details = holder_details(record) if holder_details and record.sha256_xml else None
+        if (
+            details is None
+            or given is None
+            or not hmac.compare_digest(given.isoformat().encode(), details.birth_date.isoformat().encode())
+        ):
+            html = _render(record, proven, dob_error=True)
+            return HTMLResponse(html, status_code=200, headers=_SECURITY_HEADERS)
+        return HTMLResponse(_render(record, proven, details=details), headers=_SECURITY_HEADERS)
+
     @router.get("/v/{token}", response_class=HTMLResponse, include_in_schema=False)
-    def document_page(token: str, request: Request) -> HTMLResponse:
+    def document_page(token: str) -> HTMLResponse:
         with Session(engine) as session:
             record = (
                 session.exec(select(DocumentRecord).where(DocumentRecord.token == token)).first()
@@ -83,7 +125,9 @@ def make_public_router(
         except Exception:  # the log could not be read: the page says "cannot be confirmed", never "valid"
             return None
 
-    def _render(record: DocumentRecord, proven: bool | None) -> str:
+    def _render(
+        record: DocumentRecord, proven: bool | None, *, details: Details | None = None, dob_error: bool = False
+    ) -> str:
         standing = document_standing(record, proven)
         kind_vi, kind_en = KINDS.get(record.kind, (record.kind, record.kind))
         verdict_vi, verdict_en = VERDICT_TEXT[standing.verdict]
@@ -96,6 +140,10 @@ def make_public_router(
             kind_vi=kind_vi,
             kind_en=kind_en,
             ledger_ok=bool(proven),
+            token=record.token,
+            details=details,
+            dob_error=dob_error,
+            can_reveal=holder_details is not None and record.sha256_xml is not None,
         )
 
     return router

@@ -76,6 +76,25 @@ def test_page_shows_the_minimum_and_a_valid_verdict(issued: tuple[Deployment, li
     assert "<script" not in page.text  # the verdict needs no JavaScript
 
 
+def test_the_date_of_birth_reveals_full_details_and_a_wrong_one_does_not(
+    issued: tuple[Deployment, list[IssuedDocument]],
+) -> None:
+    dep, docs = issued
+    doc = docs[0]
+    holder = schemas.parse_document(schemas.load_sample("diploma_thpt")).holder
+    client = _client(dep)
+    page = client.get(f"/v/{doc.token}").text
+    assert f'action="/v/{doc.token}"' in page and f"/v/{doc.token}/tlog-proof" in page
+    wrong = client.post(f"/v/{doc.token}", data={"dob": "01/01/1999"})
+    assert wrong.status_code == 200 and "không khớp" in wrong.text and holder.full_name not in wrong.text
+    right = client.post(f"/v/{doc.token}", data={"dob": holder.birth_date.strftime("%d/%m/%Y")})
+    assert right.status_code == 200 and holder.full_name in right.text
+    diploma = schemas.parse_document(schemas.load_sample("diploma_thpt"))
+    assert diploma.diploma_number in right.text
+    assert holder.personal_id is None or holder.personal_id not in right.text
+    assert client.post("/v/AAAAAAAAAAAAAAAAAAAAAAAAAA", data={"dob": "01/01/2000"}).status_code == 404
+
+
 def test_revoked_and_superseded_documents_say_so(issued: tuple[Deployment, list[IssuedDocument]]) -> None:
     dep, docs = issued
     _set_status(dep, docs[1].doc_id, DocumentStatus.REVOKED, status_reason="Cấp sai thông tin")
