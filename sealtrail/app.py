@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, UploadFile
@@ -74,6 +75,60 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return xml_report.to_json()
         report = await run_in_threadpool(deployment.pdf_verifier.verify, bytes(data))
         return {**report.to_json(), "format": "pdf"}
+
+    bulk_limit = RateLimiter(1 / 60, burst=3)  # bulk checks are heavy: a few per client, then one a minute
+
+    @app.post("/api/v1/verify/bulk", tags=["verification"], dependencies=[Depends(bulk_limit)], response_model=None)
+    async def verify_bulk(file: UploadFile, format: str = "json") -> dict[str, Any] | PlainTextResponse:
+        """Check a ZIP of signed PDFs/XMLs. JSON (with a signed receipt) or CSV (`?format=csv`)."""
+        from verifier.bulk import MAX_TOTAL_BYTES, BulkError, check_zip, checker, to_csv
+
+        data = bytearray()
+        while chunk := await file.read(UPLOAD_CHUNK):
+            data.extend(chunk)
+            if len(data) > MAX_TOTAL_BYTES:
+                raise HTTPException(413, "Tệp ZIP quá lớn / The ZIP is too large")
+        check = checker(deployment.pdf_verifier.verify, deployment.xml_verifier.verify)
+        try:
+            items = await run_in_threadpool(check_zip, bytes(data), check)
+        except BulkError as exc:
+            raise HTTPException(400, str(exc)) from None
+        if format == "csv":
+            return PlainTextResponse(
+                to_csv(items),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": 'attachment; filename="ket-qua-xac-thuc.csv"'},
+            )
+        receipt = await run_in_threadpool(sign_receipt, items)
+        return {
+            "count": len(items),
+            "items": [
+                {
+                    "file": i.name,
+                    "sha256": i.sha256,
+                    "format": i.format,
+                    "verdict": i.verdict,
+                    "signers": i.signers,
+                    "reasons": [{"code": r.code, "vi": r.vi, "en": r.en} for r in i.reasons],
+                }
+                for i in items
+            ],
+            "receipt_xml": receipt.decode("utf-8") if receipt else None,
+        }
+
+    def sign_receipt(items: list[Any]) -> bytes | None:
+        """The receipt, signed with the institution's seal key; None if signing is unavailable right now."""
+        from signer.xades import XadesSigner, XmlSignatureRequest, envelope
+        from verifier.bulk import receipt_xml
+
+        try:
+            key = deployment.signing_keys["seal"]
+            signer = XadesSigner(timestamp_urls=deployment.timestamp_urls)
+            unsigned = envelope(receipt_xml(items, service=deployment.settings.public_base_url))
+            return signer.sign(unsigned, key, XmlSignatureRequest("seal", "Dịch vụ xác thực SealTrail"))
+        except Exception as exc:
+            logging.getLogger("sealtrail.bulk").warning("verification receipt not signed: %s", exc)
+            return None
 
     return app
 

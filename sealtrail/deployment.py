@@ -57,6 +57,14 @@ class Deployment:
             return None
         return PkiServices(self.dev_pki, host=host, port=port).start()
 
+    @property
+    def timestamp_urls(self) -> list[str]:
+        if self.settings.timestamp_urls:
+            return list(self.settings.timestamp_urls)
+        if self.settings.mode == "production":
+            raise DeploymentError("Set SEALTRAIL_TIMESTAMP_URLS to the timestamp authorities to use.")
+        return [self.dev_pki.tsa_url]
+
     @cached_property
     def trust_roots(self) -> list[x509.Certificate]:
         return [self.dev_pki.root]

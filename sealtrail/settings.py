@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     )
     pkcs11_pool_size: int = Field(default=4, ge=1, le=64, description="Logged-in sessions kept per key")
 
+    timestamp_urls: list[str] = Field(
+        default_factory=list, description="RFC 3161 timestamp authorities, tried in order (default: the dev PKI's)"
+    )
     public_rate_per_minute: int = Field(default=120, ge=1, description="QR page requests per client per minute")
     verify_rate_per_minute: int = Field(default=30, ge=1, description="Upload checks per client per minute")
 

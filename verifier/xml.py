@@ -172,9 +172,15 @@ class XmlVerifier:
         overall = list(dict.fromkeys(reason for r in reports for reason in r.reasons))
         covered = canonical_bytes(body[0])
         try:
-            validate_xml(covered)
-        except SchemaError as exc:
-            overall.append(Reason(R_XSD[0], f"{R_XSD[1]}: {exc.problems[0]}", f"{R_XSD[2]}: {exc.problems[0]}"))
+            if etree.QName(body[0]).namespace == "urn:sealtrail:receipt:1":
+                from verifier.bulk import validate_receipt  # a verification receipt, not a school document
+
+                validate_receipt(covered)
+            else:
+                validate_xml(covered)
+        except (SchemaError, ValueError) as exc:
+            problem = exc.problems[0] if isinstance(exc, SchemaError) else exc
+            overall.append(Reason(R_XSD[0], f"{R_XSD[1]}: {problem}", f"{R_XSD[2]}: {problem}"))
             verdict = "invalid"
         return XmlReport(verdict, overall, reports, covered if verdict != "invalid" else None)
 

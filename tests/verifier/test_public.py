@@ -169,3 +169,60 @@ def test_pages_need_no_external_assets(issued: tuple[Deployment, list[IssuedDocu
     dep, docs = issued
     text = _client(dep).get(f"/v/{docs[0].token}").text
     assert "http://" not in text.replace(dep.settings.public_base_url, "") and "https://" not in text
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_bulk_zip_gives_one_verdict_per_file_and_a_signed_receipt(
+    issued: tuple[Deployment, list[IssuedDocument]],
+) -> None:
+    import hashlib
+
+    from verifier.xml import XmlVerifier
+
+    dep, docs = issued
+    tampered = bytearray(docs[0].pdf)
+    tampered[len(tampered) // 3] ^= 1
+    upload = _zip(
+        {
+            "a/bang-1.pdf": docs[0].pdf,
+            "a/bang-1.xml": docs[0].xml,
+            "b/sua.pdf": bytes(tampered),
+            "rac.txt": b"hello",
+        }
+    )
+    response = _client(dep).post("/api/v1/verify/bulk", files={"file": ("lo.zip", upload)})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    verdicts = {i["file"]: i["verdict"] for i in body["items"]}
+    assert verdicts == {"a/bang-1.pdf": "valid", "a/bang-1.xml": "valid", "b/sua.pdf": "invalid", "rac.txt": "invalid"}
+    receipt = body["receipt_xml"].encode()
+    report = XmlVerifier(dep.trust_roots, dep.intermediates).verify(receipt)
+    assert report.verdict == "valid", report.reasons
+    assert report.data is not None and hashlib.sha256(docs[0].pdf).hexdigest().encode() in report.data
+    forged = receipt.replace(b"<verdict>invalid</verdict>", b"<verdict>valid</verdict>", 1)
+    assert XmlVerifier(dep.trust_roots, dep.intermediates).verify(forged).verdict == "invalid"
+
+    csv_text = _client(dep).post("/api/v1/verify/bulk?format=csv", files={"file": ("lo.zip", upload)}).text
+    assert csv_text.splitlines()[0].startswith("file,sha256,format,verdict")
+    assert "b/sua.pdf" in csv_text and len(csv_text.splitlines()) == 5
+
+
+def test_bulk_refuses_zip_bombs_and_non_zips(issued: tuple[Deployment, list[IssuedDocument]]) -> None:
+    dep, _ = issued
+    bomb = _zip({"bomb.pdf": b"\0" * (60 * 1024 * 1024)})
+    assert len(bomb) < 200_000
+    client = _client(dep)
+    refused = client.post("/api/v1/verify/bulk", files={"file": ("bomb.zip", bomb)})
+    assert refused.status_code == 400 and "ZIP bomb" in refused.text
+    not_zip = client.post("/api/v1/verify/bulk", files={"file": ("x.zip", b"PK no")})
+    assert not_zip.status_code == 400 and "not a readable ZIP" in not_zip.text

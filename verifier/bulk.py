@@ -1,0 +1,143 @@
+"""Bulk checks for admissions offices: a ZIP of PDFs/XMLs in, one verdict per file and a signed receipt out.
+
+The ZIP is read defensively: a cap on the number of entries, on each entry's and the total *actual* size (a
+ZIP's declared sizes can lie), no encrypted entries, names used only as labels (nothing is written to disk).
+
+The receipt is an XML document (``urn:sealtrail:receipt:1``) listing what was checked, when, each file's
+SHA-256 and verdict, put in the same signed envelope as transcripts and signed by the service's seal (XAdES
+B-T), so an admissions office can keep it as evidence and anyone can check it with ``sealtrail verify``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from lxml import etree
+
+from verifier.pdf import Reason, Verdict
+from verifier.xml import looks_like_xml
+
+RECEIPT_NS = "urn:sealtrail:receipt:1"
+RECEIPT_XSD = Path(__file__).parent / "receipt.xsd"
+MAX_ENTRIES = 500
+MAX_ENTRY_BYTES = 50 * 1024 * 1024
+MAX_TOTAL_BYTES = 500 * 1024 * 1024
+
+
+class BulkError(ValueError):
+    """The upload as a whole cannot be checked; the message is for the person who uploaded it."""
+
+
+@dataclass
+class BulkItem:
+    name: str
+    sha256: str
+    format: str
+    verdict: Verdict
+    reasons: list[Reason] = field(default_factory=list)
+    signers: list[str] = field(default_factory=list)
+
+
+Check = Callable[[bytes], tuple[str, Verdict, list[Reason], list[str]]]
+
+
+def _read_limited(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
+    limit = min(MAX_ENTRY_BYTES, budget)
+    with archive.open(info) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise BulkError(
+            f"'{info.filename}' giải nén ra quá lớn / unpacks to more than {limit // (1024 * 1024)} MB "
+            "(a ZIP bomb or a file too large to check)"
+        )
+    return data
+
+
+def check_zip(data: bytes, check: Check) -> list[BulkItem]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise BulkError("Tệp tải lên không phải là tệp ZIP đọc được / the upload is not a readable ZIP file") from exc
+    entries = [i for i in archive.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
+    if not entries:
+        raise BulkError("Tệp ZIP không có tệp nào / the ZIP holds no files")
+    if len(entries) > MAX_ENTRIES:
+        raise BulkError(f"Tệp ZIP có quá nhiều tệp / the ZIP holds more than {MAX_ENTRIES} files; split it")
+    items: list[BulkItem] = []
+    budget = MAX_TOTAL_BYTES
+    for info in entries:
+        if info.flag_bits & 0x1:
+            raise BulkError(f"'{info.filename}' được mã hoá / is encrypted; upload it without a password")
+        try:
+            content = _read_limited(archive, info, budget)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+            raise BulkError(f"'{info.filename}' bị hỏng trong tệp ZIP / is damaged inside the ZIP: {exc}") from exc
+        budget -= len(content)
+        fmt, verdict, reasons, signers = check(content)
+        items.append(BulkItem(info.filename, hashlib.sha256(content).hexdigest(), fmt, verdict, reasons, signers))
+    return items
+
+
+def checker(pdf_verify: Callable[[bytes], object], xml_verify: Callable[[bytes], object]) -> Check:
+    def check(content: bytes) -> tuple[str, Verdict, list[Reason], list[str]]:
+        fmt = "xml" if looks_like_xml(content) else "pdf"
+        report = (xml_verify if fmt == "xml" else pdf_verify)(content)
+        signers = [s.signer for s in report.signatures]  # type: ignore[attr-defined]
+        return fmt, report.verdict, list(report.reasons), signers  # type: ignore[attr-defined]
+
+    return check
+
+
+def to_csv(items: list[BulkItem]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["file", "sha256", "format", "verdict", "signers", "reasons_vi", "reasons_en"])
+    for item in items:
+        writer.writerow(
+            [
+                item.name,
+                item.sha256,
+                item.format,
+                item.verdict,
+                "; ".join(item.signers),
+                "; ".join(r.vi for r in item.reasons),
+                "; ".join(r.en for r in item.reasons),
+            ]
+        )
+    return out.getvalue()
+
+
+def receipt_xml(items: list[BulkItem], *, service: str, checked_at: datetime | None = None) -> bytes:
+    """The unsigned receipt (canonical bytes, like every document SealTrail signs)."""
+    when = (checked_at or datetime.now(UTC)).replace(microsecond=0)
+    root = etree.Element(f"{{{RECEIPT_NS}}}bien_nhan", nsmap={None: RECEIPT_NS})
+    etree.SubElement(root, f"{{{RECEIPT_NS}}}service").text = service
+    etree.SubElement(root, f"{{{RECEIPT_NS}}}checked_at").text = when.isoformat()
+    etree.SubElement(root, f"{{{RECEIPT_NS}}}count").text = str(len(items))
+    files = etree.SubElement(root, f"{{{RECEIPT_NS}}}files")
+    for item in items:
+        el = etree.SubElement(files, f"{{{RECEIPT_NS}}}file")
+        etree.SubElement(el, f"{{{RECEIPT_NS}}}name").text = item.name
+        etree.SubElement(el, f"{{{RECEIPT_NS}}}sha256").text = item.sha256
+        etree.SubElement(el, f"{{{RECEIPT_NS}}}format").text = item.format
+        etree.SubElement(el, f"{{{RECEIPT_NS}}}verdict").text = item.verdict
+        for reason in item.reasons:
+            etree.SubElement(el, f"{{{RECEIPT_NS}}}reason", code=reason.code).text = f"{reason.vi} / {reason.en}"
+    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + etree.tostring(root, method="c14n", exclusive=True)
+
+
+def validate_receipt(data: bytes) -> None:
+    """Raise ValueError when the receipt does not match its XSD."""
+    from schemas.xml import parse_xml_securely
+
+    schema = etree.XMLSchema(etree.fromstring(RECEIPT_XSD.read_bytes()))
+    root = parse_xml_securely(data)
+    if not schema.validate(root):
+        raise ValueError("; ".join(f"line {e.line}: {e.message}" for e in schema.error_log))
