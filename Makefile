@@ -9,7 +9,9 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install system-deps python-deps demo serve test lint bench
+TEST_APT_PACKAGES := chromium
+
+.PHONY: install system-deps test-system-deps python-deps demo serve test lint bench
 
 install: system-deps python-deps
 
@@ -19,6 +21,13 @@ system-deps:
 	  echo "Installing system packages: $(APT_PACKAGES)"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+test-system-deps:
+	@if ! dpkg-query -W -f='$${Status}\n' $(TEST_APT_PACKAGES) 2>/dev/null | grep -q 'install ok installed'; then \
+	  echo "Installing test packages (browser tests drive Debian's Chromium): $(TEST_APT_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(TEST_APT_PACKAGES); \
 	fi
 
 .tools/bin/uv:
@@ -32,7 +41,7 @@ demo: install
 	$(UV) run sealtrail demo --out demo-out
 	$(UV) run sealtrail serve --host $(HOST) --port $(PORT)
 
-test: install
+test: install test-system-deps
 	$(UV) run pytest
 
 lint: python-deps

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from ledger.registry import DocumentRecord
 from sealtrail.deployment import Deployment
@@ -16,7 +16,8 @@ from signer.storage import BlobStore
 from verifier.details import details_from_store
 from verifier.pdf import MAX_PDF_BYTES
 from verifier.ratelimit import RateLimiter
-from verifier.web import make_public_router
+from verifier.status import VERDICT_TEXT
+from verifier.web import SECURITY_HEADERS, TEMPLATES, make_public_router
 from verifier.xml import looks_like_xml
 
 UPLOAD_CHUNK = 1024 * 1024
@@ -75,6 +76,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return xml_report.to_json()
         report = await run_in_threadpool(deployment.pdf_verifier.verify, bytes(data))
         return {**report.to_json(), "format": "pdf"}
+
+    @app.get("/kiem-tra", response_class=HTMLResponse, include_in_schema=False)
+    def upload_page() -> HTMLResponse:
+        """The upload-and-check page: a plain form, no JavaScript."""
+        return HTMLResponse(TEMPLATES.get_template("upload.html.j2").render(report=None), headers=SECURITY_HEADERS)
+
+    @app.post("/kiem-tra", response_class=HTMLResponse, include_in_schema=False, dependencies=[Depends(verify_limit)])
+    async def upload_check(file: UploadFile) -> HTMLResponse:
+        data = bytearray()
+        while chunk := await file.read(UPLOAD_CHUNK):
+            data.extend(chunk)
+            if len(data) > MAX_PDF_BYTES:
+                raise HTTPException(413, "Tệp quá lớn (tối đa 50 MB) / The file is too large (50 MB at most)")
+        is_xml = looks_like_xml(bytes(data))
+        verify = deployment.xml_verifier.verify if is_xml else deployment.pdf_verifier.verify
+        report = await run_in_threadpool(verify, bytes(data))
+        verdict_vi, verdict_en = VERDICT_TEXT[report.verdict]
+        html = TEMPLATES.get_template("upload.html.j2").render(
+            report=report,
+            verdict_vi=verdict_vi,
+            verdict_en=verdict_en,
+            filename=(file.filename or "")[:120],
+            fmt="xml" if is_xml else "pdf",
+        )
+        return HTMLResponse(html, headers=SECURITY_HEADERS)
 
     bulk_limit = RateLimiter(1 / 60, burst=3)  # bulk checks are heavy: a few per client, then one a minute
 

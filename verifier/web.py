@@ -44,7 +44,7 @@ def _parse_dob(text: str) -> date | None:
     return None
 
 
-_SECURITY_HEADERS = {
+SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:",
     "Referrer-Policy": "no-referrer",
@@ -78,7 +78,7 @@ def make_public_router(
         return Response(
             tlog_proof(record),
             media_type="text/plain; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{record.id}.tlog-proof"', **_SECURITY_HEADERS},
+            headers={"Content-Disposition": f'attachment; filename="{record.id}.tlog-proof"', **SECURITY_HEADERS},
         )
 
     @router.post("/v/{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -96,8 +96,8 @@ def make_public_router(
             or not hmac.compare_digest(given.isoformat().encode(), details.birth_date.isoformat().encode())
         ):
             html = _render(record, proven, dob_error=True)
-            return HTMLResponse(html, status_code=200, headers=_SECURITY_HEADERS)
-        return HTMLResponse(_render(record, proven, details=details), headers=_SECURITY_HEADERS)
+            return HTMLResponse(html, status_code=200, headers=SECURITY_HEADERS)
+        return HTMLResponse(_render(record, proven, details=details), headers=SECURITY_HEADERS)
 
     @router.get("/v/{token}", response_class=HTMLResponse, include_in_schema=False)
     def document_page(token: str) -> HTMLResponse:
@@ -115,9 +115,9 @@ def make_public_router(
                 if decoy is not None:
                     _render(decoy, _prove(decoy))
                 html = TEMPLATES.get_template("not_found.html.j2").render()
-                return HTMLResponse(html, status_code=404, headers=_SECURITY_HEADERS)
+                return HTMLResponse(html, status_code=404, headers=SECURITY_HEADERS)
             html = _render(record, _prove(record))
-        return HTMLResponse(html, headers=_SECURITY_HEADERS)
+        return HTMLResponse(html, headers=SECURITY_HEADERS)
 
     def _prove(record: DocumentRecord) -> bool | None:
         try:
