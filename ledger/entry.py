@@ -1,7 +1,7 @@
 """One log entry: the canonical bytes of one event about a document. No personal data, ever.
 
 Encoding: UTF-8 JSON, keys sorted, no whitespace, a fixed set of fields; ``refers`` (the leaf index an entry
-revokes or supersedes) only on those types. The parser re-encodes and refuses anything not byte-identical, so
+revokes, supersedes or archives) only on those types. The parser re-encodes and refuses anything not byte-identical, so
 every entry has exactly one encoding and its leaf hash is unambiguous.
 """
 
@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Self
 
-EntryType = Literal["issue", "sign", "copy", "revoke", "supersede", "key"]
-_TYPES = ("issue", "sign", "copy", "revoke", "supersede", "key")
+EntryType = Literal["issue", "sign", "copy", "revoke", "supersede", "key", "archive"]
+_TYPES = ("issue", "sign", "copy", "revoke", "supersede", "key", "archive")
+_REFERRING = ("revoke", "supersede", "archive")  # entries about an earlier entry name its leaf index
 _HEX = re.compile(r"^([0-9a-f]{64})?$")
 VERSION = 1
 
@@ -39,8 +40,8 @@ class Entry:
         for value in (self.pdf_sha256, self.xml_sha256, self.signer_cert_sha256):
             if not _HEX.match(value):
                 raise EntryError("hashes are lowercase hex SHA-256 (or empty)")
-        if (self.refers is not None) != (self.type in ("revoke", "supersede")):
-            raise EntryError("only revoke and supersede entries refer to an earlier entry")
+        if (self.refers is not None) != (self.type in _REFERRING):
+            raise EntryError("revoke, supersede and archive entries (only) refer to an earlier entry")
         if self.time.tzinfo is None:
             raise EntryError("entry times must carry a time zone")
 

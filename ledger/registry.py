@@ -46,3 +46,6 @@ class DocumentRecord(SQLModel, table=True):
     signers: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     issued_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # The newest B-LTA version of the PDF (the issued one, sha256_pdf, stays valid and findable).
+    archived_sha256_pdf: str | None = Field(default=None, max_length=64)
+    archived_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

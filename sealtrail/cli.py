@@ -223,6 +223,34 @@ def _trust_certs(paths: list[Path]):  # type: ignore[no-untyped-def]
     return roots, helpers
 
 
+@app.command("archive")
+def archive_command(
+    within_days: Annotated[
+        int, typer.Option(help="Renew when the newest archive timestamp's TSA certificate expires within this")
+    ] = 365,
+) -> None:
+    """Extend issued PDFs to PAdES B-LTA (fresh validation data + document timestamp) before they need it.
+
+    Run it daily (cron or a systemd timer); documents that are not due are skipped."""
+    from sealtrail.archiving import renew_archives
+
+    dep = _deployment()
+    services = dep.start_dev_pki_services() if dep.settings.mode == "development" else None
+    try:
+        with _key_errors():
+            report = renew_archives(dep, within_days=within_days)
+    finally:
+        if services:
+            services.stop()
+    typer.echo(
+        f"Lưu trữ dài hạn / long-term archiving: {len(report.renewed)} renewed, "
+        f"{len(report.not_due)} not due, {len(report.failed)} failed"
+    )
+    for doc_id, why in report.failed:
+        typer.echo(f"  ! {doc_id}: {why}", err=True)
+    raise typer.Exit(1 if report.failed else 0)
+
+
 @app.command("export-trust")
 def export_trust_command(
     directory: Annotated[Path, typer.Argument(help="Where to write the trust bundle")],

@@ -166,6 +166,19 @@ def audit_deployment(dep: Deployment) -> list[str]:
                 blobs.get(digest, ext)
             except OSError as exc:
                 problems.append(f"{record.id}: stored {ext.upper()} is missing or damaged ({exc})")
+    archived: dict[str, Entry] = {}
+    for _i, e in sorted(entries.items()):
+        if e.type == "archive":
+            archived[e.doc_id] = e  # the newest archive entry wins
+    for record in records:
+        newest = archived.get(record.id)
+        if (newest.pdf_sha256 if newest else None) != record.archived_sha256_pdf:
+            problems.append(f"{record.id}: the registry's archived version differs from the log's newest archive entry")
+        elif newest is not None:
+            try:
+                blobs.get(newest.pdf_sha256, "pdf")
+            except OSError as exc:
+                problems.append(f"{record.id}: stored archived PDF is missing or damaged ({exc})")
     known = {r.id for r in records}
     problems.extend(f"log entry for unknown document {doc_id}" for doc_id in by_doc if doc_id not in known)
     return problems
