@@ -8,12 +8,15 @@ from schemas.common import ValidationProblem
 from schemas.grading import (
     FAIL,
     PASS,
+    PRIMARY_FAIL,
     TX_COUNT,
     learning_level,
+    primary_result,
     semester_average,
     valid_score,
     year_average,
 )
+from schemas.primary import PrimaryYear, tested
 from schemas.transcript import Results, SchoolYear, SemesterScores, SubjectYear, Transcript
 
 SEMESTERS = (("hk1", "học kì I"), ("hk2", "học kì II"))
@@ -96,9 +99,42 @@ def _level(subjects: tuple[SubjectYear, ...], period: str) -> str | None:
     return learning_level(scored, comments)
 
 
+def _primary_year(t: Transcript, y: PrimaryYear, problems: list[ValidationProblem]) -> PrimaryYear:
+    where = f"{t.holder.full_name}, lớp {y.class_name} ({y.school_year})"
+    for s in y.subjects:
+        if tested(y.grade, s.subject) and s.year_score is None:
+            problems.append(ValidationProblem(where, f"môn {s.subject}: thiếu điểm kiểm tra định kì cuối năm"))
+        if not tested(y.grade, s.subject) and (s.year_score is not None or s.mid_score is not None):
+            problems.append(ValidationProblem(where, f"môn {s.subject}: lớp {y.grade} không có bài kiểm tra định kì"))
+    scores = [s.year_score for s in y.subjects if s.year_score is not None]
+    computed = primary_result(
+        [s.year_level for s in y.subjects], [q.level for q in (*y.qualities, *y.competences)], scores
+    )
+    if y.result is not None and y.result != computed:
+        low = [f"{s.subject} {s.year_score}" for s in y.subjects if s.year_score is not None and s.year_score < 9]
+        detail = f" (điểm kiểm tra: {', '.join(low)})" if low else ""
+        problems.append(ValidationProblem(where, f"kết quả ghi '{y.result}' nhưng tính được '{computed}'{detail}"))
+    completed = y.completed_primary
+    if y.grade == 5:
+        done = computed != PRIMARY_FAIL
+        if completed is not None and completed != done:
+            problems.append(
+                ValidationProblem(
+                    where, f"'hoàn thành chương trình tiểu học' ghi {completed} nhưng kết quả là '{computed}'"
+                )
+            )
+        completed = done
+    elif completed:
+        problems.append(ValidationProblem(where, f"lớp {y.grade} chưa thể hoàn thành chương trình tiểu học"))
+    return y.model_copy(update={"result": computed, "completed_primary": completed})
+
+
 def complete_transcript(t: Transcript) -> tuple[Transcript, list[ValidationProblem]]:
     """Return the transcript with every average and learning level filled in, and every contradiction found."""
     problems: list[ValidationProblem] = []
+    if t.level == "primary":
+        primary = tuple(_primary_year(t, y, problems) for y in t.primary_years)
+        return t.model_copy(update={"primary_years": primary}), problems
     years = []
     for y in t.years:
         subjects = tuple(_subject(t, y, s, problems) for s in y.subjects)

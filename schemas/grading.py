@@ -64,3 +64,34 @@ def learning_level(scored: Sequence[Decimal], comments: Sequence[str]) -> str:
 
 def valid_score(value: Decimal) -> bool:
     return Decimal(0) <= value <= Decimal(10) and value == value.quantize(ONE_DECIMAL)
+
+
+# Circular 27/2020, year-end results for primary school, best first. Each rule: the subject levels allowed, the
+# trait (quality/competence) levels allowed, and the lowest year-end test score allowed.
+@dataclass(frozen=True)
+class PrimaryRule:
+    result: str
+    subject_levels: frozenset[str]
+    trait_levels: frozenset[str]
+    min_score: int
+
+
+PRIMARY_RULES = (
+    PrimaryRule("Hoàn thành xuất sắc", frozenset("T"), frozenset("T"), 9),
+    PrimaryRule("Hoàn thành tốt", frozenset("T"), frozenset("T"), 7),
+    PrimaryRule("Hoàn thành", frozenset("TH"), frozenset({"T", "Đ"}), 5),
+)
+PRIMARY_FAIL = "Chưa hoàn thành"
+PRIMARY_RESULTS = (*(r.result for r in PRIMARY_RULES), PRIMARY_FAIL)
+
+
+def primary_result(subject_levels: Sequence[str], trait_levels: Sequence[str], scores: Sequence[int]) -> str:
+    """The year-end result from every subject's level, every trait's level and every year-end test score."""
+    for rule in PRIMARY_RULES:
+        if (
+            all(level in rule.subject_levels for level in subject_levels)
+            and all(level in rule.trait_levels for level in trait_levels)
+            and all(score >= rule.min_score for score in scores)
+        ):
+            return rule.result
+    return PRIMARY_FAIL

@@ -6,9 +6,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from schemas.common import Model, Person, School, Signatory, Text
+from schemas.primary import PrimaryYear
 
 Level4 = Literal["Tốt", "Khá", "Đạt", "Chưa đạt"]
 CommentLevel = Literal["Đạt", "Chưa đạt"]
@@ -63,12 +64,21 @@ class SchoolYear(Model):
 
 class Transcript(Model):
     kind: Literal["transcript"] = "transcript"
-    level: Literal["lower_secondary", "upper_secondary"]
+    level: Literal["primary", "lower_secondary", "upper_secondary"]
     record_id: str = Field(min_length=1, description="Mã định danh học bạ (madinhdanhhocba)")
     student_code: str = Field(min_length=1, description="Mã học sinh (mahocsinh)")
     holder: Person
     school: School
-    years: tuple[SchoolYear, ...] = Field(min_length=1)
+    years: tuple[SchoolYear, ...] = Field(default=(), description="Grades 6–12 (Circular 22/2021)")
+    primary_years: tuple[PrimaryYear, ...] = Field(default=(), description="Grades 1–5 (Circular 27/2020)")
     issue_date: date
     issue_place: Text
     signatories: tuple[Signatory, ...] = ()
+
+    @model_validator(mode="after")
+    def _years_match_level(self) -> Transcript:
+        if self.level == "primary" and (self.years or not self.primary_years):
+            raise ValueError("a primary transcript has primary_years (grades 1–5) and no years")
+        if self.level != "primary" and (self.primary_years or not self.years):
+            raise ValueError("a secondary transcript has years (grades 6–12) and no primary_years")
+        return self

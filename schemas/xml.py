@@ -121,6 +121,6 @@ def _fix_lists(data: dict[str, Any], kind: str) -> None:
                 for sem in ("hk1", "hk2"):
                     if isinstance(subject.get(sem), dict) and isinstance(subject[sem].get("tx"), str):
                         subject[sem]["tx"] = [subject[sem]["tx"]] if subject[sem]["tx"] else []
-    for key in ("signatories",):
+    for key in ("signatories", "years", "primary_years"):
         if data.get(key) == "":
             data[key] = []

@@ -35,7 +35,7 @@ def _rows(doc: Any) -> list[tuple[str, str, str]]:
         ]
     elif isinstance(doc, schemas.Transcript):
         rows.append(("Mã học sinh", "Student code", doc.student_code))
-        for year in doc.years:
+        for year in (*doc.primary_years, *doc.years):
             rows.append((f"Năm học {year.school_year}", f"School year {year.school_year}", f"Lớp {year.class_name}"))
     return rows
 

@@ -16,6 +16,7 @@ from typing import Any
 from schemas.checks import complete_transcript
 from schemas.common import Person, School, Signatory
 from schemas.diploma import Diploma, EnglishLine
+from schemas.primary import PrimarySubject, PrimaryYear, Trait
 from schemas.transcript import Results, SchoolYear, SemesterScores, SubjectYear, Transcript
 
 HERE = Path(__file__).parent
@@ -246,10 +247,104 @@ def diploma_bachelor() -> Diploma:
     )
 
 
+PRIMARY_SUBJECTS = (
+    ("Tiếng Việt", True),
+    ("Toán", True),
+    ("Đạo đức", False),
+    ("Tự nhiên và Xã hội", False),
+    ("Giáo dục thể chất", False),
+    ("Âm nhạc", False),
+    ("Mĩ thuật", False),
+    ("Hoạt động trải nghiệm", False),
+)
+PRIMARY_UPPER = (("Ngoại ngữ 1", True), ("Khoa học", True), ("Lịch sử và Địa lí", True), ("Tin học và Công nghệ", True))
+QUALITIES = ("Yêu nước", "Nhân ái", "Chăm chỉ", "Trung thực", "Trách nhiệm")
+COMPETENCES = (
+    "Tự chủ và tự học",
+    "Giao tiếp và hợp tác",
+    "Giải quyết vấn đề và sáng tạo",
+    "Ngôn ngữ",
+    "Tính toán",
+    "Khoa học",
+    "Công nghệ",
+    "Tin học",
+    "Thẩm mĩ",
+    "Thể chất",
+)
+HOA_BINH = School(
+    code="01011001",
+    name="Trường Tiểu học Hoà Bình",
+    authority="PHÒNG GIÁO DỤC VÀ ĐÀO TẠO QUẬN HOÀN KIẾM",
+    province="Thành phố Hà Nội",
+    district="Quận Hoàn Kiếm",
+    address="12 Phố Hàng Bài, Hoàn Kiếm, Hà Nội",
+)
+
+
+def transcript_primary() -> Transcript:
+    """A pupil through grades 1–5: good years, one 'Hoàn thành' year, completes the primary programme."""
+    rng = random.Random(5)
+    holder = Person(
+        family_name="Đặng",
+        middle_name="Ngọc Bảo",
+        given_name="Châu",
+        birth_date=date(2014, 2, 18),
+        birth_place="Hà Nội",
+        gender=2,
+        personal_id="001314067890",
+        ethnicity="Kinh",
+    )
+    years = []
+    for i in range(5):
+        grade = 1 + i
+        subjects = PRIMARY_SUBJECTS if grade <= 3 else (*PRIMARY_SUBJECTS[:2], *PRIMARY_SUBJECTS[2:3], *PRIMARY_UPPER,
+                                                         *PRIMARY_SUBJECTS[4:])  # fmt: skip
+        weak = grade == 3
+        items = []
+        for name, tested in subjects:
+            level = "H" if weak and name == "Toán" else "T"
+            score = (rng.randint(6, 8) if weak and name == "Toán" else rng.randint(9, 10)) if tested else None
+            mid = rng.randint(7, 10) if tested and grade >= 4 else None
+            items.append(PrimarySubject(subject=name, mid_level="T", year_level=level, mid_score=mid, year_score=score))
+        years.append(
+            PrimaryYear(
+                school_year=f"{2019 + i}-{2020 + i}",
+                grade=grade,
+                class_name=f"{grade}A2",
+                subjects=tuple(items),
+                qualities=tuple(Trait(name=q, level="T") for q in QUALITIES),
+                competences=tuple(Trait(name=c, level="Đ" if weak and c == "Tính toán" else "T") for c in COMPETENCES),
+                homeroom_comment="Em ngoan, chăm học, tích cực tham gia hoạt động của lớp.",
+                promoted=True,
+                homeroom_teacher="Nguyễn Thị Lan",
+                principal="Trần Quốc Bảo",
+            )
+        )
+    t = Transcript(
+        level="primary",
+        record_id="HB001314067890",
+        student_code="0101100118",
+        holder=holder,
+        school=HOA_BINH,
+        primary_years=tuple(years),
+        issue_date=date(2024, 5, 31),
+        issue_place="Hà Nội",
+        signatories=(
+            Signatory(role="homeroom_teacher", title="Giáo viên chủ nhiệm", name="Nguyễn Thị Lan"),
+            Signatory(role="principal", title="Hiệu trưởng", name="Trần Quốc Bảo"),
+            Signatory(role="seal", title="Trường Tiểu học Hoà Bình"),
+        ),
+    )
+    complete, problems = complete_transcript(t)
+    assert not problems, problems
+    return complete
+
+
 def main() -> None:
     outputs: dict[str, Any] = {
         "transcript_thcs": _json(transcript_thcs(*PUPILS[0], seed=1)),
         "transcript_thpt": _json(transcript_thpt()),
+        "transcript_primary": _json(transcript_primary()),
         "diploma_thpt": _json(diploma_thpt()),
         "diploma_bachelor": _json(diploma_bachelor()),
         "class_9a1": [_json(transcript_thcs(*p, seed=i + 1)) for i, p in enumerate(PUPILS)],

@@ -81,7 +81,9 @@ def test_decomposed_input_is_stored_composed() -> None:
     assert schemas.parse_document(data).holder.given_name == "Hằng"
 
 
-@pytest.mark.parametrize("name", ["transcript_thcs", "transcript_thpt", "diploma_thpt", "diploma_bachelor"])
+@pytest.mark.parametrize(
+    "name", ["transcript_thcs", "transcript_thpt", "transcript_primary", "diploma_thpt", "diploma_bachelor"]
+)
 def test_xml_round_trip_is_exact(name: str) -> None:
     doc = schemas.parse_document(schemas.load_sample(name))
     xml = to_xml(doc)

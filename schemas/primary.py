@@ -1,0 +1,64 @@
+"""Primary-school years (lớp 1–5) of a transcript, under Circular 27/2020/TT-BGDĐT.
+
+Subjects and activities are rated T (Hoàn thành tốt), H (Hoàn thành) or C (Chưa hoàn thành); some subjects also
+have a periodic test scored 1–10 (whole numbers). Qualities and competences are rated T (Tốt), Đ (Đạt) or C
+(Cần cố gắng). The year ends with one of four results (schemas.grading.primary_result); grade 5 with at least
+"Hoàn thành" also completes the primary programme ("Hoàn thành chương trình tiểu học").
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from schemas.common import Model, Text
+
+SubjectLevel = Literal["T", "H", "C"]
+TraitLevel = Literal["T", "Đ", "C"]
+PrimaryResult = Literal["Hoàn thành xuất sắc", "Hoàn thành tốt", "Hoàn thành", "Chưa hoàn thành"]
+SUBJECT_LEVELS = {"T": "Hoàn thành tốt", "H": "Hoàn thành", "C": "Chưa hoàn thành"}
+TRAIT_LEVELS = {"T": "Tốt", "Đ": "Đạt", "C": "Cần cố gắng"}
+# Subjects with a periodic test (1–10): Tiếng Việt and Toán at year end in every grade; from grade 4 these and
+# the other tested subjects, at mid-year and year end.
+TESTED_ALWAYS = ("Tiếng Việt", "Toán")
+TESTED_FROM_GRADE_4 = (*TESTED_ALWAYS, "Ngoại ngữ 1", "Khoa học", "Lịch sử và Địa lí", "Tin học và Công nghệ")
+
+
+def tested(grade: int, subject: str) -> bool:
+    return subject in (TESTED_FROM_GRADE_4 if grade >= 4 else TESTED_ALWAYS)
+
+
+class PrimarySubject(Model):
+    """One subject or educational activity over one year."""
+
+    subject: Text
+    mid_level: SubjectLevel | None = Field(default=None, description="Giữa năm (cuối học kì I)")
+    year_level: SubjectLevel = Field(description="Cuối năm")
+    mid_score: int | None = Field(default=None, ge=1, le=10, description="Bài kiểm tra định kì cuối học kì I")
+    year_score: int | None = Field(default=None, ge=1, le=10, description="Bài kiểm tra định kì cuối năm")
+    teacher_comment: Text = ""
+
+
+class Trait(Model):
+    """A quality (phẩm chất) or competence (năng lực) with its year-end rating."""
+
+    name: Text
+    level: TraitLevel
+
+
+class PrimaryYear(Model):
+    school_year: str = Field(pattern=r"^\d{4}-\d{4}$")
+    grade: int = Field(ge=1, le=5)
+    class_name: Text
+    school_name: Text = ""
+    subjects: tuple[PrimarySubject, ...] = Field(min_length=1)
+    qualities: tuple[Trait, ...] = Field(min_length=1, description="Phẩm chất chủ yếu")
+    competences: tuple[Trait, ...] = Field(min_length=1, description="Năng lực chung và năng lực đặc thù")
+    result: PrimaryResult | None = Field(default=None, description="Recomputed; if given it must agree")
+    completed_primary: bool | None = Field(default=None, description="Grade 5: Hoàn thành chương trình tiểu học")
+    homeroom_comment: Text = ""
+    promoted: bool | None = None
+    days_absent: int = Field(default=0, ge=0)
+    homeroom_teacher: Text = ""
+    principal: Text = ""
