@@ -77,6 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         report = await run_in_threadpool(deployment.pdf_verifier.verify, bytes(data))
         return {**report.to_json(), "format": "pdf"}
 
+    from sealtrail.api import make_staff_router
+
+    app.include_router(make_staff_router(deployment))
+
     @app.get("/kiem-tra", response_class=HTMLResponse, include_in_schema=False)
     def upload_page() -> HTMLResponse:
         """The upload-and-check page: a plain form, no JavaScript."""

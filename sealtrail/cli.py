@@ -223,6 +223,19 @@ def _trust_certs(paths: list[Path]):  # type: ignore[no-untyped-def]
     return roots, helpers
 
 
+api_key_app = typer.Typer(help="API keys for school software (one school per key).", no_args_is_help=True)
+app.add_typer(api_key_app, name="api-key")
+
+
+@api_key_app.command("create")
+def api_key_create(school: Annotated[str, typer.Option(help="The school's code (mã trường)")]) -> None:
+    """Create an API key for one school's software. It is shown once; only its hash is stored."""
+    from sealtrail.api import create_api_key
+
+    key = create_api_key(_deployment(), school)
+    typer.echo(f"API key for school {school} (shown once, keep it secret):\n{key}")
+
+
 @app.command("archive")
 def archive_command(
     within_days: Annotated[
