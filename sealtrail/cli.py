@@ -239,28 +239,38 @@ def api_key_create(school: Annotated[str, typer.Option(help="The school's code (
 @app.command("archive")
 def archive_command(
     within_days: Annotated[
-        int, typer.Option(help="Renew when the newest archive timestamp's TSA certificate expires within this")
+        int,
+        typer.Option(min=0, help="Renew when the newest archive timestamp's TSA certificate expires within this"),
     ] = 365,
 ) -> None:
     """Extend issued PDFs to PAdES B-LTA (fresh validation data + document timestamp) before they need it.
 
-    Run it daily (cron or a systemd timer); documents that are not due are skipped."""
+    Run it daily (cron or a systemd timer); documents that are not due are skipped. The issued PDFs stay
+    stored and valid; the new versions are stored beside them. Exit code 1 if any document failed."""
     from sealtrail.archiving import renew_archives
+    from sealtrail.deployment import DeploymentError
 
     dep = _deployment()
-    services = dep.start_dev_pki_services() if dep.settings.mode == "development" else None
     try:
-        with _key_errors():
+        services = dep.start_dev_pki_services() if dep.settings.mode == "development" else None
+        try:
             report = renew_archives(dep, within_days=within_days)
-    finally:
-        if services:
-            services.stop()
+        finally:
+            if services:
+                services.stop()
+    except DeploymentError as exc:
+        typer.echo(f"Chưa lưu trữ được, không có gì thay đổi / not archived, nothing changed: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(
-        f"Lưu trữ dài hạn / long-term archiving: {len(report.renewed)} renewed, "
-        f"{len(report.not_due)} not due, {len(report.failed)} failed"
+        f"Lưu trữ dài hạn / long-term archiving (PAdES B-LTA): "
+        f"{len(report.renewed)} đã gia hạn / renewed, {len(report.not_due)} chưa đến hạn / not due, "
+        f"{len(report.failed)} lỗi / failed"
     )
+    for doc_id in report.renewed:
+        typer.echo(f"  + {doc_id}")
+    kept = "không lưu trữ được, bản cũ vẫn dùng được / not archived, the stored copy is unchanged"
     for doc_id, why in report.failed:
-        typer.echo(f"  ! {doc_id}: {why}", err=True)
+        typer.echo(f"  ! {doc_id}: {kept}: {why}", err=True)
     raise typer.Exit(1 if report.failed else 0)
 
 

@@ -61,6 +61,24 @@ class SignatureReport:
         return "valid"
 
 
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def report_json(report: Any) -> dict[str, Any]:
+    """A PDF or XML report as JSON: dates as ISO 8601, each signature with its indication."""
+    data: dict[str, Any] = _jsonable(asdict(report))
+    for sig, obj in zip(data["signatures"], report.signatures, strict=True):
+        sig["indication"] = obj.indication
+    return data
+
+
 @dataclass
 class PdfReport:
     verdict: Verdict
@@ -68,19 +86,7 @@ class PdfReport:
     signatures: list[SignatureReport]
 
     def to_json(self) -> dict[str, Any]:
-        def conv(value: Any) -> Any:
-            if isinstance(value, datetime):
-                return value.isoformat()
-            if isinstance(value, dict):
-                return {k: conv(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [conv(v) for v in value]
-            return value
-
-        data = conv(asdict(self))
-        for sig, obj in zip(data["signatures"], self.signatures, strict=True):
-            sig["indication"] = obj.indication
-        return data
+        return report_json(self)
 
 
 _INVALID_CODES = {"HASH_FAILURE", "SIG_CRYPTO_FAILURE", "REVOKED", "MODIFIED_AFTER_SIGNING", "FORMAT_FAILURE"}

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import hashlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from schemas.common import SchemaError
 from schemas.publish import validate_xml
 from schemas.xml import parse_xml_securely
 from signer.xades import DATA_ID, DS_NS, SIGNED_NS, XADES_NS, canonical_bytes
-from verifier.pdf import R_CRYPTO, R_TS_BROKEN, R_TS_UNTRUSTED, R_UNTRUSTED, Reason, Verdict
+from verifier.pdf import R_CRYPTO, R_TS_BROKEN, R_TS_UNTRUSTED, R_UNTRUSTED, Reason, Verdict, report_json
 
 MAX_XML_BYTES = 10 * 1024 * 1024
 _INVALID = {"HASH_FAILURE", "SIG_CRYPTO_FAILURE", "FORMAT_FAILURE", "REVOKED"}
@@ -90,21 +90,10 @@ class XmlReport:
     data: bytes | None = None  # the signed canonical document, when the signatures cover it
 
     def to_json(self) -> dict[str, Any]:
-        def conv(value: Any) -> Any:
-            if isinstance(value, datetime):
-                return value.isoformat()
-            if isinstance(value, dict):
-                return {k: conv(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [conv(v) for v in value]
-            return value
-
-        out = conv(asdict(self))
+        out = report_json(self)
         out.pop("data")
         out["format"] = "xml"
-        for sig, obj in zip(out["signatures"], self.signatures, strict=True):
-            sig["indication"] = obj.indication
-        return out  # type: ignore[no-any-return]
+        return out
 
 
 def looks_like_xml(data: bytes) -> bool:

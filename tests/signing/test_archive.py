@@ -28,27 +28,19 @@ from pyhanko_certvalidator.context import CertValidationPolicySpec
 from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
-from hsm_adapters.soft import SoftKeyBackend
 from sealtrail.devpki import SIGNER_ROLES, DevPki
 from signer.archive import extend_to_lta, needs_renewal
-from signer.pdf import PadesSigner, SignatureRequest, SigningError
+from signer.pdf import PadesSigner, SigningError
 from tests.conftest import free_port
+from tests.signing.test_pades import _pdf, _sign_all
 from verifier.pdf import PdfVerifier
 
 SIGNATURE_FIELDS = [f"sig_{role}" for role in SIGNER_ROLES]
 
 
 def _b_lt(pki: DevPki) -> bytes:
-    html = "<h1 style='font-family: Liberation Serif'>Học bạ — Nguyễn Thị Thu Hằng</h1><p>Toán: 8.3</p>"
-    pdf = weasyprint.HTML(string=html).write_pdf(pdf_variant="pdf/a-3b")
     signer = PadesSigner(trust_roots=[pki.root], other_certs=[pki.issuing_ca], timestamp_urls=[pki.tsa_url])
-    for i, role in enumerate(SIGNER_ROLES):
-        backend = SoftKeyBackend.from_pkcs12(pki.p12_path(role))
-        request = SignatureRequest(
-            field_name=f"sig_{role}", signer_name=role, reason="test", lock_document=i == len(SIGNER_ROLES) - 1
-        )
-        pdf = signer.sign(pdf, backend, request)
-    return pdf
+    return _sign_all(pki, _pdf(), signer)
 
 
 def _extend(pki: DevPki, pdf: bytes, urls: list[str] | None = None) -> bytes:
