@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse
+from sqlmodel import Session, select
 
 from ledger.registry import DocumentRecord
 from sealtrail.deployment import Deployment
@@ -16,7 +18,7 @@ from signer.storage import BlobStore
 from verifier.details import details_from_store
 from verifier.pdf import MAX_PDF_BYTES
 from verifier.ratelimit import RateLimiter
-from verifier.status import VERDICT_TEXT
+from verifier.status import VERDICT_TEXT, apply_standing
 from verifier.web import SECURITY_HEADERS, TEMPLATES, make_public_router
 from verifier.xml import looks_like_xml
 
@@ -63,6 +65,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def healthz() -> str:
         return "ok"
 
+    def full_check(data: bytes) -> tuple[Any, str, DocumentRecord | None]:
+        """Signatures (PDF or XML, by content), then the registry and the log: fail-closed on both."""
+        fmt = "xml" if looks_like_xml(data) else "pdf"
+        report = (deployment.xml_verifier if fmt == "xml" else deployment.pdf_verifier).verify(data)
+        digest = hashlib.sha256(data).hexdigest()
+        table = DocumentRecord.__table__.c  # type: ignore[attr-defined]
+        column = table.sha256_xml if fmt == "xml" else table.sha256_pdf
+        with Session(engine) as session:
+            query = select(DocumentRecord).where(
+                (column == digest) | (table.archived_sha256_pdf == digest) if fmt == "pdf" else column == digest
+            )
+            record = session.exec(query).first()
+            if record is not None:
+                session.expunge(record)
+        proven = None
+        if record is not None and record.leaf_index is not None:
+            try:
+                proven = ledger_check(record)
+            except Exception:  # the log cannot be read now: "cannot be confirmed", never "valid"
+                proven = None
+        return apply_standing(report, record, proven), fmt, record
+
     @app.post("/api/v1/verify", tags=["verification"], dependencies=[Depends(verify_limit)])
     async def verify_upload(file: UploadFile) -> dict[str, Any]:
         """Check an uploaded signed PDF or signed XML (told apart by content). Nothing is fetched from the network."""
@@ -71,11 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             data.extend(chunk)
             if len(data) > MAX_PDF_BYTES:
                 raise HTTPException(413, "Tệp quá lớn (tối đa 50 MB) / The file is too large (50 MB at most)")
-        if looks_like_xml(bytes(data)):
-            xml_report = await run_in_threadpool(deployment.xml_verifier.verify, bytes(data))
-            return xml_report.to_json()
-        report = await run_in_threadpool(deployment.pdf_verifier.verify, bytes(data))
-        return {**report.to_json(), "format": "pdf"}
+        report, fmt, record = await run_in_threadpool(full_check, bytes(data))
+        out: dict[str, Any] = {**report.to_json(), "format": fmt}
+        if record is not None:
+            out["document"] = {"id": record.id, "kind": record.kind, "status": record.status}
+        return out
 
     from sealtrail.api import make_staff_router
 
@@ -93,16 +117,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             data.extend(chunk)
             if len(data) > MAX_PDF_BYTES:
                 raise HTTPException(413, "Tệp quá lớn (tối đa 50 MB) / The file is too large (50 MB at most)")
-        is_xml = looks_like_xml(bytes(data))
-        verify = deployment.xml_verifier.verify if is_xml else deployment.pdf_verifier.verify
-        report = await run_in_threadpool(verify, bytes(data))
+        report, fmt, _record = await run_in_threadpool(full_check, bytes(data))
         verdict_vi, verdict_en = VERDICT_TEXT[report.verdict]
         html = TEMPLATES.get_template("upload.html.j2").render(
             report=report,
             verdict_vi=verdict_vi,
             verdict_en=verdict_en,
             filename=(file.filename or "")[:120],
-            fmt="xml" if is_xml else "pdf",
+            fmt=fmt,
         )
         return HTMLResponse(html, headers=SECURITY_HEADERS)
 
@@ -118,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             data.extend(chunk)
             if len(data) > MAX_TOTAL_BYTES:
                 raise HTTPException(413, "Tệp ZIP quá lớn / The ZIP is too large")
-        check = checker(deployment.pdf_verifier.verify, deployment.xml_verifier.verify)
+        check = checker(lambda d: full_check(d)[0], lambda d: full_check(d)[0])
         try:
             items = await run_in_threadpool(check_zip, bytes(data), check)
         except BulkError as exc:

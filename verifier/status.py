@@ -7,6 +7,7 @@ checkpoint; when the log cannot be checked the answer is "indeterminate", never 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ledger.registry import DocumentRecord, DocumentStatus
 from verifier.pdf import Reason, Verdict
@@ -67,3 +68,26 @@ def document_standing(record: DocumentRecord, ledger_proven: bool | None) -> Doc
             ),
         )
     return DocumentStanding("valid", ())
+
+
+NOT_REGISTERED = Reason(
+    "NOT_IN_REGISTER",
+    "Chữ ký số đúng nhưng văn bản không có trong sổ đăng ký của đơn vị này; chưa xác định được tình trạng",
+    "The signatures are correct but the document is not in this service's register; its status is unknown",
+)
+
+
+def apply_standing(report: Any, record: DocumentRecord | None, ledger_proven: bool | None) -> Any:
+    """Combine a file's signature check with the registry: a revoked, superseded, unlogged or unknown document
+    is never "valid", however good its signatures (fail-closed). ``report`` is a PDF or XML report."""
+    if report.verdict == "invalid":
+        return report
+    if record is None:
+        report.verdict = "indeterminate"
+        report.reasons.append(NOT_REGISTERED)
+        return report
+    standing = document_standing(record, ledger_proven)
+    if standing.verdict == "invalid" or (standing.verdict == "indeterminate" and report.verdict == "valid"):
+        report.verdict = standing.verdict
+    report.reasons.extend(standing.reasons)
+    return report

@@ -226,3 +226,35 @@ def test_bulk_refuses_zip_bombs_and_non_zips(issued: tuple[Deployment, list[Issu
     assert refused.status_code == 400 and "ZIP bomb" in refused.text
     not_zip = client.post("/api/v1/verify/bulk", files={"file": ("x.zip", b"PK no")})
     assert not_zip.status_code == 400 and "not a readable ZIP" in not_zip.text
+
+
+def test_uploads_are_checked_against_the_register_too(issued: tuple[Deployment, list[IssuedDocument]]) -> None:
+    """Good signatures are not enough: a revoked document is invalid, an unregistered one indeterminate."""
+    import weasyprint
+
+    from signer.pdf import PadesSigner, SignatureRequest
+
+    dep, docs = issued
+    client = _client(dep)
+    revoked = client.post("/api/v1/verify", files={"file": ("r.pdf", docs[1].pdf)}).json()
+    assert revoked["verdict"] == "invalid" and revoked["document"]["id"] == docs[1].doc_id
+    assert "DOCUMENT_REVOKED" in {r["code"] for r in revoked["reasons"]}
+    revoked_xml = client.post("/api/v1/verify", files={"file": ("r.xml", docs[1].xml)}).json()
+    assert revoked_xml["verdict"] == "invalid"
+
+    services = dep.start_dev_pki_services()
+    try:
+        signer = PadesSigner(
+            trust_roots=dep.trust_roots, other_certs=dep.intermediates, timestamp_urls=dep.timestamp_urls
+        )
+        stray = signer.sign(
+            weasyprint.HTML(string="<p>Bằng giả có chữ ký thật</p>").write_pdf(pdf_variant="pdf/a-3b"),
+            dep.signing_keys["seal"],
+            SignatureRequest(field_name="sig_seal", signer_name="seal", reason="test"),
+        )
+    finally:
+        if services:
+            services.stop()
+    assert dep.pdf_verifier.verify(stray).verdict == "valid"  # the signature alone is fine
+    unknown = client.post("/api/v1/verify", files={"file": ("s.pdf", stray)}).json()
+    assert unknown["verdict"] == "indeterminate" and "NOT_IN_REGISTER" in {r["code"] for r in unknown["reasons"]}
