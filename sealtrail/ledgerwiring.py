@@ -170,6 +170,9 @@ def audit_deployment(dep: Deployment) -> list[str]:
     for _i, e in sorted(entries.items()):
         if e.type == "archive":
             archived[e.doc_id] = e  # the newest archive entry wins
+            issue = by_doc.get(e.doc_id)
+            if issue is None or e.refers != issue[0]:
+                problems.append(f"archive entry {_i} for {e.doc_id} does not refer to that document's issue entry")
     for record in records:
         newest = archived.get(record.id)
         if (newest.pdf_sha256 if newest else None) != record.archived_sha256_pdf:

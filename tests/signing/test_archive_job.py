@@ -226,3 +226,19 @@ def test_command_line(inst: Installation) -> None:
 
     audit = inst.cli("ledger", "audit")
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_audit_refuses_an_archive_entry_that_points_at_the_wrong_issue_entry(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from ledger.entry import Entry
+
+    dep = Deployment(Settings(data_dir=tmp_path, dev_pki_url=f"http://127.0.0.1:{free_port()}"))
+    ledger, _ = ledger_for(dep)
+    stray = Entry(
+        type="archive", doc_id="HB-2099-NOPE", pdf_sha256="", xml_sha256="", signer_cert_sha256="",
+        time=datetime.now(UTC), refers=0,
+    )  # fmt: skip
+    with dep.engine.begin() as conn:
+        ledger.append(conn, [stray])
+    assert any("does not refer to that document's issue entry" in p for p in audit_deployment(dep))
