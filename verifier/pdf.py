@@ -84,6 +84,8 @@ class PdfReport:
     verdict: Verdict
     reasons: list[Reason]
     signatures: list[SignatureReport]
+    pdfa: str | None = None  # the PDF/A claim in the XMP, e.g. "PDF/A-3B" (a claim, not a conformance check)
+    attachments: list[dict[str, Any]] = field(default_factory=list)  # name, relationship, sha256, xsd_valid
 
     def to_json(self) -> dict[str, Any]:
         return report_json(self)
@@ -122,6 +124,60 @@ R_NOT_COVERED = (
     "Có nội dung được thêm vào sau chữ ký cuối cùng",
     "Content was added after the last signature",
 )
+
+
+R_ATTACHMENT = (
+    "ATTACHMENT_NOT_VALID",
+    "Dữ liệu XML đính kèm không đúng lược đồ XSD đã công bố",
+    "The attached XML data does not match the published XSD",
+)
+
+
+def _pdfa_claim(reader: PdfFileReader) -> str | None:
+    import re
+
+    try:
+        xmp = reader.root["/Metadata"].get_object().data.decode("utf-8", "replace")
+    except (KeyError, AttributeError, PdfError):
+        return None
+    part = re.search(r"pdfaid:part(?:>|=\")\s*(\d)", xmp)
+    conformance = re.search(r"pdfaid:conformance(?:>|=\")\s*([ABUabu])", xmp)
+    return f"PDF/A-{part.group(1)}{conformance.group(1).upper() if conformance else ''}" if part else None
+
+
+def _attachments(reader: PdfFileReader) -> list[dict[str, Any]]:
+    """The associated files (PDF/A-3 /AF), each XML one checked against the published XSD."""
+    import hashlib
+
+    from schemas.common import SchemaError
+    from schemas.publish import validate_xml
+
+    out: list[dict[str, Any]] = []
+    try:
+        specs = list(reader.root["/AF"]) if "/AF" in reader.root else []
+    except PdfError:
+        return out
+    for ref in specs[:20]:
+        try:
+            spec = ref.get_object()
+            name = str(spec.get("/UF") or spec.get("/F") or "")
+            data = spec["/EF"]["/F"].get_object().data
+        except (KeyError, AttributeError, PdfError, ValueError):
+            continue
+        item: dict[str, Any] = {
+            "name": name,
+            "relationship": str(spec.get("/AFRelationship", "")).lstrip("/"),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "xsd_valid": None,
+        }
+        if name.lower().endswith(".xml"):
+            try:
+                validate_xml(data)
+                item["xsd_valid"] = True
+            except SchemaError:
+                item["xsd_valid"] = False
+        out.append(item)
+    return out
 
 
 def _reason(t: tuple[str, str, str]) -> Reason:
@@ -175,7 +231,12 @@ class PdfVerifier:
         )
         for r in reports:
             overall.extend(r.reasons)
-        return PdfReport(verdict, list(dict.fromkeys(overall)), reports)
+        pdfa, attachments = _pdfa_claim(reader), _attachments(reader)
+        if any(a["xsd_valid"] is False for a in attachments):
+            overall.append(_reason(R_ATTACHMENT))
+            if verdict == "valid":
+                verdict = "indeterminate"
+        return PdfReport(verdict, list(dict.fromkeys(overall)), reports, pdfa, attachments)
 
     def _report(self, sig: EmbeddedPdfSignature, status: PdfSignatureStatus, *, last: bool) -> SignatureReport:
         cert = status.signing_cert

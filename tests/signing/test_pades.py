@@ -154,3 +154,24 @@ def test_soft_keys_are_refused_in_production_mode(dev_pki: DevPki) -> None:
 
     with pytest.raises(KeyBackendError, match="production"):
         SoftKeyBackend.from_pkcs12(dev_pki.p12_path("seal"), mode="production")
+
+
+def test_report_shows_the_pdfa_claim_and_checks_the_attached_xml(dev_pki: DevPki) -> None:
+    import schemas
+    from schemas.xml import to_xml
+    from signer.render import Renderer
+
+    doc = schemas.parse_document(schemas.load_sample("diploma_thpt"))
+    signer = PadesSigner(trust_roots=[dev_pki.root], other_certs=[dev_pki.issuing_ca], timestamp_urls=[dev_pki.tsa_url])
+    backend = SoftKeyBackend.from_pkcs12(dev_pki.p12_path("seal"))
+    verifier = PdfVerifier(trust_roots=[dev_pki.root])
+    request = SignatureRequest(field_name="sig_seal", signer_name="seal", reason="test", lock_document=True)
+    results = {}
+    for label, xml in (("good", to_xml(doc)), ("bad", b"<vanbang xmlns='urn:sealtrail:vanbang:1'><x/></vanbang>")):
+        rendered = Renderer().render(doc, doc_id="VB-TEST", qr_payload="https://a.vn/v/x", xml=xml)
+        results[label] = verifier.verify(signer.sign(rendered.pdf, backend, request))
+    good, bad = results["good"], results["bad"]
+    assert good.verdict == "valid" and good.pdfa == "PDF/A-3B"
+    assert [(a["name"], a["relationship"], a["xsd_valid"]) for a in good.attachments] == [("vanbang.xml", "Data", True)]
+    assert bad.verdict == "indeterminate" and bad.attachments[0]["xsd_valid"] is False
+    assert "ATTACHMENT_NOT_VALID" in {r.code for r in bad.reasons}
