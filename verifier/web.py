@@ -23,6 +23,18 @@ TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html", "j2"]),
 )
+
+
+def _vn_time(text: str) -> str:
+    """'2026-11-23T15:54:57+07:00' → '15:54 ngày 23/11/2026' (what a Vietnamese reader expects); other text as is."""
+    try:
+        when = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return text
+    return when.strftime("%H:%M ngày %d/%m/%Y")
+
+
+TEMPLATES.filters["vn_time"] = _vn_time
 LedgerCheck = Callable[[DocumentRecord], bool]
 # The holder's full details from the stored document, shown only to a visitor who knows the date of birth.
 HolderDetails = Callable[[DocumentRecord], "Details"]

@@ -74,6 +74,9 @@ def test_page_shows_the_minimum_and_a_valid_verdict(issued: tuple[Deployment, li
     assert page.headers["Cache-Control"] == "no-store"
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
     assert "<script" not in page.text  # the verdict needs no JavaScript
+    import re
+
+    assert re.search(r"Hiệu trưởng — \d\d:\d\d ngày \d\d/\d\d/20\d\d", page.text)  # signing times as people write them
 
 
 def test_the_date_of_birth_reveals_full_details_and_a_wrong_one_does_not(
