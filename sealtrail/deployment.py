@@ -50,12 +50,35 @@ class Deployment:
         return create_dev_pki(self.settings.pki_dir, self.settings.dev_pki_url)
 
     def start_dev_pki_services(self) -> PkiServices | None:
-        """Serve the dev PKI's OCSP/CRL/TSA unless something already listens on its port."""
+        """Serve the dev PKI's OCSP/CRL/TSA unless this same PKI is already served on its port (by `serve`).
+
+        A port taken by anything else (another program, another data directory's PKI) is an error: signing
+        against someone else's responders would fail later with a far less clear message."""
         url = urlparse(self.settings.dev_pki_url)
         host, port = url.hostname or "127.0.0.1", url.port or 80
         if port_is_open(host, port):
-            return None
+            if self._serves_this_pki():
+                return None
+            raise DeploymentError(
+                f"Port {port} ({self.settings.dev_pki_url}) is used by another program, not by this installation's "
+                "development PKI. Stop that program or set SEALTRAIL_DEV_PKI_URL to a free port "
+                "(for a new data directory)."
+            )
         return PkiServices(self.dev_pki, host=host, port=port).start()
+
+    def _serves_this_pki(self) -> bool:
+        """True when the root CRL served on the dev PKI's port is signed by this installation's root."""
+        import httpx
+        from cryptography import x509 as cx509
+
+        pki = self.dev_pki
+        try:
+            response = httpx.get(f"{pki.service_prefix}crls/root/latest.crl", timeout=3)
+            crl = cx509.load_der_x509_crl(response.content)
+            root = cx509.load_der_x509_certificate(pki.root.dump())
+            return response.status_code == 200 and crl.is_signature_valid(root.public_key())  # type: ignore[arg-type]
+        except (httpx.HTTPError, ValueError, TypeError):
+            return False
 
     @property
     def timestamp_urls(self) -> list[str]:
