@@ -20,6 +20,18 @@ class KeyBackendError(Exception):
     """A key backend failed; the message is meant for the school's IT staff."""
 
 
+DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
+
+
+def check_digest(digest: bytes, digest_algorithm: str) -> None:
+    """Refuse an unknown algorithm or a digest of the wrong length before anything reaches a key."""
+    size = DIGEST_SIZES.get(digest_algorithm)
+    if size is None:
+        raise KeyBackendError(f"Unsupported digest algorithm {digest_algorithm!r}")
+    if len(digest) != size:
+        raise KeyBackendError(f"A {digest_algorithm} digest is {size} bytes, got {len(digest)}")
+
+
 @runtime_checkable
 class KeyBackend(Protocol):
     """A signing key held somewhere (file, HSM, token, remote service) with its certificate chain.

@@ -26,9 +26,8 @@ from pkcs11 import exceptions as p11
 from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
 
-from hsm_adapters.base import KeyBackendError, SignatureMechanism
+from hsm_adapters.base import KeyBackendError, SignatureMechanism, check_digest
 
-_DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 # Errors after which the session (or the whole token connection) is gone and a fresh one may succeed.
 _GONE = (
     p11.DeviceRemoved,
@@ -244,11 +243,7 @@ class Pkcs11KeyBackend:
         return SignatureMechanism.RSA_PKCS1V15 if self._key_type == KeyType.RSA else SignatureMechanism.ECDSA
 
     def sign_digest(self, digest: bytes, digest_algorithm: str) -> bytes:
-        size = _DIGEST_SIZES.get(digest_algorithm)
-        if size is None:
-            raise KeyBackendError(f"Unsupported digest algorithm {digest_algorithm!r}")
-        if len(digest) != size:
-            raise KeyBackendError(f"A {digest_algorithm} digest is {size} bytes, got {len(digest)}")
+        check_digest(digest, digest_algorithm)
 
         def sign(session: Any) -> bytes:
             key = self._private_key(session)

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from hsm_adapters.base import KeyBackendError, SignatureMechanism
+from hsm_adapters.base import KeyBackendError, SignatureMechanism, check_digest
 
 _HASHES: dict[str, hashes.HashAlgorithm] = {
     "sha256": hashes.SHA256(),
@@ -80,12 +80,8 @@ class SoftKeyBackend:
         return SignatureMechanism.ED25519
 
     def sign_digest(self, digest: bytes, digest_algorithm: str) -> bytes:
-        try:
-            algo = _HASHES[digest_algorithm]
-        except KeyError:
-            raise KeyBackendError(f"Unsupported digest algorithm {digest_algorithm!r}") from None
-        if len(digest) != algo.digest_size:
-            raise KeyBackendError(f"A {digest_algorithm} digest is {algo.digest_size} bytes, got {len(digest)}")
+        check_digest(digest, digest_algorithm)
+        algo = _HASHES[digest_algorithm]
         prehashed = utils.Prehashed(algo)
         if isinstance(self._key, rsa.RSAPrivateKey):
             return self._key.sign(digest, padding.PKCS1v15(), prehashed)

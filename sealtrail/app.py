@@ -87,15 +87,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 proven = None
         return apply_standing(report, record, proven), fmt, record
 
+    def format_and_report(data: bytes) -> tuple[str, Any]:
+        report, fmt, _record = full_check(data)
+        return fmt, report
+
     @app.post("/api/v1/verify", tags=["verification"], dependencies=[Depends(verify_limit)])
     async def verify_upload(file: UploadFile) -> dict[str, Any]:
         """Check an uploaded signed PDF or signed XML (told apart by content). Nothing is fetched from the network."""
-        data = bytearray()
-        while chunk := await file.read(UPLOAD_CHUNK):
-            data.extend(chunk)
-            if len(data) > MAX_PDF_BYTES:
-                raise HTTPException(413, "Tệp quá lớn (tối đa 50 MB) / The file is too large (50 MB at most)")
-        report, fmt, record = await run_in_threadpool(full_check, bytes(data))
+        data = await read_upload(file, MAX_PDF_BYTES)
+        report, fmt, record = await run_in_threadpool(full_check, data)
         out: dict[str, Any] = {**report.to_json(), "format": fmt}
         if record is not None:
             out["document"] = {"id": record.id, "kind": record.kind, "status": record.status}
@@ -112,12 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/kiem-tra", response_class=HTMLResponse, include_in_schema=False, dependencies=[Depends(verify_limit)])
     async def upload_check(file: UploadFile) -> HTMLResponse:
-        data = bytearray()
-        while chunk := await file.read(UPLOAD_CHUNK):
-            data.extend(chunk)
-            if len(data) > MAX_PDF_BYTES:
-                raise HTTPException(413, "Tệp quá lớn (tối đa 50 MB) / The file is too large (50 MB at most)")
-        report, fmt, _record = await run_in_threadpool(full_check, bytes(data))
+        data = await read_upload(file, MAX_PDF_BYTES)
+        report, fmt, _record = await run_in_threadpool(full_check, data)
         verdict_vi, verdict_en = VERDICT_TEXT[report.verdict]
         html = TEMPLATES.get_template("upload.html.j2").render(
             report=report,
@@ -133,16 +129,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/api/v1/verify/bulk", tags=["verification"], dependencies=[Depends(bulk_limit)], response_model=None)
     async def verify_bulk(file: UploadFile, format: str = "json") -> dict[str, Any] | PlainTextResponse:
         """Check a ZIP of signed PDFs/XMLs. JSON (with a signed receipt) or CSV (`?format=csv`)."""
-        from verifier.bulk import MAX_TOTAL_BYTES, BulkError, check_zip, checker, to_csv
+        from verifier.bulk import MAX_TOTAL_BYTES, BulkError, check_zip, to_csv
 
-        data = bytearray()
-        while chunk := await file.read(UPLOAD_CHUNK):
-            data.extend(chunk)
-            if len(data) > MAX_TOTAL_BYTES:
-                raise HTTPException(413, "Tệp ZIP quá lớn / The ZIP is too large")
-        check = checker(lambda d: full_check(d)[0], lambda d: full_check(d)[0])
+        data = await read_upload(file, MAX_TOTAL_BYTES)
         try:
-            items = await run_in_threadpool(check_zip, bytes(data), check)
+            items = await run_in_threadpool(check_zip, data, format_and_report)
         except BulkError as exc:
             raise HTTPException(400, str(exc)) from None
         if format == "csv":
@@ -183,6 +174,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return None
 
     return app
+
+
+async def read_upload(file: UploadFile, limit: int) -> bytes:
+    """The uploaded file, read in chunks and refused (413) as soon as it passes ``limit`` bytes."""
+    data = bytearray()
+    while chunk := await file.read(UPLOAD_CHUNK):
+        data.extend(chunk)
+        if len(data) > limit:
+            mb = limit // (1024 * 1024)
+            raise HTTPException(413, f"Tệp quá lớn (tối đa {mb} MB) / The file is too large ({mb} MB at most)")
+    return bytes(data)
 
 
 def app_factory() -> FastAPI:

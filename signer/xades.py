@@ -107,10 +107,15 @@ def signed_data(signed_xml: bytes) -> bytes:
     return canonical_bytes(data[0])
 
 
+def exc_c14n(element: etree._Element) -> bytes:
+    """Exclusive XML canonicalisation: the same bytes wherever the element sits (what every digest here uses)."""
+    return etree.tostring(element, method="c14n", exclusive=True)
+
+
 def canonical_bytes(element: etree._Element) -> bytes:
     """The bytes ``schemas.xml.to_xml`` writes for this element: an XML declaration and the element's exclusive
     C14N form (empty elements as start and end tag, as to_xml writes them), so hashes match the issued data."""
-    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + etree.tostring(element, method="c14n", exclusive=True)
+    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + exc_c14n(element)
 
 
 @dataclass(frozen=True)
@@ -211,7 +216,7 @@ def _set_ids(signature: etree._Element, sig_id: str) -> None:
 def _add_signature_timestamp(signature: etree._Element, timestamper: FailoverTimeStamper) -> cms.ContentInfo:
     value = signature.find(f"{{{DS_NS}}}SignatureValue")
     assert value is not None
-    imprint = hashlib.sha256(etree.tostring(value, method="c14n", exclusive=True)).digest()
+    imprint = hashlib.sha256(exc_c14n(value)).digest()
     try:
         token = asyncio.run(timestamper.async_timestamp(imprint, "sha256"))
     except Exception as exc:  # any failure of every TSA: nothing is added, the caller keeps the old document
@@ -249,9 +254,7 @@ def _add_validation_data(
         try:
             paths = []
             for cert in (backend.certificate, _tst_signer(token)):
-                validator = CertificateValidator(
-                    cert, intermediate_certs=context.certificate_registry, validation_context=context
-                )
+                validator = CertificateValidator(cert, validation_context=context)
                 paths.append(await validator.async_validate_path())
             return [c for path in paths for c in path]
         finally:
@@ -265,26 +268,20 @@ def _add_validation_data(
         ) from exc
     usp = signature.find(f".//{{{XADES_NS}}}UnsignedSignatureProperties")
     assert usp is not None
-    values = etree.SubElement(usp, f"{{{XADES_NS}}}CertificateValues")
-    seen: set[bytes] = set()
-    for cert in certs:
-        if cert.sha256 in seen:
-            continue
-        seen.add(cert.sha256)
-        el = etree.SubElement(values, f"{{{XADES_NS}}}EncapsulatedX509Certificate")
-        el.text = base64.b64encode(cert.dump()).decode()
+    unique = list({cert.sha256: cert for cert in certs}.values())
+    _encapsulate(usp, "CertificateValues", "EncapsulatedX509Certificate", unique)
     revocation = etree.SubElement(usp, f"{{{XADES_NS}}}RevocationValues")
     if context.crls:
-        crl_values = etree.SubElement(revocation, f"{{{XADES_NS}}}CRLValues")
-        for crl in context.crls:
-            etree.SubElement(crl_values, f"{{{XADES_NS}}}EncapsulatedCRLValue").text = base64.b64encode(
-                crl.dump()
-            ).decode()
+        _encapsulate(revocation, "CRLValues", "EncapsulatedCRLValue", context.crls)
     if context.ocsps:
-        ocsp_values = etree.SubElement(revocation, f"{{{XADES_NS}}}OCSPValues")
-        for response in context.ocsps:
-            el = etree.SubElement(ocsp_values, f"{{{XADES_NS}}}EncapsulatedOCSPValue")
-            el.text = base64.b64encode(response.dump()).decode()
+        _encapsulate(revocation, "OCSPValues", "EncapsulatedOCSPValue", context.ocsps)
+
+
+def _encapsulate(parent: etree._Element, container: str, item: str, values: Sequence[Any]) -> None:
+    """<xades:container><xades:item>base64 DER</xades:item>…</xades:container> under ``parent``."""
+    holder = etree.SubElement(parent, f"{{{XADES_NS}}}{container}")
+    for value in values:
+        etree.SubElement(holder, f"{{{XADES_NS}}}{item}").text = base64.b64encode(value.dump()).decode()
 
 
 def _tst_signer(token: cms.ContentInfo) -> asn1_x509.Certificate:

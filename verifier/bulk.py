@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
 from verifier.pdf import Reason, Verdict
-from verifier.xml import looks_like_xml
 
 RECEIPT_NS = "urn:sealtrail:receipt:1"
 RECEIPT_XSD = Path(__file__).parent / "receipt.xsd"
@@ -45,7 +45,8 @@ class BulkItem:
     signers: list[str] = field(default_factory=list)
 
 
-Check = Callable[[bytes], tuple[str, Verdict, list[Reason], list[str]]]
+# A file's content → its format ("pdf" or "xml") and the verifier's report (PdfReport or XmlReport).
+Check = Callable[[bytes], tuple[str, Any]]
 
 
 def _read_limited(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
@@ -80,19 +81,11 @@ def check_zip(data: bytes, check: Check) -> list[BulkItem]:
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
             raise BulkError(f"'{info.filename}' bị hỏng trong tệp ZIP / is damaged inside the ZIP: {exc}") from exc
         budget -= len(content)
-        fmt, verdict, reasons, signers = check(content)
-        items.append(BulkItem(info.filename, hashlib.sha256(content).hexdigest(), fmt, verdict, reasons, signers))
+        fmt, report = check(content)
+        signers = [s.signer for s in report.signatures]
+        digest = hashlib.sha256(content).hexdigest()
+        items.append(BulkItem(info.filename, digest, fmt, report.verdict, list(report.reasons), signers))
     return items
-
-
-def checker(pdf_verify: Callable[[bytes], object], xml_verify: Callable[[bytes], object]) -> Check:
-    def check(content: bytes) -> tuple[str, Verdict, list[Reason], list[str]]:
-        fmt = "xml" if looks_like_xml(content) else "pdf"
-        report = (xml_verify if fmt == "xml" else pdf_verify)(content)
-        signers = [s.signer for s in report.signatures]  # type: ignore[attr-defined]
-        return fmt, report.verdict, list(report.reasons), signers  # type: ignore[attr-defined]
-
-    return check
 
 
 def to_csv(items: list[BulkItem]) -> str:

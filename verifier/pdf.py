@@ -5,7 +5,9 @@ and what changed after each signature. Nothing is fetched from URLs found inside
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from io import BytesIO
@@ -134,8 +136,6 @@ R_ATTACHMENT = (
 
 
 def _pdfa_claim(reader: PdfFileReader) -> str | None:
-    import re
-
     try:
         xmp = reader.root["/Metadata"].get_object().data.decode("utf-8", "replace")
     except (KeyError, AttributeError, PdfError):
@@ -147,8 +147,6 @@ def _pdfa_claim(reader: PdfFileReader) -> str | None:
 
 def _attachments(reader: PdfFileReader) -> list[dict[str, Any]]:
     """The associated files (PDF/A-3 /AF), each XML one checked against the published XSD."""
-    import hashlib
-
     from schemas.common import SchemaError
     from schemas.publish import validate_xml
 
@@ -188,14 +186,24 @@ def _name_part(cert: x509.Certificate, key: str) -> str:
     return str(cert.subject.native.get(key, ""))
 
 
-class PdfVerifier:
-    """Built once from a trust list, then called for many documents."""
+def overall_verdict(indications: Iterable[Verdict]) -> Verdict:
+    """One document's verdict from its signatures': any invalid → invalid, else any indeterminate → indeterminate."""
+    seen = set(indications)
+    return "invalid" if "invalid" in seen else "indeterminate" if "indeterminate" in seen else "valid"
+
+
+class TrustListVerifier:
+    """Built once from a trust list (roots are anchors, other certificates only help build paths)."""
 
     def __init__(self, trust_roots: Sequence[x509.Certificate], other_certs: Sequence[x509.Certificate] = ()) -> None:
         if not trust_roots:
             raise ValueError("a verifier needs at least one trusted root certificate")
         self.trust_roots = list(trust_roots)
         self.other_certs = list(other_certs)
+
+
+class PdfVerifier(TrustListVerifier):
+    """Checks signed PDFs offline, from the document's own validation data; called for many documents."""
 
     def verify(self, pdf: bytes) -> PdfReport:
         if len(pdf) > MAX_PDF_BYTES:
@@ -225,10 +233,7 @@ class PdfVerifier:
             status = await async_validate_pdf_signature(sig, signer_validation_context=vc, ts_validation_context=vc)
             reports.append(self._report(sig, status, last=index == len(sigs) - 1))
         overall: list[Reason] = []
-        verdicts = {r.indication for r in reports}
-        verdict: Verdict = (
-            "invalid" if "invalid" in verdicts else "indeterminate" if "indeterminate" in verdicts else "valid"
-        )
+        verdict = overall_verdict(r.indication for r in reports)
         for r in reports:
             overall.extend(r.reasons)
         pdfa, attachments = _pdfa_claim(reader), _attachments(reader)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,8 +27,18 @@ from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
 from schemas.common import SchemaError
 from schemas.publish import validate_xml
 from schemas.xml import parse_xml_securely
-from signer.xades import DATA_ID, DS_NS, SIGNED_NS, XADES_NS, canonical_bytes
-from verifier.pdf import R_CRYPTO, R_TS_BROKEN, R_TS_UNTRUSTED, R_UNTRUSTED, Reason, Verdict, report_json
+from signer.xades import DATA_ID, DS_NS, SIGNED_NS, XADES_NS, canonical_bytes, exc_c14n
+from verifier.pdf import (
+    R_CRYPTO,
+    R_TS_BROKEN,
+    R_TS_UNTRUSTED,
+    R_UNTRUSTED,
+    Reason,
+    TrustListVerifier,
+    Verdict,
+    overall_verdict,
+    report_json,
+)
 
 MAX_XML_BYTES = 10 * 1024 * 1024
 _INVALID = {"HASH_FAILURE", "SIG_CRYPTO_FAILURE", "FORMAT_FAILURE", "REVOKED"}
@@ -102,18 +111,8 @@ def looks_like_xml(data: bytes) -> bool:
     return head.startswith(b"<")
 
 
-def _c14n(element: etree._Element) -> bytes:
-    return etree.tostring(element, method="c14n", exclusive=True)
-
-
-class XmlVerifier:
-    """Built once from a trust list, then called for many documents."""
-
-    def __init__(self, trust_roots: Sequence[x509.Certificate], other_certs: Sequence[x509.Certificate] = ()) -> None:
-        if not trust_roots:
-            raise ValueError("a verifier needs at least one trusted root certificate")
-        self.trust_roots = list(trust_roots)
-        self.other_certs = list(other_certs)
+class XmlVerifier(TrustListVerifier):
+    """Checks signed XML documents offline, from their embedded validation data; called for many documents."""
 
     def _context(
         self,
@@ -154,10 +153,7 @@ class XmlVerifier:
             report, value_id = self._one(root, body, slot, previous_value_id)
             reports.append(report)
             previous_value_id = value_id
-        verdicts = {r.indication for r in reports}
-        verdict: Verdict = (
-            "invalid" if "invalid" in verdicts else "indeterminate" if "indeterminate" in verdicts else "valid"
-        )
+        verdict = overall_verdict(r.indication for r in reports)
         overall = list(dict.fromkeys(reason for r in reports for reason in r.reasons))
         covered = canonical_bytes(body[0])
         try:
@@ -217,17 +213,18 @@ class XmlVerifier:
         except (InvalidInput, ValueError):
             report.reasons.append(Reason(*R_NOT_XML))
             return report, value_id
-        signed = [r.signed_xml for r in results]
-        if not any(el is not None and _c14n(el) == _c14n(body) for el in signed):
+        signed = {exc_c14n(r.signed_xml) for r in results if r.signed_xml is not None}
+        if exc_c14n(body) not in signed:
             report.reasons.append(Reason(*R_NOT_DATA))
         if previous_value_id is not None:
             previous = root.find(f".//{{{DS_NS}}}SignatureValue[@Id='{previous_value_id}']")
-            if previous is None or not any(el is not None and _c14n(el) == _c14n(previous) for el in signed):
+            if previous is None or exc_c14n(previous) not in signed:
                 report.reasons.append(Reason(*R_ORDER))
 
         report.timestamp_time = self._timestamp(signature, value, report)
-        report.long_term = self._embedded(signature) is not None
-        self._chain(cert, certs[1:], report, self._embedded(signature))
+        embedded = self._embedded(signature)
+        report.long_term = embedded is not None
+        self._chain(cert, certs[1:], report, embedded)
         return report, value_id
 
     @staticmethod
@@ -278,7 +275,7 @@ class XmlVerifier:
         except (ValueError, TypeError, KeyError):
             report.reasons.append(Reason(*R_TS_BROKEN))
             return None
-        expected = _c14n(value)
+        expected = exc_c14n(value)
 
         def imprint(algorithm: str) -> bytes:
             return hashlib.new(algorithm, expected).digest()
