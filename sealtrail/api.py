@@ -7,6 +7,10 @@ school is refused as a whole.
 
 A batch is all-or-nothing at the checking stage: every document is validated (and its averages recomputed)
 first, and every problem of every document is reported at once; nothing is issued unless all pass.
+
+Up to MAX_BATCH documents are issued in the request (201). With ``?async=true``, or for more documents (up to
+MAX_ASYNC_BATCH), the checked batch is queued as a job instead (202 + its id; see sealtrail/jobs.py), followed
+with ``GET /api/v1/batches/{id}`` and cancelled with ``POST /api/v1/batches/{id}/cancel``.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 import schemas
 from sealtrail.deployment import Deployment
 
 MAX_BATCH = 50
+MAX_ASYNC_BATCH = 2000
 _KEYS_FILE = "api-keys.json"
 _write_lock = threading.Lock()
 
@@ -69,6 +74,12 @@ def _school_for(dep: Deployment, request: Request) -> str:
     raise HTTPException(401, "Khoá API không đúng / the API key is not valid")
 
 
+def _key_id(request: Request) -> str:
+    """Which key made a request, without the key: the first 16 hex digits of its SHA-256."""
+    key = request.headers.get("authorization", "").partition(" ")[2].strip()
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def _school_of(doc: schemas.Document) -> str:
     return doc.school.code if isinstance(doc, schemas.Transcript) else doc.issuer.code
 
@@ -81,13 +92,18 @@ def make_staff_router(dep: Deployment) -> APIRouter:
 
     @router.post("/documents", status_code=201)
     async def issue_documents(
+        request: Request,
+        response: Response,
         payload: Any = Body(..., description="One document or a list of them, as JSON (see schemas/jsonschema)"),  # noqa: B008
         school_code: str = Depends(school),
+        as_job: bool = Query(False, alias="async", description="Queue the batch as a job: 202 and the batch's id"),
     ) -> dict[str, Any]:
         """Check a batch of documents; if every one is valid and of the key's school, issue them all."""
         items = payload if isinstance(payload, list) else [payload]
-        if not items or len(items) > MAX_BATCH:
-            raise HTTPException(422, f"Gửi từ 1 đến {MAX_BATCH} văn bản mỗi lần / send 1 to {MAX_BATCH} documents")
+        as_job = as_job or len(items) > MAX_BATCH
+        limit = MAX_ASYNC_BATCH if as_job else MAX_BATCH
+        if not items or len(items) > limit:
+            raise HTTPException(422, f"Gửi từ 1 đến {limit} văn bản mỗi lần / send 1 to {limit} documents")
         docs: list[schemas.Document] = []
         problems: list[dict[str, str]] = []
         for i, item in enumerate(items):
@@ -105,6 +121,11 @@ def make_staff_router(dep: Deployment) -> APIRouter:
                 403, f"Khoá API của trường {school_code} không cấp được văn bản của {', '.join(foreign)} / "
                 "this key cannot issue documents of another school"
             )  # fmt: skip
+        if as_job:
+            from sealtrail.jobs_api import queue_documents
+
+            response.status_code = 202
+            return await run_in_threadpool(queue_documents, dep, items, docs, school_code, _key_id(request))
         from sealtrail.demo import issuer_for
 
         issuer = issuer_for(dep)
@@ -114,4 +135,7 @@ def make_staff_router(dep: Deployment) -> APIRouter:
             issued.append({"id": result.doc_id, "kind": doc.kind, "url": result.qr_payload.split("#", 1)[0]})
         return {"issued": issued}
 
+    from sealtrail.jobs_api import add_batch_routes
+
+    add_batch_routes(router, dep, school)
     return router

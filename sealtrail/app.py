@@ -104,6 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from sealtrail.api import make_staff_router
 
     app.include_router(make_staff_router(deployment))
+    if engine.dialect.name == "sqlite":  # batches run in this process; pick up those a restart interrupted
+        from sealtrail.jobs import resume_local
+
+        resume_local(deployment)
 
     @app.get("/kiem-tra", response_class=HTMLResponse, include_in_schema=False)
     def upload_page() -> HTMLResponse:

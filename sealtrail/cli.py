@@ -82,6 +82,28 @@ def serve(
 
 
 @app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Documents signed at the same time by this worker", min=1)] = 1,
+) -> None:
+    """Run queued batch jobs. PostgreSQL: a procrastinate worker (start any number, on any machines; stop with
+    Ctrl-C or SIGTERM). SQLite: `serve` runs batches itself; this runs the open ones to the end, then exits."""
+    from sealtrail import jobs
+
+    dep = _deployment()
+    services = dep.start_dev_pki_services() if dep.settings.mode == "development" else None
+    try:
+        if jobs.is_postgres(dep.engine):
+            typer.echo(f"SealTrail worker on queue {jobs.QUEUE}, concurrency {concurrency}")
+            jobs.run_worker(dep, concurrency)
+        else:
+            done = jobs.run_open_items(dep)
+            typer.echo(f"{done} batch documents processed")
+    finally:
+        if services:
+            services.stop()
+
+
+@app.command()
 def issue(
     kind: Annotated[str, typer.Option(help="transcript or diploma")],
     data: Annotated[Path, typer.Option(help="JSON file with the document's data")],

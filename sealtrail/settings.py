@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     )
     public_rate_per_minute: int = Field(default=120, ge=1, description="QR page requests per client per minute")
     verify_rate_per_minute: int = Field(default=30, ge=1, description="Upload checks per client per minute")
+    job_max_attempts: int = Field(default=8, ge=1, description="Tries per batch document before it is marked failed")
+    job_retry_wait: float = Field(default=2.0, ge=0, description="Seconds before the first retry (doubling after)")
+    job_heartbeat: float = Field(default=10.0, gt=0, description="Seconds between a worker's heartbeats")
+    job_stalled_after: float = Field(
+        default=30.0, gt=0, description="Seconds without heartbeat after which a worker's jobs are re-queued"
+    )
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -6,7 +6,10 @@ order, so the XML is a complete legal document on its own.
 
 A document row is written as *pending* before any signature, and becomes *issued* in the same database
 transaction that appends its ledger entry, so the registry and the log can never disagree. A crash in
-between leaves a pending row that can be issued again; no half-signed file is ever published.
+between leaves a pending row that can be issued again; no half-signed file is ever published. Issuing again
+under the same ``doc_id`` (a retried batch job) reuses that pending row, and the status flip is conditional on
+the row still being pending, inside the ledger's transaction: a document is logged once, however often it is
+retried or by how many workers at once (the loser's transaction, entry included, rolls back: AlreadyIssued).
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ ROLE_TITLES = {
 ID_PREFIX = {"transcript": "HB", "diploma": "VB", "copy": "BS"}
 
 
+class AlreadyIssued(Exception):
+    """The document under this id is no longer pending (issued by an earlier or concurrent run)."""
+
+
 @dataclass(frozen=True)
 class IssuedDocument:
     doc_id: str
@@ -50,6 +57,10 @@ class IssuedDocument:
     xml: bytes
     leaf_index: int
     record: DocumentRecord
+
+
+def new_doc_id(doc: schemas.Document) -> str:
+    return f"{ID_PREFIX[doc.kind]}-{doc.issue_date.year}-{secrets.token_hex(6).upper()}"
 
 
 def _holder(doc: schemas.Document) -> schemas.Person:
@@ -79,9 +90,11 @@ class Issuer:
     timestamp_urls: Sequence[str] = ()
     xades: XadesSigner | None = None
 
-    def issue(self, doc: schemas.Document) -> IssuedDocument:
-        doc_id = f"{ID_PREFIX[doc.kind]}-{doc.issue_date.year}-{secrets.token_hex(6).upper()}"
-        token = new_token()
+    def issue(self, doc: schemas.Document, *, doc_id: str | None = None, token: str | None = None) -> IssuedDocument:
+        """Issue ``doc``; a batch passes the ``doc_id`` and ``token`` it reserved so that a retry issues the same
+        document. Raises AlreadyIssued when that id is no longer pending."""
+        doc_id = doc_id or new_doc_id(doc)
+        token = token or new_token()
         xml = to_xml(doc)
         holder, school = _holder(doc), _school(doc)
         claims = SealClaims(
@@ -107,8 +120,12 @@ class Issuer:
             status=DocumentStatus.PENDING.value,
         )
         with Session(self.engine) as session:
-            session.add(record)
-            session.commit()
+            existing = session.get(DocumentRecord, doc_id)
+            if existing is None:
+                session.add(record)
+                session.commit()
+            elif existing.status != DocumentStatus.PENDING.value or existing.token != token:
+                raise AlreadyIssued(doc_id)
 
         slots = sorted(
             (s for s in rendered.slots if s.role in self.keys),
@@ -161,11 +178,12 @@ class Issuer:
             signer_cert_sha256=signers[-1]["cert_sha256"] if signers else "",
             time=now,
         )
+        table = DocumentRecord.__table__  # type: ignore[attr-defined]
         with self.engine.begin() as conn:
-            (leaf_index,) = self.ledger.append(conn, [entry])
-            conn.execute(
-                DocumentRecord.__table__.update()  # type: ignore[attr-defined]
-                .where(DocumentRecord.__table__.c.id == doc_id)  # type: ignore[attr-defined]
+            (leaf_index,) = self.ledger.append(conn, [entry])  # holds the log's lock until commit
+            flipped = conn.execute(
+                table.update()
+                .where(table.c.id == doc_id, table.c.status == DocumentStatus.PENDING.value)
                 .values(
                     status=DocumentStatus.ISSUED.value,
                     sha256_pdf=sha_pdf,
@@ -174,7 +192,9 @@ class Issuer:
                     signers=[{k: v for k, v in s.items() if k != "cert_sha256"} for s in signers],
                     issued_at=now,
                 )
-            )
+            ).rowcount
+            if flipped != 1:  # another run issued it first: roll back this entry too
+                raise AlreadyIssued(doc_id)
         with Session(self.engine) as session:
             stored = session.get(DocumentRecord, doc_id)
             assert stored is not None
