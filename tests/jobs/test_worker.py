@@ -1,0 +1,111 @@
+"""`sealtrail worker` on PostgreSQL with real procrastinate: a worker killed mid-batch (SIGKILL) and a second
+worker finish the batch with every document signed and logged exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from ledger.registry import DocumentRecord
+from sealtrail import jobs
+from signer.storage import BlobStore
+from tests.jobs.conftest import JobEnv, transcripts
+from tests.jobs.test_batches import issue_entries, statuses
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def start_worker(env: JobEnv, log: Path, concurrency: int) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sealtrail", "worker", "--concurrency", str(concurrency)],
+            cwd=ROOT, env=os.environ | env.env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def item_states(env: JobEnv, batch: str) -> Counter[str]:
+    items = jobs.batch_items.c
+    with env.dep.engine.connect() as conn:
+        rows = conn.execute(select(items.state, func.count()).where(items.batch_id == batch).group_by(items.state))
+        return Counter(dict(rows.all()))  # type: ignore[arg-type]
+
+
+def test_a_killed_worker_leaves_nothing_signed_or_logged_twice(
+    pg_url: str, job_env_factory: Callable[..., JobEnv], tmp_path: Path
+) -> None:
+    env = job_env_factory(pg_url)
+    client = env.client()
+    response = client.post("/api/v1/documents?async=true", json=transcripts(6), headers=env.headers)
+    assert response.status_code == 202, response.text
+    batch, doc_ids = response.json()["batch"], [d["id"] for d in response.json()["documents"]]
+    with env.dep.engine.connect() as conn:  # the tasks were committed with the batch, one per document
+        queued = conn.exec_driver_sql("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'").scalar()
+    assert queued == 6
+
+    log = tmp_path / "worker.log"
+    first = start_worker(env, log, concurrency=1)
+    deadline = time.monotonic() + 300
+    try:
+        while True:  # kill it while it is signing, after at least one document but before all of them
+            states = item_states(env, batch)
+            if 1 <= states["issued"] < 6 and states["running"]:
+                break
+            assert states["issued"] < 6, "the first worker finished before it could be killed"
+            assert first.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, (states, log.read_text())
+            time.sleep(0.1)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    at_kill = item_states(env, batch)
+    items = jobs.batch_items.c
+    with env.dep.engine.connect() as conn:
+        interrupted = list(
+            conn.execute(select(items.doc_id).where(items.batch_id == batch, items.state == "running")).scalars()
+        )
+        doing = conn.exec_driver_sql("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'").scalar()
+    assert interrupted and doing == 1, (at_kill, doing)
+
+    second = start_worker(env, log, concurrency=2)
+    try:
+        deadline = time.monotonic() + 400
+        while (progress := client.get(f"/api/v1/batches/{batch}", headers=env.headers).json())["state"] == "running":
+            assert second.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, (progress, log.read_text())
+            time.sleep(0.5)
+    finally:
+        second.send_signal(signal.SIGTERM)  # a graceful stop
+        assert second.wait(60) == 0, log.read_text()
+
+    assert progress["state"] == "done" and progress["counts"]["issued"] == 6, progress
+    assert statuses(env, doc_ids) == dict.fromkeys(doc_ids, "issued")
+    assert issue_entries(env) == Counter(doc_ids)  # exactly one log entry per document
+    assert "re-queued job" in log.read_text()  # the second worker took over the dead one's job
+    redone = {d["id"]: d["attempts"] for d in progress["documents"] if d["id"] in interrupted}
+    assert all(a >= 2 for a in redone.values()), redone
+    with env.dep.engine.connect() as conn:
+        left = conn.exec_driver_sql("SELECT status, count(*) FROM procrastinate_jobs GROUP BY status").all()
+    assert left == [], left  # every job succeeded (and was deleted)
+
+    audit = subprocess.run(
+        [sys.executable, "-m", "sealtrail", "ledger", "audit"],
+        cwd=ROOT, env=os.environ | env.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert audit.returncode == 0 and "audit passed" in audit.stdout, audit.stdout + audit.stderr
+    with env.dep.engine.connect() as conn:
+        table = DocumentRecord.__table__  # type: ignore[attr-defined]
+        sha = conn.execute(select(table.c.sha256_pdf).where(table.c.id == interrupted[0])).scalar_one()
+    pdf = tmp_path / "redone.pdf"
+    pdf.write_bytes(BlobStore(env.dep.settings.documents_dir).get(sha, "pdf"))
+    out = subprocess.run(["pdfsig", str(pdf)], capture_output=True, text=True, timeout=60).stdout
+    assert out.count("Signature Validation: Signature is Valid.") == 3, out
