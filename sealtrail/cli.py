@@ -179,6 +179,10 @@ def verify(
     except OSError as exc:
         typer.echo(f"Không đọc được tệp / cannot read {file}: {exc.strerror}", err=True)
         raise typer.Exit(2) from exc
+    from sealtrail.interop import looks_like_credential
+
+    if looks_like_credential(file, data):
+        _verify_credential(data, trust, as_json)
     is_xml = looks_like_xml(data)
     if trust:
         roots, helpers = _trust_certs(trust)
@@ -199,6 +203,37 @@ def verify(
             where = getattr(sig, "field_name", None) or getattr(sig, "role", "")
             stamp = when.isoformat() if hasattr(when, "isoformat") else (when or "?")
             typer.echo(f"  - {sig.signer} ({where}): {sig.indication}, {stamp}")
+        for reason in report.reasons:
+            typer.echo(f"  ! {reason.vi} / {reason.en}")
+    raise typer.Exit(0 if report.verdict == "valid" else 1)
+
+
+def _verify_credential(data: bytes, trust: list[Path] | None, as_json: bool) -> None:
+    """`verify FILE.jwt|.json`: a W3C Verifiable Credential (signature, status, ledger link); exits."""
+    from sealtrail.interop import credential_token, offline_verifier, online_verifier
+    from sealtrail.offline import TrustBundleError
+    from verifier.status import VERDICT_TEXT
+
+    bundles = [p for p in trust or [] if p.is_dir()]
+    if trust and len(bundles) != 1:
+        typer.echo(
+            "Chứng chỉ số cần đúng một thư mục tin cậy / a credential needs one trust bundle directory", err=True
+        )
+        raise typer.Exit(2)
+    try:
+        verifier = offline_verifier(bundles[0]) if bundles else online_verifier(_deployment())
+    except TrustBundleError as exc:
+        typer.echo(f"Không đọc được danh sách tin cậy / cannot read the trust bundle: {exc}", err=True)
+        raise typer.Exit(2) from None
+    report = verifier.verify(credential_token(data))
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        vi, en = VERDICT_TEXT[report.verdict]
+        typer.echo(f"{vi} / {en}")
+        typer.echo(f"  {', '.join(report.types)} — {report.document_id or '?'} ({report.issuer or '?'})")
+        typer.echo(f"  chữ ký / signature: {report.signer or '?'}; trạng thái / status: {report.status}; "
+                   f"sổ cái / ledger: {report.ledger}")  # fmt: skip
         for reason in report.reasons:
             typer.echo(f"  ! {reason.vi} / {reason.en}")
     raise typer.Exit(0 if report.verdict == "valid" else 1)
@@ -283,6 +318,25 @@ def export_trust_command(
 
     export_trust(_deployment(), directory)
     typer.echo(f"Trust bundle written to {directory} (give it to verifiers: sealtrail verify --trust {directory})")
+
+
+@app.command("export-vc")
+def export_vc_command(
+    doc_id: Annotated[str, typer.Argument(help="The document's id, e.g. VB-2026-…")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the credential (.jwt: compact JWS; .json: decoded)")
+    ],
+) -> None:
+    """Export an issued diploma or transcript as a signed W3C Verifiable Credential (VC-JOSE-COSE, vc+jwt)."""
+    from sealtrail.interop import ExportError, export_vc, write_credential
+
+    try:
+        token = export_vc(_deployment(), doc_id)
+    except ExportError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    write_credential(out, token)
+    typer.echo(f"Chứng chỉ số đã ghi vào / credential written to {out} (check it: sealtrail verify {out})")
 
 
 @app.command("verify-qr")

@@ -24,6 +24,7 @@ import schemas
 from hsm_adapters.base import KeyBackend
 from ledger.entry import Entry
 from ledger.registry import DocumentRecord, DocumentStatus
+from ledger.statusindex import add_with_status_index
 from ledger.store import Ledger
 from schemas.xml import to_xml
 from signer.pdf import PadesSigner, SignatureRequest, signing_time_text
@@ -106,9 +107,7 @@ class Issuer:
             issue_date=doc.issue_date,
             status=DocumentStatus.PENDING.value,
         )
-        with Session(self.engine) as session:
-            session.add(record)
-            session.commit()
+        add_with_status_index(self.engine, record)  # pending row, with its random place in the status list
 
         slots = sorted(
             (s for s in rendered.slots if s.role in self.keys),
