@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, DateTime
+from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -28,6 +28,7 @@ class DocumentRecord(SQLModel, table=True):
     """An issued (or pending) document as the verifier sees it."""
 
     __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("status_list", "status_index", name="uq_documents_status_position"),)
 
     id: str = Field(primary_key=True, max_length=64)
     token: str = Field(index=True, unique=True, max_length=64)
@@ -49,3 +50,6 @@ class DocumentRecord(SQLModel, table=True):
     # The newest B-LTA version of the PDF (the issued one, sha256_pdf, stays valid and findable).
     archived_sha256_pdf: str | None = Field(default=None, max_length=64)
     archived_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # Its position in the W3C Bitstring Status List of its school and school year (random, unique in the list).
+    status_list: str | None = Field(default=None, max_length=64)
+    status_index: int | None = None

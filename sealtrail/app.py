@@ -108,6 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from sealtrail.jobs import resume_local
 
         resume_local(deployment)
+    from sealtrail.interop_web import make_interop_router
+
+    app.include_router(make_interop_router(deployment))
 
     @app.get("/kiem-tra", response_class=HTMLResponse, include_in_schema=False)
     def upload_page() -> HTMLResponse:

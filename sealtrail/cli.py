@@ -25,6 +25,11 @@ hsm_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(hsm_app, name="hsm")
+exchange_app = typer.Typer(
+    help="Data-exchange records with school software and the Ministry's store (unofficial field names).",
+    no_args_is_help=True,
+)
+app.add_typer(exchange_app, name="exchange")
 
 
 def _quiet_libraries() -> None:
@@ -201,6 +206,10 @@ def verify(
     except OSError as exc:
         typer.echo(f"Không đọc được tệp / cannot read {file}: {exc.strerror}", err=True)
         raise typer.Exit(2) from exc
+    from sealtrail.interop import looks_like_credential
+
+    if looks_like_credential(file, data):
+        _verify_credential(data, trust, as_json)
     is_xml = looks_like_xml(data)
     if trust:
         roots, helpers = _trust_certs(trust)
@@ -221,6 +230,37 @@ def verify(
             where = getattr(sig, "field_name", None) or getattr(sig, "role", "")
             stamp = when.isoformat() if hasattr(when, "isoformat") else (when or "?")
             typer.echo(f"  - {sig.signer} ({where}): {sig.indication}, {stamp}")
+        for reason in report.reasons:
+            typer.echo(f"  ! {reason.vi} / {reason.en}")
+    raise typer.Exit(0 if report.verdict == "valid" else 1)
+
+
+def _verify_credential(data: bytes, trust: list[Path] | None, as_json: bool) -> None:
+    """`verify FILE.jwt|.json`: a W3C Verifiable Credential (signature, status, ledger link); exits."""
+    from sealtrail.interop import credential_token, offline_verifier, online_verifier
+    from sealtrail.offline import TrustBundleError
+    from verifier.status import VERDICT_TEXT
+
+    bundles = [p for p in trust or [] if p.is_dir()]
+    if trust and len(bundles) != 1:
+        typer.echo(
+            "Chứng chỉ số cần đúng một thư mục tin cậy / a credential needs one trust bundle directory", err=True
+        )
+        raise typer.Exit(2)
+    try:
+        verifier = offline_verifier(bundles[0]) if bundles else online_verifier(_deployment())
+    except TrustBundleError as exc:
+        typer.echo(f"Không đọc được danh sách tin cậy / cannot read the trust bundle: {exc}", err=True)
+        raise typer.Exit(2) from None
+    report = verifier.verify(credential_token(data))
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        vi, en = VERDICT_TEXT[report.verdict]
+        typer.echo(f"{vi} / {en}")
+        typer.echo(f"  {', '.join(report.types)} — {report.document_id or '?'} ({report.issuer or '?'})")
+        typer.echo(f"  chữ ký / signature: {report.signer or '?'}; trạng thái / status: {report.status}; "
+                   f"sổ cái / ledger: {report.ledger}")  # fmt: skip
         for reason in report.reasons:
             typer.echo(f"  ! {reason.vi} / {reason.en}")
     raise typer.Exit(0 if report.verdict == "valid" else 1)
@@ -305,6 +345,86 @@ def export_trust_command(
 
     export_trust(_deployment(), directory)
     typer.echo(f"Trust bundle written to {directory} (give it to verifiers: sealtrail verify --trust {directory})")
+
+
+@app.command("export-vc")
+def export_vc_command(
+    doc_id: Annotated[str, typer.Argument(help="The document's id, e.g. VB-2026-…")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the credential (.jwt: compact JWS; .json: decoded)")
+    ],
+) -> None:
+    """Export an issued diploma or transcript as a signed W3C Verifiable Credential (VC-JOSE-COSE, vc+jwt)."""
+    from sealtrail.interop import ExportError, export_vc, write_credential
+
+    try:
+        token = export_vc(_deployment(), doc_id)
+    except ExportError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    write_credential(out, token)
+    typer.echo(f"Chứng chỉ số đã ghi vào / credential written to {out} (check it: sealtrail verify {out})")
+
+
+@exchange_app.command("export")
+def exchange_export(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the records (JSON array)")],
+    school: Annotated[
+        str | None, typer.Option(help="Export this school's issued transcripts from the registry")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="Or convert one transcript JSON file (NEW, version 1)")] = None,
+    since: Annotated[str | None, typer.Option(help="Only records updated at or after YYYY-MM-DDTHH:mm:ss")] = None,
+) -> None:
+    """Write transcripts as data-exchange records: one per pupil and school year, with NEW/UPDATE/CANCEL versions."""
+    from datetime import UTC, datetime
+
+    import schemas
+    from schemas.exchange import parse_time, transcript_to_records
+    from sealtrail.exchange import school_records, write_json
+
+    if (school is None) == (data is None):
+        typer.echo("Chọn đúng một: --school hoặc --data / give exactly one of --school and --data", err=True)
+        raise typer.Exit(2)
+    try:
+        if data is not None:
+            doc = schemas.parse_document(data.read_bytes())
+            if not isinstance(doc, schemas.Transcript):
+                raise schemas.SchemaError([schemas.ValidationProblem("kind", "chỉ học bạ / transcripts only")])
+            records = transcript_to_records(doc, updated=datetime.now(UTC), status="unsigned")
+        else:
+            assert school is not None
+            records = school_records(_deployment(), school, parse_time(since) if since else None)
+    except (schemas.SchemaError, ValueError, OSError) as exc:
+        typer.echo(f"Không xuất được / nothing exported:\n{exc}", err=True)
+        raise typer.Exit(1) from None
+    write_json(out, records)
+    typer.echo(f"{len(records)} bản ghi / records written to {out}")
+
+
+@exchange_app.command("import")
+def exchange_import(
+    records: Annotated[Path, typer.Argument(help="A JSON file of data-exchange records")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the rebuilt transcripts (one JSON per học bạ)")],
+    state: Annotated[
+        Path | None, typer.Option(help="The records held so far (default: OUT/exchange-state.json)")
+    ] = None,
+) -> None:
+    """Apply records (newer versions replace older, CANCEL withdraws) and rebuild our transcript JSON files."""
+    import schemas
+    from sealtrail.exchange import import_records
+
+    state_file = state or out / "exchange-state.json"
+    try:
+        result, written = import_records(records, state_file, out)
+    except (schemas.SchemaError, ValueError, OSError) as exc:
+        typer.echo(f"Không nhập gì / nothing imported:\n{exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"áp dụng / applied {len(result.applied)}, huỷ / cancelled {len(result.cancelled)}, "
+        f"bỏ qua / ignored {len(result.ignored)}; {len(written)} học bạ in {out}"
+    )
+    for line in result.ignored:
+        typer.echo(f"  - {line}")
 
 
 @app.command("verify-qr")

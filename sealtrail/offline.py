@@ -8,6 +8,7 @@
     log.vkey            the public log's verifier key (C2SP signed-note format)
     checkpoint          the log's latest signed checkpoint, for inclusion proofs
     verify-hosts.txt    the issuers' registered verification host names, one per line
+    status/S/Y/revocation.jwt  each school's signed Bitstring Status List per school year (credential status)
 
 ``sealtrail demo --out DIR`` writes the same bundle under ``DIR/trust``.
 """
@@ -126,6 +127,9 @@ def export_trust(dep: Deployment, directory: Path) -> None:
         log_vkey=vkey,
         checkpoint=checkpoint,
     )
+    from sealtrail.interop import write_status_lists
+
+    write_status_lists(dep, directory)
 
 
 def read_qr(text_or_image: str) -> str:

@@ -27,6 +27,7 @@ import schemas
 from hsm_adapters.base import KeyBackend
 from ledger.entry import Entry
 from ledger.registry import DocumentRecord, DocumentStatus
+from ledger.statusindex import add_with_status_index
 from ledger.store import Ledger
 from schemas.xml import to_xml
 from signer.pdf import PadesSigner, SignatureRequest, signing_time_text
@@ -121,11 +122,10 @@ class Issuer:
         )
         with Session(self.engine) as session:
             existing = session.get(DocumentRecord, doc_id)
-            if existing is None:
-                session.add(record)
-                session.commit()
-            elif existing.status != DocumentStatus.PENDING.value or existing.token != token:
-                raise AlreadyIssued(doc_id)
+        if existing is None:
+            add_with_status_index(self.engine, record)  # pending row, with its random place in the status list
+        elif existing.status != DocumentStatus.PENDING.value or existing.token != token:
+            raise AlreadyIssued(doc_id)
 
         slots = sorted(
             (s for s in rendered.slots if s.role in self.keys),
