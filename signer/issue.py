@@ -28,7 +28,7 @@ from ledger.store import Ledger
 from schemas.xml import to_xml
 from signer.pdf import PadesSigner, SignatureRequest, signing_time_text
 from signer.render import Renderer
-from signer.storage import BlobStore
+from signer.storage import Blobs
 from signer.xades import XadesSigner, XmlSignatureRequest, envelope
 from verifier.qrseal import SealClaims, make_seal, new_token, qr_payload
 
@@ -74,7 +74,7 @@ class Issuer:
     keys: Mapping[str, KeyBackend]
     qr_key: object
     ledger: Ledger
-    blobs: BlobStore
+    blobs: Blobs
     verify_base_url: str
     timestamp_urls: Sequence[str] = ()
     xades: XadesSigner | None = None
