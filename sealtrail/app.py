@@ -100,6 +100,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             out["document"] = {"id": record.id, "kind": record.kind, "status": record.status}
         return out
 
+    from sealtrail.observability import make_ops_router
+
+    app.include_router(make_ops_router(deployment))
+
     from sealtrail.api import make_staff_router
 
     app.include_router(make_staff_router(deployment))

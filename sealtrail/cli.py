@@ -71,14 +71,16 @@ def serve(
 
     from sealtrail.app import create_app
     from sealtrail.ledgerwiring import Checkpointer
+    from sealtrail.logs import configure_logging
 
     dep = _deployment()
+    configure_logging(dep.settings)
     if dep.settings.mode == "development":
         dep.start_dev_pki_services()
     application = create_app(dep.settings)
     Checkpointer(dep).start()
-    typer.echo(f"SealTrail on http://{host}:{port}/  (health: /healthz, log: /log/checkpoint)")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    typer.echo(f"SealTrail on http://{host}:{port}/  (health: /healthz, /readyz, /metrics; log: /log/checkpoint)")
+    uvicorn.run(application, host=host, port=port, log_level="warning", log_config=None, access_log=False)
 
 
 @app.command()

@@ -16,6 +16,7 @@ from hsm_adapters.soft import SoftKeyBackend
 from sealtrail.db import make_engine, migrate
 from sealtrail.devpki import SIGNER_ROLES, DevPki, PkiServices, create_dev_pki, port_is_open
 from sealtrail.settings import Settings
+from signer.metrics import TimedKey
 from signer.storage import Blobs, BlobStore, S3BlobStore
 from verifier.pdf import PdfVerifier
 from verifier.xml import XmlVerifier
@@ -119,14 +120,18 @@ class Deployment:
             if missing:
                 raise DeploymentError(f"SEALTRAIL_PKCS11_KEYS names no key for: {', '.join(missing)}")
             return {
-                role: Pkcs11KeyBackend(self.pkcs11_config(self.settings.pkcs11_keys[role])) for role in SIGNER_ROLES
+                role: TimedKey(Pkcs11KeyBackend(self.pkcs11_config(self.settings.pkcs11_keys[role])), role)
+                for role in SIGNER_ROLES
             }
         if self.settings.mode == "production":
             raise KeyBackendError(
                 "Production signing keys must live in an HSM or on a token: set SEALTRAIL_KEY_BACKEND=pkcs11."
             )
         pki = self.dev_pki
-        return {role: SoftKeyBackend.from_pkcs12(pki.p12_path(role), mode=self.settings.mode) for role in SIGNER_ROLES}
+        return {
+            role: TimedKey(SoftKeyBackend.from_pkcs12(pki.p12_path(role), mode=self.settings.mode), role)
+            for role in SIGNER_ROLES
+        }
 
     @cached_property
     def qr_private_key(self) -> object:

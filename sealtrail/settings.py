@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = Field(default=None, description="Access key; boto3's usual chain if unset")
     s3_secret_access_key: SecretStr | None = Field(default=None, description="Secret key (never logged)")
 
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Service logs: one JSON object per line, or plain text (personal data masked)"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Service log level")
+    cert_expiry_warn_days: int = Field(
+        default=30, ge=0, description="/readyz warns when a signing certificate expires within this many days"
+    )
+    readiness_timeout: float = Field(default=3.0, gt=0, description="Seconds each /readyz network probe may take")
+
     public_rate_per_minute: int = Field(default=120, ge=1, description="QR page requests per client per minute")
     verify_rate_per_minute: int = Field(default=30, ge=1, description="Upload checks per client per minute")
 

@@ -27,6 +27,7 @@ from ledger.registry import DocumentRecord, DocumentStatus
 from ledger.store import Ledger
 from schemas.xml import to_xml
 from signer.pdf import PadesSigner, SignatureRequest, signing_time_text
+from signer.redact import personal_data, personal_values
 from signer.render import Renderer
 from signer.storage import Blobs
 from signer.xades import XadesSigner, XmlSignatureRequest, envelope
@@ -80,6 +81,11 @@ class Issuer:
     xades: XadesSigner | None = None
 
     def issue(self, doc: schemas.Document) -> IssuedDocument:
+        """Render, sign, store and log one document; the holder's data is masked in every log line meanwhile."""
+        with personal_data(personal_values(_holder(doc))):
+            return self._issue(doc)
+
+    def _issue(self, doc: schemas.Document) -> IssuedDocument:
         doc_id = f"{ID_PREFIX[doc.kind]}-{doc.issue_date.year}-{secrets.token_hex(6).upper()}"
         token = new_token()
         xml = to_xml(doc)
