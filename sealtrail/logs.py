@@ -13,6 +13,12 @@ from pythonjsonlogger.json import JsonFormatter
 from sealtrail.settings import Settings
 from signer.redact import redact, register_secret
 
+# Chatty at INFO (httpx logs every request's URL); their warnings and errors still come through.
+QUIET_LIBRARIES = (
+    *("pyhanko", "pyhanko_certvalidator", "fontTools", "weasyprint", "werkzeug", "alembic"),
+    *("httpx", "httpcore", "botocore", "boto3", "urllib3", "asyncio", "multipart"),
+)
+
 # Attributes every LogRecord has; anything else on a record came in through ``extra=`` and is redacted too.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
@@ -89,6 +95,6 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
-    for noisy in ("pyhanko", "pyhanko_certvalidator", "fontTools", "weasyprint", "werkzeug", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     return handler
