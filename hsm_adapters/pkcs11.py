@@ -253,6 +253,10 @@ class Pkcs11KeyBackend:
 
         return self._with_session(sign)
 
+    def check_ready(self) -> None:
+        """Raise KeyBackendError unless the token answers in a logged-in session and the private key is there."""
+        self._with_session(self._private_key)
+
     # -- plumbing ---------------------------------------------------------------------------------------
     def close(self) -> None:
         with self._pool_lock:

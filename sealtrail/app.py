@@ -14,7 +14,6 @@ from sqlmodel import Session, select
 from ledger.registry import DocumentRecord
 from sealtrail.deployment import Deployment
 from sealtrail.settings import Settings
-from signer.storage import BlobStore
 from verifier.details import details_from_store
 from verifier.pdf import MAX_PDF_BYTES
 from verifier.ratelimit import RateLimiter
@@ -54,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     s = deployment.settings
     page_limit = RateLimiter(s.public_rate_per_minute / 60, burst=max(1, s.public_rate_per_minute // 2))
     verify_limit = RateLimiter(s.verify_rate_per_minute / 60, burst=max(1, s.verify_rate_per_minute // 3))
-    blobs = BlobStore(deployment.settings.documents_dir)
+    blobs = deployment.blobs
     holder_details = details_from_store(lambda sha: blobs.get(sha, "xml"))
     app.include_router(
         make_public_router(engine, ledger_check, tlog_proof, limiter=page_limit, holder_details=holder_details)
@@ -100,6 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if record is not None:
             out["document"] = {"id": record.id, "kind": record.kind, "status": record.status}
         return out
+
+    from sealtrail.observability import make_ops_router
+
+    app.include_router(make_ops_router(deployment))
 
     from sealtrail.api import make_staff_router
 

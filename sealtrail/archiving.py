@@ -24,7 +24,6 @@ from sealtrail.deployment import Deployment
 from sealtrail.ledgerwiring import ledger_for
 from signer.archive import extend_to_lta, needs_renewal
 from signer.pdf import SigningError
-from signer.storage import BlobStore
 
 
 @dataclass
@@ -51,7 +50,7 @@ def renew_archives(dep: Deployment, *, within_days: int = 365, now: datetime | N
     timestamp_urls = dep.timestamp_urls
     trust_roots, other_certs = dep.trust_roots, dep.intermediates
     ledger, _ = ledger_for(dep)
-    blobs = BlobStore(dep.settings.documents_dir)
+    blobs = dep.blobs
     report = ArchiveReport()
     with Session(dep.engine) as session:
         statement = select(DocumentRecord).where(DocumentRecord.status == DocumentStatus.ISSUED.value)

@@ -76,14 +76,16 @@ def serve(
 
     from sealtrail.app import create_app
     from sealtrail.ledgerwiring import Checkpointer
+    from sealtrail.logs import configure_logging
 
     dep = _deployment()
+    configure_logging(dep.settings)
     if dep.settings.mode == "development":
         dep.start_dev_pki_services()
     application = create_app(dep.settings)
     Checkpointer(dep).start()
-    typer.echo(f"SealTrail on http://{host}:{port}/  (health: /healthz, log: /log/checkpoint)")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    typer.echo(f"SealTrail on http://{host}:{port}/  (health: /healthz, /readyz, /metrics; log: /log/checkpoint)")
+    uvicorn.run(application, host=host, port=port, log_level="warning", log_config=None, access_log=False)
 
 
 @app.command()
@@ -669,6 +671,42 @@ def hsm_load_dev_keys() -> None:
             import_private_key(config, pem.unarmor((pki.directory / "keys" / f"{role}.key.pem").read_bytes())[2])
             import_certificates(config, [pki.cert(role), pki.issuing_ca])
             typer.echo(f"  {role:18} → key '{label}' (DEV ONLY)")
+
+
+@app.command("backup")
+def backup_command(
+    out: Annotated[Path, typer.Option(help="A new directory for the backup (database, documents, manifest)")],
+) -> None:
+    """Back up the database (online: SQLite's backup API, or pg_dump) and stored documents; keys are separate."""
+    from sealtrail.backup import backup
+
+    with _key_errors():
+        manifest = backup(_deployment(), out)
+    typer.echo(f"Đã sao lưu / backed up: {out} ({manifest['database']}, {manifest['ledger_size']} log entries)")
+
+
+@app.command("restore")
+def restore_command(
+    source: Annotated[Path, typer.Option("--from", help="A directory made by `sealtrail backup`")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: the database is replaced by the backup")] = False,
+) -> None:
+    """Replace the database with a backup (stop SealTrail first). Start-up then checks it against the published log."""
+    from ledger.store import LedgerForkError
+    from sealtrail.backup import restore
+    from sealtrail.ledgerwiring import check_not_forked
+
+    if not yes:
+        typer.echo("Thêm --yes để xác nhận / add --yes: the current database will be replaced", err=True)
+        raise typer.Exit(2)
+    with _key_errors():
+        dep = _deployment()
+        manifest = restore(dep, source)
+        typer.echo(f"Đã khôi phục / restored: {source} (made {manifest['created_at']})")
+        try:
+            check_not_forked(dep)
+        except LedgerForkError as exc:
+            typer.echo(f"CẢNH BÁO / WARNING: {exc}", err=True)
+            raise typer.Exit(1) from None
 
 
 def main() -> None:  # pragma: no cover

@@ -14,7 +14,6 @@ from sealtrail.deployment import Deployment
 from signer.issue import Issuer
 from signer.pdf import PadesSigner
 from signer.render import Renderer
-from signer.storage import BlobStore
 
 DEMO_SAMPLES = ("class_9a1", "diploma_thpt", "diploma_bachelor")
 
@@ -31,7 +30,7 @@ def issuer_for(dep: Deployment) -> Issuer:
         keys=dep.signing_keys,
         qr_key=dep.qr_private_key,
         ledger=ledger,
-        blobs=BlobStore(dep.settings.documents_dir),
+        blobs=dep.blobs,
         verify_base_url=dep.settings.public_base_url,
         timestamp_urls=[pki.tsa_url],
     )
@@ -86,7 +85,7 @@ def run_demo(dep: Deployment, out: Path | None) -> None:
     base = settings.public_base_url.rstrip("/")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        blobs = BlobStore(settings.documents_dir)
+        blobs = dep.blobs
         index = []
         with dep.engine.connect() as conn:
             for record in records:

@@ -16,6 +16,8 @@ from hsm_adapters.soft import SoftKeyBackend
 from sealtrail.db import make_engine, migrate
 from sealtrail.devpki import SIGNER_ROLES, DevPki, PkiServices, create_dev_pki, port_is_open
 from sealtrail.settings import Settings
+from signer.metrics import TimedKey
+from signer.storage import Blobs, BlobStore, S3BlobStore
 from verifier.pdf import PdfVerifier
 from verifier.xml import XmlVerifier
 
@@ -118,14 +120,18 @@ class Deployment:
             if missing:
                 raise DeploymentError(f"SEALTRAIL_PKCS11_KEYS names no key for: {', '.join(missing)}")
             return {
-                role: Pkcs11KeyBackend(self.pkcs11_config(self.settings.pkcs11_keys[role])) for role in SIGNER_ROLES
+                role: TimedKey(Pkcs11KeyBackend(self.pkcs11_config(self.settings.pkcs11_keys[role])), role)
+                for role in SIGNER_ROLES
             }
         if self.settings.mode == "production":
             raise KeyBackendError(
                 "Production signing keys must live in an HSM or on a token: set SEALTRAIL_KEY_BACKEND=pkcs11."
             )
         pki = self.dev_pki
-        return {role: SoftKeyBackend.from_pkcs12(pki.p12_path(role), mode=self.settings.mode) for role in SIGNER_ROLES}
+        return {
+            role: TimedKey(SoftKeyBackend.from_pkcs12(pki.p12_path(role), mode=self.settings.mode), role)
+            for role in SIGNER_ROLES
+        }
 
     @cached_property
     def qr_private_key(self) -> object:
@@ -143,6 +149,23 @@ class Deployment:
             return serialization.load_pem_private_key(path.read_bytes(), None)
         except FileNotFoundError as exc:
             raise DeploymentError(f"The key file {path} is missing; restore it from the key backup.") from exc
+
+    @cached_property
+    def blobs(self) -> Blobs:
+        """Issued files: under the data directory, or in the S3-compatible bucket SEALTRAIL_STORAGE_URL names."""
+        s = self.settings
+        if not s.storage_url:
+            return BlobStore(s.documents_dir)
+        if not s.storage_url.startswith("s3://"):
+            raise DeploymentError(f"SEALTRAIL_STORAGE_URL must be s3://bucket/prefix, not {s.storage_url!r}")
+        secret = s.s3_secret_access_key.get_secret_value() if s.s3_secret_access_key else None
+        return S3BlobStore.from_url(
+            s.storage_url,
+            endpoint_url=s.s3_endpoint_url,
+            region=s.s3_region,
+            access_key_id=s.s3_access_key_id,
+            secret_access_key=secret,
+        )
 
     @cached_property
     def pdf_verifier(self) -> PdfVerifier:

@@ -133,10 +133,9 @@ def audit_deployment(dep: Deployment) -> list[str]:
     from sqlmodel import Session, select
 
     from ledger.registry import DocumentStatus
-    from signer.storage import BlobStore
 
     ledger, _ = ledger_for(dep)
-    blobs = BlobStore(dep.settings.documents_dir)
+    blobs = dep.blobs
     with dep.engine.connect() as conn:
         report = ledger.audit(conn)
         problems = list(report.problems)

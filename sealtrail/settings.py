@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,6 +53,23 @@ class Settings(BaseSettings):
     timestamp_urls: list[str] = Field(
         default_factory=list, description="RFC 3161 timestamp authorities, tried in order (default: the dev PKI's)"
     )
+    storage_url: str | None = Field(
+        default=None, description="s3://bucket/prefix to keep issued files in a bucket; data_dir/documents if unset"
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, Ceph, a cloud's)")
+    s3_region: str | None = Field(default=None, description="The bucket's region (us-east-1 if unset)")
+    s3_access_key_id: str | None = Field(default=None, description="Access key; boto3's usual chain if unset")
+    s3_secret_access_key: SecretStr | None = Field(default=None, description="Secret key (never logged)")
+
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Service logs: one JSON object per line, or plain text (personal data masked)"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Service log level")
+    cert_expiry_warn_days: int = Field(
+        default=30, ge=0, description="/readyz warns when a signing certificate expires within this many days"
+    )
+    readiness_timeout: float = Field(default=3.0, gt=0, description="Seconds each /readyz network probe may take")
+
     public_rate_per_minute: int = Field(default=120, ge=1, description="QR page requests per client per minute")
     verify_rate_per_minute: int = Field(default=30, ge=1, description="Upload checks per client per minute")
     job_max_attempts: int = Field(default=8, ge=1, description="Tries per batch document before it is marked failed")

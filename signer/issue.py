@@ -31,8 +31,9 @@ from ledger.statusindex import add_with_status_index
 from ledger.store import Ledger
 from schemas.xml import to_xml
 from signer.pdf import PadesSigner, SignatureRequest, signing_time_text
+from signer.redact import personal_data, personal_values
 from signer.render import Renderer
-from signer.storage import BlobStore
+from signer.storage import Blobs
 from signer.xades import XadesSigner, XmlSignatureRequest, envelope
 from verifier.qrseal import SealClaims, make_seal, new_token, qr_payload
 
@@ -86,16 +87,20 @@ class Issuer:
     keys: Mapping[str, KeyBackend]
     qr_key: object
     ledger: Ledger
-    blobs: BlobStore
+    blobs: Blobs
     verify_base_url: str
     timestamp_urls: Sequence[str] = ()
     xades: XadesSigner | None = None
 
     def issue(self, doc: schemas.Document, *, doc_id: str | None = None, token: str | None = None) -> IssuedDocument:
-        """Issue ``doc``; a batch passes the ``doc_id`` and ``token`` it reserved so that a retry issues the same
-        document. Raises AlreadyIssued when that id is no longer pending."""
-        doc_id = doc_id or new_doc_id(doc)
-        token = token or new_token()
+        """Render, sign, store and log one document; the holder's data is masked in every log line meanwhile.
+
+        A batch passes the ``doc_id`` and ``token`` it reserved so that a retry issues the same document.
+        Raises AlreadyIssued when that id is no longer pending."""
+        with personal_data(personal_values(_holder(doc))):
+            return self._issue(doc, doc_id=doc_id or new_doc_id(doc), token=token or new_token())
+
+    def _issue(self, doc: schemas.Document, *, doc_id: str, token: str) -> IssuedDocument:
         xml = to_xml(doc)
         holder, school = _holder(doc), _school(doc)
         claims = SealClaims(

@@ -30,6 +30,7 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hsm_adapters.base import KeyBackend, KeyBackendError
+from signer.metrics import TSA_ERRORS
 from signer.render import AppearanceRenderer, keep_xmp
 
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -74,6 +75,7 @@ class FailoverTimeStamper(TimeStamper):
             try:
                 return await client.async_request_tsa_response(req)
             except Exception as exc:  # any failure of one TSA means: try the next one
+                TSA_ERRORS.labels(url=url).inc()
                 failures.append(f"{url}: {exc.__class__.__name__} {exc}".strip())
         raise TimestampRequestError("no timestamp authority answered (" + "; ".join(failures) + ")")
 

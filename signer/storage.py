@@ -1,4 +1,8 @@
-"""Content-addressed storage of issued files: each file lives under its SHA-256, written atomically."""
+"""Content-addressed storage of issued files: each file lives under its SHA-256, written atomically.
+
+Two places to keep them: a directory (``BlobStore``) or an S3-compatible bucket (``S3BlobStore``); both check
+every file they read against its name.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,34 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class BlobStoreError(OSError):
+    """The store cannot be reached or refuses the request; the message says which."""
+
+
+class Blobs(Protocol):
+    """What the issuer, the archive job, the audit and the public pages need from a store."""
+
+    def put(self, data: bytes, ext: str) -> str: ...
+
+    def get(self, sha256: str, ext: str) -> bytes: ...
+
+
+def _name(sha256: str, ext: str) -> str:
+    if not _HEX64.match(sha256) or not ext.isalnum():
+        raise ValueError("not a SHA-256 hex digest or a plain file extension")
+    return f"{sha256[:2]}/{sha256}.{ext}"
+
+
+def _checked(data: bytes, sha256: str, ext: str) -> bytes:
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise OSError(f"stored file {sha256}.{ext} is damaged: its content no longer matches its name")
+    return data
 
 
 class BlobStore:
@@ -18,9 +48,7 @@ class BlobStore:
         self.root = root
 
     def path(self, sha256: str, ext: str) -> Path:
-        if not _HEX64.match(sha256) or not ext.isalnum():
-            raise ValueError("not a SHA-256 hex digest or a plain file extension")
-        return self.root / sha256[:2] / f"{sha256}.{ext}"
+        return self.root / _name(sha256, ext)
 
     def put(self, data: bytes, ext: str) -> str:
         digest = hashlib.sha256(data).hexdigest()
@@ -41,7 +69,93 @@ class BlobStore:
         return digest
 
     def get(self, sha256: str, ext: str) -> bytes:
-        data = self.path(sha256, ext).read_bytes()
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise OSError(f"stored file {sha256}.{ext} is damaged: its content no longer matches its name")
-        return data
+        return _checked(self.path(sha256, ext).read_bytes(), sha256, ext)
+
+
+class S3BlobStore:
+    """Files named by their SHA-256 as ``prefix/ab/abcdef….ext`` in an S3-compatible bucket.
+
+    A PUT is atomic in S3 (an object appears whole or not at all) and carries its SHA-256, which the server checks
+    before storing it; an object already there under the same name holds the same bytes, so it is not sent again.
+    Every read is checked against the name."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> S3BlobStore:
+        """``s3://bucket/prefix``; credentials from the arguments or boto3's usual chain (environment, profile)."""
+        import boto3
+        from botocore.config import Config
+
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError(f"not an s3://bucket/prefix URL: {url}")
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region or "us-east-1",
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30),
+        )
+        return cls(client, parsed.netloc, parsed.path)
+
+    def key(self, sha256: str, ext: str) -> str:
+        name = _name(sha256, ext)
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def put(self, data: bytes, ext: str) -> str:
+        import base64
+
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        digest = hashlib.sha256(data).hexdigest()
+        key = self.key(digest, ext)
+        try:
+            if self._exists(key):
+                return digest
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ChecksumSHA256=base64.b64encode(bytes.fromhex(digest)).decode(),
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise BlobStoreError(f"could not store {digest}.{ext} in bucket {self.bucket}: {exc}") from exc
+        return digest
+
+    def _exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def get(self, sha256: str, ext: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = self.key(sha256, ext)
+        try:
+            data = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise FileNotFoundError(f"stored file {sha256}.{ext} is missing from bucket {self.bucket}") from exc
+            raise BlobStoreError(f"could not read {sha256}.{ext} from bucket {self.bucket}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise BlobStoreError(f"could not read {sha256}.{ext} from bucket {self.bucket}: {exc}") from exc
+        return _checked(data, sha256, ext)

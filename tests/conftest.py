@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -45,15 +48,17 @@ def _pg_reachable() -> bool:
 
 @pytest.fixture(scope="session")
 def pg_available() -> bool:
-    return _pg_reachable()
+    return _pg_reachable_cached()
 
 
-@pytest.fixture
-def pg_url(pg_available: bool) -> Iterator[str]:
-    """A fresh, uniquely named PostgreSQL database for one test, dropped afterwards."""
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh, uniquely named PostgreSQL database, dropped afterwards (skips when PostgreSQL is unreachable)."""
     import sqlalchemy
 
-    if not pg_available:
+    if not _pg_reachable_cached():
+        if os.environ.get("SEALTRAIL_TEST_REQUIRE_PG"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL} and SEALTRAIL_TEST_REQUIRE_PG is set")
         pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}; the PostgreSQL half of this test is skipped")
     name = f"sealtrail_test_{secrets.token_hex(4)}"
     admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -72,12 +77,34 @@ def pg_url(pg_available: bool) -> Iterator[str]:
         admin.dispose()
 
 
+@functools.cache
+def _pg_reachable_cached() -> bool:
+    return _pg_reachable()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, uniquely named PostgreSQL database for one test, dropped afterwards."""
+    with pg_database() as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Runs a test once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'sealtrail.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """For module-wide installations: None (SQLite under the data directory), then a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+    else:
+        with pg_database() as url:
+            yield url
 
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
@@ -138,3 +165,41 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory, dev_pki) -> SoftHsm:  # ty
             import_private_key(config, pem.unarmor((dev_pki.directory / "keys" / f"{role}.key.pem").read_bytes())[2])
             import_certificates(config, [dev_pki.cert(role), dev_pki.issuing_ca])
     return hsm
+
+
+@dataclass
+class S3Server:
+    """An S3-protocol server on loopback (moto's server mode: a stand-in for a vendor's bucket, over real HTTP)."""
+
+    endpoint_url: str
+    access_key_id: str = "sealtrail-test"
+    secret_access_key: str = "sealtrail-test-secret"
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+        )
+
+    def new_bucket(self) -> str:
+        name = f"sealtrail-{secrets.token_hex(4)}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield S3Server(f"http://127.0.0.1:{port}")
+    finally:
+        server.stop()

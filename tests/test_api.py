@@ -18,10 +18,30 @@ from tests.conftest import free_port
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, TestClient, str]]:
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None
+) -> Iterator[tuple[Deployment, TestClient, str]]:
+    """The representative issuing path, run on one school's setup (SQLite, files in the data directory) and on a
+    province's (PostgreSQL, files in an S3-compatible bucket)."""
     from sealtrail.app import create_app
 
-    dep = Deployment(Settings(data_dir=tmp_path_factory.mktemp("api"), dev_pki_url=f"http://127.0.0.1:{free_port()}"))
+    storage: dict[str, object] = {}
+    if module_database_url is not None:
+        s3 = request.getfixturevalue("s3_server")
+        storage = {
+            "storage_url": f"s3://{s3.new_bucket()}/documents",
+            "s3_endpoint_url": s3.endpoint_url,
+            "s3_access_key_id": s3.access_key_id,
+            "s3_secret_access_key": s3.secret_access_key,
+        }
+    dep = Deployment(
+        Settings(
+            data_dir=tmp_path_factory.mktemp("api"),
+            dev_pki_url=f"http://127.0.0.1:{free_port()}",
+            database_url=module_database_url,
+            **storage,  # type: ignore[arg-type]
+        )
+    )
     services = dep.start_dev_pki_services()
     school = schemas.load_sample("transcript_thcs")["school"]["code"]
     key = create_api_key(dep, school)
@@ -46,6 +66,16 @@ def test_a_key_issues_its_own_schools_documents(api: tuple[Deployment, TestClien
     (issued,) = response.json()["issued"]
     assert issued["id"].startswith("HB-") and "/v/" in issued["url"]
     assert client.get(issued["url"].split("127.0.0.1:8000", 1)[-1]).status_code == 200
+    with Session(_dep.engine) as session:
+        record = session.get(DocumentRecord, issued["id"])
+    assert record is not None and record.sha256_pdf and record.sha256_xml
+    assert _dep.blobs.get(record.sha256_pdf, "pdf").startswith(b"%PDF")
+    if _dep.settings.storage_url:  # the files went to the bucket, not to the data directory
+        assert not _dep.settings.documents_dir.exists()
+    from sealtrail.ledgerwiring import audit_deployment, publish_checkpoint
+
+    publish_checkpoint(_dep)
+    assert audit_deployment(_dep) == []
 
 
 def test_every_problem_of_every_document_is_reported_and_nothing_issued(

@@ -31,10 +31,9 @@ def _entries(lo: int, hi: int) -> list[Entry]:
 
 
 @pytest.fixture
-def setup(tmp_path: Path):  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'log.db'}"
-    migrate(url)
-    engine = make_engine(url)
+def setup(tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
+    migrate(database_url)
+    engine = make_engine(database_url)
     ledger = Ledger(ORIGIN, NoteSigner(ORIGIN, ed25519.Ed25519PrivateKey.generate()))
     witness = Witness(
         Cosigner("w1.test", ed25519.Ed25519PrivateKey.generate()), {ORIGIN: ledger.verifier}, tmp_path / "w1.json"
@@ -119,14 +118,16 @@ def test_the_protocol_over_real_http(setup, witness_server) -> None:  # type: ig
     assert cp.size == 4
 
 
-def test_the_installation_publishes_witnessed_checkpoints(tmp_path: Path, witness_server) -> None:  # type: ignore[no-untyped-def]
+def test_the_installation_publishes_witnessed_checkpoints(tmp_path: Path, witness_server, database_url: str) -> None:  # type: ignore[no-untyped-def]
     from ledger.note import NoteVerifier
     from sealtrail.deployment import Deployment
     from sealtrail.ledgerwiring import Checkpointer, ledger_for, publish_checkpoint
     from sealtrail.settings import Settings
 
     url, witness = witness_server
-    settings = Settings(data_dir=tmp_path / "var", log_origin=ORIGIN, dev_pki_url="http://127.0.0.1:9")
+    settings = Settings(
+        data_dir=tmp_path / "var", log_origin=ORIGIN, dev_pki_url="http://127.0.0.1:9", database_url=database_url
+    )
     dep = Deployment(settings)
     ledger, vkey = ledger_for(dep)
     witness.logs[ORIGIN] = NoteVerifier.from_vkey(vkey)
@@ -136,6 +137,7 @@ def test_the_installation_publishes_witnessed_checkpoints(tmp_path: Path, witnes
         dev_pki_url="http://127.0.0.1:9",
         witnesses=[f"{url} {witness.cosigner.verifier.vkey}"],
         witness_quorum=1,
+        database_url=database_url,
     )
     dep = Deployment(settings)
     with dep.engine.begin() as conn:

@@ -61,16 +61,23 @@ class Installation:
             **os.environ,
             "SEALTRAIL_DATA_DIR": str(self.dep.settings.data_dir),
             "SEALTRAIL_DEV_PKI_URL": self.dep.settings.dev_pki_url,
+            "SEALTRAIL_DATABASE_URL": self.dep.settings.effective_database_url,
             **env,
         }
         return subprocess.run([*SEALTRAIL, *args], env=environ, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
-def inst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
+def inst(tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None) -> Iterator[Installation]:
     from sealtrail.demo import issuer_for
 
-    dep = Deployment(Settings(data_dir=tmp_path_factory.mktemp("arch"), dev_pki_url=f"http://127.0.0.1:{free_port()}"))
+    dep = Deployment(
+        Settings(
+            data_dir=tmp_path_factory.mktemp("arch"),
+            dev_pki_url=f"http://127.0.0.1:{free_port()}",
+            database_url=module_database_url,
+        )
+    )
     services = dep.start_dev_pki_services()
     try:
         issuer = issuer_for(dep)
@@ -228,12 +235,14 @@ def test_command_line(inst: Installation) -> None:
     assert audit.returncode == 0, audit.stdout + audit.stderr
 
 
-def test_audit_refuses_an_archive_entry_that_points_at_the_wrong_issue_entry(tmp_path: Path) -> None:
+def test_audit_refuses_an_archive_entry_that_points_at_the_wrong_issue_entry(tmp_path: Path, database_url: str) -> None:
     from datetime import UTC, datetime
 
     from ledger.entry import Entry
 
-    dep = Deployment(Settings(data_dir=tmp_path, dev_pki_url=f"http://127.0.0.1:{free_port()}"))
+    dep = Deployment(
+        Settings(data_dir=tmp_path, dev_pki_url=f"http://127.0.0.1:{free_port()}", database_url=database_url)
+    )
     ledger, _ = ledger_for(dep)
     stray = Entry(
         type="archive", doc_id="HB-2099-NOPE", pdf_sha256="", xml_sha256="", signer_cert_sha256="",

@@ -20,11 +20,14 @@ from verifier.ratelimit import RateLimiter
 
 
 @pytest.fixture(scope="module")
-def issued(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, list[IssuedDocument]]]:
+def issued(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None
+) -> Iterator[tuple[Deployment, list[IssuedDocument]]]:
     from sealtrail.demo import issuer_for
 
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("public"),
+        database_url=module_database_url,
         dev_pki_url=f"http://127.0.0.1:{free_port()}",
         public_rate_per_minute=600,
     )
