@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse
-from sqlmodel import Session, select
 
 from ledger.registry import DocumentRecord
 from sealtrail.deployment import Deployment
@@ -18,9 +16,8 @@ from signer.storage import BlobStore
 from verifier.details import details_from_store
 from verifier.pdf import MAX_PDF_BYTES
 from verifier.ratelimit import RateLimiter
-from verifier.status import VERDICT_TEXT, apply_standing
+from verifier.status import VERDICT_TEXT
 from verifier.web import SECURITY_HEADERS, TEMPLATES, make_public_router
-from verifier.xml import looks_like_xml
 
 UPLOAD_CHUNK = 1024 * 1024
 
@@ -67,25 +64,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def full_check(data: bytes) -> tuple[Any, str, DocumentRecord | None]:
         """Signatures (PDF or XML, by content), then the registry and the log: fail-closed on both."""
-        fmt = "xml" if looks_like_xml(data) else "pdf"
-        report = (deployment.xml_verifier if fmt == "xml" else deployment.pdf_verifier).verify(data)
-        digest = hashlib.sha256(data).hexdigest()
-        table = DocumentRecord.__table__.c  # type: ignore[attr-defined]
-        column = table.sha256_xml if fmt == "xml" else table.sha256_pdf
-        with Session(engine) as session:
-            query = select(DocumentRecord).where(
-                (column == digest) | (table.archived_sha256_pdf == digest) if fmt == "pdf" else column == digest
-            )
-            record = session.exec(query).first()
-            if record is not None:
-                session.expunge(record)
-        proven = None
-        if record is not None and record.leaf_index is not None:
-            try:
-                proven = ledger_check(record)
-            except Exception:  # the log cannot be read now: "cannot be confirmed", never "valid"
-                proven = None
-        return apply_standing(report, record, proven), fmt, record
+        from sealtrail.checking import check_upload
+
+        checked = check_upload(deployment, data)
+        return checked.report, checked.format, checked.record
 
     def format_and_report(data: bytes) -> tuple[str, Any]:
         report, fmt, _record = full_check(data)
