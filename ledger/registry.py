@@ -49,3 +49,6 @@ class DocumentRecord(SQLModel, table=True):
     # The newest B-LTA version of the PDF (the issued one, sha256_pdf, stays valid and findable).
     archived_sha256_pdf: str | None = Field(default=None, max_length=64)
     archived_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # Keyed hashes (HMAC-SHA256, installation secret) for bulk look-ups; no personal data in clear (verifier.lookup).
+    lookup_number: str | None = Field(default=None, index=True, max_length=64)
+    lookup_holder: str | None = Field(default=None, max_length=64)

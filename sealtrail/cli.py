@@ -274,6 +274,21 @@ def archive_command(
     raise typer.Exit(1 if report.failed else 0)
 
 
+@app.command("re-index")
+def reindex_command() -> None:
+    """Fill the bulk look-up hashes (document number; name and date of birth) for documents issued before them."""
+    from sealtrail.reindex import reindex
+
+    report = reindex(_deployment())
+    typer.echo(
+        f"Chỉ mục tra cứu / look-up index: {len(report.updated)} cập nhật / updated, "
+        f"{report.unchanged} không đổi / unchanged, {len(report.failed)} lỗi / failed"
+    )
+    for doc_id, why in report.failed:
+        typer.echo(f"  ! {doc_id}: {why}", err=True)
+    raise typer.Exit(1 if report.failed else 0)
+
+
 @app.command("export-trust")
 def export_trust_command(
     directory: Annotated[Path, typer.Argument(help="Where to write the trust bundle")],

@@ -30,6 +30,7 @@ from signer.pdf import PadesSigner, SignatureRequest, signing_time_text
 from signer.render import Renderer
 from signer.storage import BlobStore
 from signer.xades import XadesSigner, XmlSignatureRequest, envelope
+from verifier.lookup import lookup_columns
 from verifier.qrseal import SealClaims, make_seal, new_token, qr_payload
 
 ROLE_ORDER = ("homeroom_teacher", "principal", "seal")
@@ -78,6 +79,7 @@ class Issuer:
     verify_base_url: str
     timestamp_urls: Sequence[str] = ()
     xades: XadesSigner | None = None
+    lookup_key: bytes | None = None  # the installation secret for the bulk look-up hashes (verifier.lookup)
 
     def issue(self, doc: schemas.Document) -> IssuedDocument:
         doc_id = f"{ID_PREFIX[doc.kind]}-{doc.issue_date.year}-{secrets.token_hex(6).upper()}"
@@ -105,6 +107,7 @@ class Issuer:
             holder_masked=holder.masked_name,
             issue_date=doc.issue_date,
             status=DocumentStatus.PENDING.value,
+            **(lookup_columns(self.lookup_key, doc) if self.lookup_key else {}),
         )
         with Session(self.engine) as session:
             session.add(record)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
@@ -19,42 +18,18 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import DocumentSecurityStore
-from sqlmodel import Session
 
-import schemas
 from hsm_adapters.soft import SoftKeyBackend
-from ledger.registry import DocumentRecord, DocumentStatus
 from sealtrail.checking import check_upload
 from sealtrail.deployment import Deployment
 from sealtrail.devpki import PkiServices
-from sealtrail.settings import Settings
 from signer.issue import IssuedDocument
 from signer.pdf import PadesSigner, SignatureRequest
 from tests.conftest import free_port
+from tests.verifier.conftest import mark_revoked_and_superseded
 from verifier.qrseal import SealError, check_qr, key_id, seal_matches_document
 
 AFTER_TEACHERS_CERT_EXPIRED = datetime.now(UTC) + timedelta(days=3 * 365 + 60)
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, list[IssuedDocument]]]:
-    """An installation with three issued documents; its dev PKI's OCSP/CRL/TSA stay up for the whole module."""
-    from sealtrail.demo import issuer_for
-    from sealtrail.ledgerwiring import publish_checkpoint
-
-    dep = Deployment(
-        Settings(data_dir=tmp_path_factory.mktemp("verdicts"), dev_pki_url=f"http://127.0.0.1:{free_port()}")
-    )
-    services = dep.start_dev_pki_services()
-    try:
-        issuer = issuer_for(dep)
-        samples = ("diploma_thpt", "diploma_bachelor", "transcript_thcs")
-        docs = [issuer.issue(schemas.parse_document(schemas.load_sample(name))) for name in samples]
-        publish_checkpoint(dep)
-        yield dep, docs
-    finally:
-        if services:
-            services.stop()
 
 
 def _pdfsig(pdf: bytes, tmp_path: Path) -> str:
@@ -108,18 +83,6 @@ def _with_live_revocation_data(dep: Deployment, pdf: bytes, role: str) -> bytes:
         crls=[acrl.CertificateList.load(crl)],
     )
     return out.getvalue()
-
-
-def _set_status(dep: Deployment, doc_id: str, status: DocumentStatus, **extra: object) -> None:
-    with Session(dep.engine) as session:
-        record = session.get(DocumentRecord, doc_id)
-        assert record is not None
-        record.status = status.value
-        record.status_changed_at = datetime(2026, 3, 2, tzinfo=UTC)
-        for k, v in extra.items():
-            setattr(record, k, v)
-        session.add(record)
-        session.commit()
 
 
 def test_good_document_is_valid(setup: tuple[Deployment, list[IssuedDocument]], tmp_path: Path) -> None:
@@ -230,8 +193,7 @@ def test_revoked_and_superseded_documents_are_invalid(
     setup: tuple[Deployment, list[IssuedDocument]], tmp_path: Path
 ) -> None:
     dep, docs = setup
-    _set_status(dep, docs[1].doc_id, DocumentStatus.REVOKED, status_reason="Cấp sai thông tin")
-    _set_status(dep, docs[2].doc_id, DocumentStatus.SUPERSEDED, superseded_by=docs[0].doc_id)
+    mark_revoked_and_superseded(dep, docs)
     revoked = check_upload(dep, docs[1].pdf).report
     assert revoked.verdict == "invalid" and "DOCUMENT_REVOKED" in _codes(revoked)
     superseded = check_upload(dep, docs[2].pdf).report
