@@ -146,6 +146,18 @@ R_ATTACHMENT = (
 )
 
 
+R_MISMATCH = (
+    "ATTACHMENT_MISMATCH",
+    "Dữ liệu XML đính kèm khác với nội dung hiển thị trên trang",
+    "The attached XML data differs from what the pages show",
+)
+R_PAGE_TEXT = (
+    "PAGE_TEXT_UNAVAILABLE",
+    "Không đọc được chữ trên trang để đối chiếu với dữ liệu XML đính kèm",
+    "The page text could not be read to compare it with the attached XML",
+)
+
+
 def _pdfa_claim(reader: PdfFileReader) -> str | None:
     try:
         xmp = reader.root["/Metadata"].get_object().data.decode("utf-8", "replace")
@@ -156,8 +168,9 @@ def _pdfa_claim(reader: PdfFileReader) -> str | None:
     return f"PDF/A-{part.group(1)}{conformance.group(1).upper() if conformance else ''}" if part else None
 
 
-def attachments(reader: PdfFileReader) -> list[dict[str, Any]]:
-    """The associated files (PDF/A-3 /AF), each XML one checked against the published XSD."""
+def attachments(reader: PdfFileReader, *, keep_data: bool = False) -> list[dict[str, Any]]:
+    """The associated files (PDF/A-3 /AF), each XML one checked against the published XSD (with its bytes under
+    ``data`` when ``keep_data``)."""
     from schemas.common import SchemaError
     from schemas.publish import validate_xml
 
@@ -185,8 +198,30 @@ def attachments(reader: PdfFileReader) -> list[dict[str, Any]]:
                 item["xsd_valid"] = True
             except SchemaError:
                 item["xsd_valid"] = False
+        if keep_data:
+            item["data"] = data
         out.append(item)
     return out
+
+
+def _compare_with_pages(pdf: bytes, xml: bytes) -> tuple[Reason | None, Verdict]:
+    """The attached XML's key data against the page text (pdftotext): a finding and the verdict it calls for."""
+    from schemas.xml import from_xml
+    from verifier.pagetext import PageTextUnavailable, missing_on_page, page_text
+
+    try:
+        doc = from_xml(xml)
+    except Exception:  # XSD-valid but not readable as a document: already reported as not matching the schema
+        return _reason(R_ATTACHMENT), "indeterminate"
+    try:
+        text = page_text(pdf)
+    except PageTextUnavailable as exc:
+        return Reason(R_PAGE_TEXT[0], R_PAGE_TEXT[1], f"{R_PAGE_TEXT[2]} ({exc})"), "indeterminate"
+    missing = missing_on_page(doc, text)
+    if not missing:
+        return None, "valid"
+    shown = ", ".join(missing[:6]) + (f" (+{len(missing) - 6})" if len(missing) > 6 else "")
+    return Reason(R_MISMATCH[0], f"{R_MISMATCH[1]}: {shown}", f"{R_MISMATCH[2]}: {shown}"), "invalid"
 
 
 def _reason(t: tuple[str, str, str]) -> Reason:
@@ -292,11 +327,18 @@ class PdfVerifier(TrustListVerifier):
         verdict = overall_verdict(r.indication for r in reports)
         for r in reports:
             overall.extend(r.reasons)
-        pdfa, attached = _pdfa_claim(reader), attachments(reader)
+        pdfa, attached = _pdfa_claim(reader), attachments(reader, keep_data=True)
+        data = [a.pop("data") for a in attached]
         if any(a["xsd_valid"] is False for a in attached):
             overall.append(_reason(R_ATTACHMENT))
             if verdict == "valid":
                 verdict = "indeterminate"
+        xmls = [d for a, d in zip(attached, data, strict=True) if a["xsd_valid"]]
+        if xmls and verdict != "invalid":
+            finding, worst = _compare_with_pages(pdf, xmls[0])
+            if finding is not None:
+                overall.append(finding)
+                verdict = worst if worst == "invalid" or verdict == "valid" else verdict
         return PdfReport(verdict, list(dict.fromkeys(overall)), reports, pdfa, attached)
 
     def _report(
