@@ -255,3 +255,21 @@ def test_qr_from_another_document_is_caught(setup: tuple[Deployment, list[Issued
     assert qr.claims is not None
     assert seal_matches_document(qr.claims, [a["sha256"] for a in own.attachments])
     assert not seal_matches_document(qr.claims, [a["sha256"] for a in other.attachments])
+
+
+def test_verify_qr_command_refuses_a_qr_on_another_document(
+    setup: tuple[Deployment, list[IssuedDocument]], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from sealtrail.cli import app
+
+    dep, docs = setup
+    (tmp_path / "own.pdf").write_bytes(docs[0].pdf)
+    (tmp_path / "other.pdf").write_bytes(docs[1].pdf)
+    env = {"SEALTRAIL_DATA_DIR": str(dep.settings.data_dir), "SEALTRAIL_DEV_PKI_URL": dep.settings.dev_pki_url}
+    runner = CliRunner()
+    own = runner.invoke(app, ["verify-qr", docs[0].qr_payload, "--document", str(tmp_path / "own.pdf")], env=env)
+    assert own.exit_code == 0, own.output
+    other = runner.invoke(app, ["verify-qr", docs[0].qr_payload, "--document", str(tmp_path / "other.pdf")], env=env)
+    assert other.exit_code == 1 and "QR_OTHER_DOCUMENT" in other.output
