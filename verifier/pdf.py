@@ -204,19 +204,26 @@ def attachments(reader: PdfFileReader, *, keep_data: bool = False) -> list[dict[
     return out
 
 
-def _compare_with_pages(pdf: bytes, xml: bytes) -> tuple[Reason | None, Verdict]:
+def _page_text_or_error(pdf: bytes) -> str | Exception:
+    from verifier.pagetext import PageTextUnavailable, page_text
+
+    try:
+        return page_text(pdf)
+    except PageTextUnavailable as exc:
+        return exc
+
+
+def _compare_with_pages(xml: bytes, text: str | Exception) -> tuple[Reason | None, Verdict]:
     """The attached XML's key data against the page text (pdftotext): a finding and the verdict it calls for."""
     from schemas.xml import from_xml
-    from verifier.pagetext import PageTextUnavailable, missing_on_page, page_text
+    from verifier.pagetext import missing_on_page
 
     try:
         doc = from_xml(xml)
     except Exception:  # XSD-valid but not readable as a document: already reported as not matching the schema
         return _reason(R_ATTACHMENT), "indeterminate"
-    try:
-        text = page_text(pdf)
-    except PageTextUnavailable as exc:
-        return Reason(R_PAGE_TEXT[0], R_PAGE_TEXT[1], f"{R_PAGE_TEXT[2]} ({exc})"), "indeterminate"
+    if isinstance(text, Exception):
+        return Reason(R_PAGE_TEXT[0], R_PAGE_TEXT[1], f"{R_PAGE_TEXT[2]} ({text})"), "indeterminate"
     missing = missing_on_page(doc, text)
     if not missing:
         return None, "valid"
@@ -292,6 +299,10 @@ class PdfVerifier(TrustListVerifier):
         sigs = list(reader.embedded_regular_signatures)
         if not sigs:
             return PdfReport("invalid", [_reason(R_NO_SIG)], [])
+        # The page text (a pdftotext subprocess) is extracted while the signatures are being checked; it is only
+        # needed when the document has associated files (the attached XML).
+        has_files = "/AF" in reader.root
+        page_text = asyncio.create_task(asyncio.to_thread(_page_text_or_error, pdf)) if has_files else None
         kwargs: dict[str, Any] = {
             "trust_roots": self.trust_roots,
             "other_certs": self.other_certs,
@@ -334,8 +345,9 @@ class PdfVerifier(TrustListVerifier):
             if verdict == "valid":
                 verdict = "indeterminate"
         xmls = [d for a, d in zip(attached, data, strict=True) if a["xsd_valid"]]
-        if xmls and verdict != "invalid":
-            finding, worst = _compare_with_pages(pdf, xmls[0])
+        text = await page_text if page_text is not None else None
+        if xmls and text is not None and verdict != "invalid":
+            finding, worst = _compare_with_pages(xmls[0], text)
             if finding is not None:
                 overall.append(finding)
                 verdict = worst if worst == "invalid" or verdict == "valid" else verdict
