@@ -116,7 +116,9 @@ def check_upload(dep: Deployment, data: bytes, *, at: datetime | None = None) ->
     report = dep.xml_verifier.verify(data) if fmt == "xml" else dep.pdf_verifier.verify(data, at=at)
     record = find_record(dep, data, fmt)
     archive_leaf = None
-    if record is None and fmt == "pdf" and report.verdict != "invalid":
+    # Only a PDF carrying a document timestamp (what archiving adds) can be an archived version: other unknown
+    # uploads never cost a search of the log.
+    if record is None and fmt == "pdf" and report.verdict != "invalid" and b"/ETSI.RFC3161" in data:
         found = find_archived_version(dep, data)
         if found is not None:
             record, archive_leaf = found
