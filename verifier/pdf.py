@@ -323,11 +323,14 @@ class PdfVerifier(TrustListVerifier):
             vc = context()
             status = await async_validate_pdf_signature(sig, signer_validation_context=vc, ts_validation_context=vc)
             ts = status.timestamp_validity
-            if _expired(status, at) and ts is not None and ts.intact and ts.valid and _in_validity(ts, at):
-                # The signature timestamp is proof of existence: check the signer's certificate as it stood then,
-                # against the revocation data embedded at signing time (ETSI EN 319 102-1, validation with time).
-                # The timestamp is judged at its own time too (its TSA certificate must still be in its validity
-                # period now); what keeps it checkable for decades is the archive timestamp (B-LTA).
+            untrusted_now = status.intact and status.valid and not status.trusted and not status.revoked
+            if untrusted_now and ts is not None and ts.intact and ts.valid and _in_validity(ts, at):
+                # The embedded OCSP responses and CRLs go stale (the dev PKI's OCSP after 10 minutes, real ones
+                # after days) and certificates expire, so a B-LT signature cannot be judged "now". The signature
+                # timestamp is proof of existence: check the signer's certificate as it stood then, against the
+                # revocation data embedded at signing time (ETSI EN 319 102-1, validation with time). The timestamp
+                # is judged at its own time too (its TSA certificate must still be in its validity period now);
+                # what keeps it checkable for decades is the archive timestamp (B-LTA).
                 at_signing = context(ts.timestamp)
                 status = await async_validate_pdf_signature(
                     sig, signer_validation_context=at_signing, ts_validation_context=at_signing

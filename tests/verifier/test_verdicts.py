@@ -162,6 +162,17 @@ def test_expired_certificate_with_lt_data_stays_valid(setup: tuple[Deployment, l
     assert checked.report.verdict == "valid", checked.report.reasons
 
 
+@pytest.mark.parametrize("days", [1, 120])
+def test_stale_embedded_revocation_data_does_not_make_a_b_lt_document_indeterminate(
+    setup: tuple[Deployment, list[IssuedDocument]], days: int
+) -> None:
+    """The dev PKI's OCSP answers are good for 10 minutes and its CRLs for 90 days: a day later, or after the
+    CRL's next update, the issued document is still valid from the data embedded at signing time."""
+    dep, docs = setup
+    checked = check_upload(dep, docs[0].pdf, at=datetime.now(UTC) + timedelta(days=days))
+    assert checked.report.verdict == "valid", checked.report.reasons
+
+
 def test_expired_certificate_without_lt_data_is_indeterminate(
     setup: tuple[Deployment, list[IssuedDocument]], tmp_path: Path
 ) -> None:
