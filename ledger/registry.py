@@ -53,3 +53,6 @@ class DocumentRecord(SQLModel, table=True):
     # Its position in the W3C Bitstring Status List of its school and school year (random, unique in the list).
     status_list: str | None = Field(default=None, max_length=64)
     status_index: int | None = None
+    # Keyed hashes (HMAC-SHA256, installation secret) for bulk look-ups; no personal data in clear (verifier.lookup).
+    lookup_number: str | None = Field(default=None, index=True, max_length=64)
+    lookup_holder: str | None = Field(default=None, max_length=64)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, UploadFile
+from fastapi import Depends, FastAPI, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, PlainTextResponse
-from sqlmodel import Session, select
+from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 
 from ledger.registry import DocumentRecord
 from sealtrail.deployment import Deployment
@@ -17,9 +15,8 @@ from sealtrail.settings import Settings
 from verifier.details import details_from_store
 from verifier.pdf import MAX_PDF_BYTES
 from verifier.ratelimit import RateLimiter
-from verifier.status import VERDICT_TEXT, apply_standing
+from verifier.status import VERDICT_TEXT
 from verifier.web import SECURITY_HEADERS, TEMPLATES, make_public_router
-from verifier.xml import looks_like_xml
 
 UPLOAD_CHUNK = 1024 * 1024
 
@@ -66,25 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def full_check(data: bytes) -> tuple[Any, str, DocumentRecord | None]:
         """Signatures (PDF or XML, by content), then the registry and the log: fail-closed on both."""
-        fmt = "xml" if looks_like_xml(data) else "pdf"
-        report = (deployment.xml_verifier if fmt == "xml" else deployment.pdf_verifier).verify(data)
-        digest = hashlib.sha256(data).hexdigest()
-        table = DocumentRecord.__table__.c  # type: ignore[attr-defined]
-        column = table.sha256_xml if fmt == "xml" else table.sha256_pdf
-        with Session(engine) as session:
-            query = select(DocumentRecord).where(
-                (column == digest) | (table.archived_sha256_pdf == digest) if fmt == "pdf" else column == digest
-            )
-            record = session.exec(query).first()
-            if record is not None:
-                session.expunge(record)
-        proven = None
-        if record is not None and record.leaf_index is not None:
-            try:
-                proven = ledger_check(record)
-            except Exception:  # the log cannot be read now: "cannot be confirmed", never "valid"
-                proven = None
-        return apply_standing(report, record, proven), fmt, record
+        from sealtrail.checking import check_upload
+
+        checked = check_upload(deployment, data)
+        return checked.report, checked.format, checked.record
 
     def format_and_report(data: bytes) -> tuple[str, Any]:
         report, fmt, _record = full_check(data)
@@ -136,36 +118,61 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     bulk_limit = RateLimiter(1 / 60, burst=3)  # bulk checks are heavy: a few per client, then one a minute
 
-    @app.post("/api/v1/verify/bulk", tags=["verification"], dependencies=[Depends(bulk_limit)], response_model=None)
-    async def verify_bulk(file: UploadFile, format: str = "json") -> dict[str, Any] | PlainTextResponse:
-        """Check a ZIP of signed PDFs/XMLs. JSON (with a signed receipt) or CSV (`?format=csv`)."""
-        from verifier.bulk import MAX_TOTAL_BYTES, BulkError, check_zip, to_csv
+    @app.post(
+        "/api/v1/verify/bulk",
+        tags=["verification"],
+        dependencies=[Depends(bulk_limit)],
+        response_model=None,
+        responses={200: {"content": {"application/json": {}, "text/csv": {}, "application/x-ndjson": {}}}},
+    )
+    async def verify_bulk(
+        request: Request, file: UploadFile, format: str = "json"
+    ) -> dict[str, Any] | PlainTextResponse | StreamingResponse:
+        """Check many documents at once, for admissions offices. The upload is either
+
+        * a **ZIP** of signed PDFs/XMLs: one verdict per file; or
+        * a **CSV** (UTF-8, header `so_hieu,ho_ten,ngay_sinh`: diploma number, holder name, date of birth
+          dd/mm/yyyy): one answer per row, `valid`, `revoked`, `superseded`, `not_found`, `mismatch` (a document
+          has the number but name or birth date differ) or `indeterminate` (the log cannot be proven now).
+          A malformed CSV is refused (400) with every bad line named.
+
+        Answers: JSON with a receipt signed by the service (default), CSV (`?format=csv`), or with
+        `Accept: application/x-ndjson` a stream of JSON lines: `start`, one `item` per file/row with
+        `done`/`total` (progress), then `summary` with the signed receipt."""
+        from sealtrail import bulkcheck
+        from verifier.bulk import MAX_TOTAL_BYTES, BulkError
+        from verifier.lookup import LookupCsvError
 
         data = await read_upload(file, MAX_TOTAL_BYTES)
         try:
-            items = await run_in_threadpool(check_zip, data, format_and_report)
+            job = await run_in_threadpool(bulkcheck.prepare, deployment, data, format_and_report, file.filename or "")
+        except BulkError as exc:
+            raise HTTPException(400, str(exc)) from None
+        except LookupCsvError as exc:
+            raise HTTPException(
+                400,
+                {
+                    "message": "Tệp CSV không đọc được, chưa tra cứu dòng nào / the CSV was not looked up",
+                    "problems": [{"line": line, "problem": msg} for line, msg in exc.problems],
+                },
+            ) from None
+        if bulkcheck.NDJSON in request.headers.get("accept", ""):
+            return StreamingResponse(bulkcheck.stream(job, sign_receipt), media_type=bulkcheck.NDJSON)
+        try:
+            out, items, results = await run_in_threadpool(bulkcheck.run, job)
         except BulkError as exc:
             raise HTTPException(400, str(exc)) from None
         if format == "csv":
             return PlainTextResponse(
-                to_csv(items),
+                bulkcheck.as_csv(job, items, results),
                 media_type="text/csv; charset=utf-8",
                 headers={"Content-Disposition": 'attachment; filename="ket-qua-xac-thuc.csv"'},
             )
         receipt = await run_in_threadpool(sign_receipt, items)
         return {
             "count": len(items),
-            "items": [
-                {
-                    "file": i.name,
-                    "sha256": i.sha256,
-                    "format": i.format,
-                    "verdict": i.verdict,
-                    "signers": i.signers,
-                    "reasons": [{"code": r.code, "vi": r.vi, "en": r.en} for r in i.reasons],
-                }
-                for i in items
-            ],
+            "kind": job.kind,
+            "items": out,
             "receipt_xml": receipt.decode("utf-8") if receipt else None,
         }
 

@@ -338,6 +338,21 @@ def archive_command(
     raise typer.Exit(1 if report.failed else 0)
 
 
+@app.command("re-index")
+def reindex_command() -> None:
+    """Fill the bulk look-up hashes (document number; name and date of birth) for documents issued before them."""
+    from sealtrail.reindex import reindex
+
+    report = reindex(_deployment())
+    typer.echo(
+        f"Chỉ mục tra cứu / look-up index: {len(report.updated)} cập nhật / updated, "
+        f"{report.unchanged} không đổi / unchanged, {len(report.failed)} lỗi / failed"
+    )
+    for doc_id, why in report.failed:
+        typer.echo(f"  ! {doc_id}: {why}", err=True)
+    raise typer.Exit(1 if report.failed else 0)
+
+
 @app.command("export-trust")
 def export_trust_command(
     directory: Annotated[Path, typer.Argument(help="Where to write the trust bundle")],
@@ -435,6 +450,9 @@ def verify_qr_command(
     trust: Annotated[
         Path | None, typer.Option(help="Trust bundle directory (default: this installation's own keys and hosts)")
     ] = None,
+    document: Annotated[
+        Path | None, typer.Option(help="The PDF the QR was printed on: the seal must vouch for this very document")
+    ] = None,
 ) -> None:
     """Check a QR code offline: its seal against the issuers' keys, and its link against the registered hosts."""
     from sealtrail.offline import TrustBundle, TrustBundleError, read_qr, verify_qr
@@ -467,7 +485,26 @@ def verify_qr_command(
     typer.echo(f"  holder: {claims.holder_name}, born {claims.birth_date.isoformat()}")
     if check.parsed.url:
         typer.echo(f"  full check (status, revocation): {check.parsed.url}")
+    if document is not None and not _qr_belongs_to(claims, document):
+        from verifier.qrseal import OTHER_DOCUMENT
+
+        typer.echo(f"CẢNH BÁO / WARNING [{OTHER_DOCUMENT[0]}]: {OTHER_DOCUMENT[1]} / {OTHER_DOCUMENT[2]}")
+        raise typer.Exit(1)
     raise typer.Exit(1 if check.warnings else 0)
+
+
+def _qr_belongs_to(claims: object, document: Path) -> bool:
+    """The seal's XML hash is the hash of the XML attached to ``document`` (read offline, no signature check)."""
+    from io import BytesIO
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from verifier.pdf import attachments
+    from verifier.qrseal import SealClaims, seal_matches_document
+
+    assert isinstance(claims, SealClaims)
+    reader = PdfFileReader(BytesIO(document.read_bytes()), strict=False)
+    return seal_matches_document(claims, [a["sha256"] for a in attachments(reader)])
 
 
 @app.command()

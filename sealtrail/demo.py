@@ -33,6 +33,7 @@ def issuer_for(dep: Deployment) -> Issuer:
         blobs=dep.blobs,
         verify_base_url=dep.settings.public_base_url,
         timestamp_urls=[pki.tsa_url],
+        lookup_key=dep.lookup_key,
     )
 
 

@@ -141,6 +141,24 @@ class Deployment:
     def log_private_key(self) -> object:
         return self._key_file("log.key.pem")
 
+    @cached_property
+    def lookup_key(self) -> bytes:
+        """The installation secret for the bulk look-up hashes (32 random bytes, made on first use, mode 0600).
+
+        Back it up with the other keys: without it the look-up columns cannot be matched (``sealtrail re-index``
+        rebuilds them from the stored documents with a new one)."""
+        import secrets
+
+        path = self.settings.pki_dir / "keys" / "lookup-hmac.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_bytes(secrets.token_bytes(32))
+        key = path.read_bytes()
+        if len(key) < 32:
+            raise DeploymentError(f"The look-up secret {path} is damaged; restore it from the key backup.")
+        return key
+
     def _key_file(self, name: str) -> object:
         path = self.settings.pki_dir / "keys" / name
         if self.settings.mode == "development":

@@ -25,11 +25,14 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 ARCH = "sealtrail-dev"
 SIGNER_ROLES = ("homeroom_teacher", "principal", "seal")
+# Signers that exist only so tests can show what a verifier says about a bad certificate: one revoked (key
+# compromise, an hour after the PKI was set up) and one that had already expired when the PKI was created.
+TEST_SIGNERS = ("revoked_signer", "expired_signer")
 DEV_MARK = "DEV"
 # Every dev certificate also says so in its organisational unit. (Kept out of the common name: RFC 5280 bounds
 # a CN at 64 characters and some checkers count UTF-8 bytes, which Vietnamese diacritics multiply.)
 DEV_UNIT = "KHÔNG DÙNG THẬT - chỉ để thử nghiệm"
-_RSA_KEYS = ("root", "issuing", "ocsp", "tsa", *SIGNER_ROLES)
+_RSA_KEYS = ("root", "issuing", "ocsp", "tsa", *SIGNER_ROLES, *TEST_SIGNERS)
 
 _ENTITIES = {
     "root": {
@@ -67,12 +70,24 @@ _ENTITIES = {
         "organization-name": "Trường THCS Nguyễn Du (DEV)",
         "organizational-unit-name": DEV_UNIT,
     },
+    "revoked_signer": {
+        "common-name": f"Chứng thư đã thu hồi (thử nghiệm) {DEV_MARK}",
+        "organization-name": "Trường THCS Nguyễn Du (DEV)",
+        "organizational-unit-name": DEV_UNIT,
+    },
+    "expired_signer": {
+        "common-name": f"Chứng thư đã hết hạn (thử nghiệm) {DEV_MARK}",
+        "organization-name": "Trường THCS Nguyễn Du (DEV)",
+        "organizational-unit-name": DEV_UNIT,
+    },
 }
 
 
+_FMT = "%Y-%m-%dT%H:%M:%S+0000"
+
+
 def _validity(start: datetime, years: int) -> dict[str, str]:
-    fmt = "%Y-%m-%dT%H:%M:%S+0000"
-    return {"valid-from": start.strftime(fmt), "valid-to": (start + timedelta(days=365 * years)).strftime(fmt)}
+    return {"valid-from": start.strftime(_FMT), "valid-to": (start + timedelta(days=365 * years)).strftime(_FMT)}
 
 
 def _key_usage(*params: str) -> dict[str, object]:
@@ -137,6 +152,16 @@ def _config(base_url: str, start: datetime) -> dict[str, object]:
             ],
         },
         **{role: dict(signer_cert, subject=role) for role in SIGNER_ROLES},
+        "revoked_signer": dict(
+            signer_cert,
+            subject="revoked_signer",
+            revocation={"revoked-since": (start + timedelta(hours=1)).strftime(_FMT), "reason": "key_compromise"},
+        ),
+        "expired_signer": dict(
+            signer_cert,
+            subject="expired_signer",
+            validity={"valid-from": start.strftime(_FMT), "valid-to": (start + timedelta(hours=12)).strftime(_FMT)},
+        ),
     }
     return {
         "external-url-prefix": base_url.rstrip("/"),
@@ -237,7 +262,7 @@ def create_dev_pki(directory: Path, base_url: str, *, now: datetime | None = Non
         + yaml.safe_dump(_config(base_url, start), allow_unicode=True, sort_keys=False),
         encoding="utf-8",
     )
-    for role in SIGNER_ROLES:
+    for role in (*SIGNER_ROLES, *TEST_SIGNERS):
         _write_private(pki.p12_path(role), pki.arch.package_pkcs12(role))  # type: ignore[arg-type]
     _write_private(
         directory / "keys" / "qrseal.key.pem",

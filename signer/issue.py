@@ -35,6 +35,7 @@ from signer.redact import personal_data, personal_values
 from signer.render import Renderer
 from signer.storage import Blobs
 from signer.xades import XadesSigner, XmlSignatureRequest, envelope
+from verifier.lookup import lookup_columns
 from verifier.qrseal import SealClaims, make_seal, new_token, qr_payload
 
 ROLE_ORDER = ("homeroom_teacher", "principal", "seal")
@@ -91,6 +92,7 @@ class Issuer:
     verify_base_url: str
     timestamp_urls: Sequence[str] = ()
     xades: XadesSigner | None = None
+    lookup_key: bytes | None = None  # the installation secret for the bulk look-up hashes (verifier.lookup)
 
     def issue(self, doc: schemas.Document, *, doc_id: str | None = None, token: str | None = None) -> IssuedDocument:
         """Render, sign, store and log one document; the holder's data is masked in every log line meanwhile.
@@ -124,6 +126,7 @@ class Issuer:
             holder_masked=holder.masked_name,
             issue_date=doc.issue_date,
             status=DocumentStatus.PENDING.value,
+            **(lookup_columns(self.lookup_key, doc) if self.lookup_key else {}),
         )
         with Session(self.engine) as session:
             existing = session.get(DocumentRecord, doc_id)

@@ -14,7 +14,7 @@ import csv
 import hashlib
 import io
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,7 +61,8 @@ def _read_limited(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) 
     return data
 
 
-def check_zip(data: bytes, check: Check) -> list[BulkItem]:
+def open_zip(data: bytes) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+    """The archive and its file entries, checked as a whole before any entry is read (BulkError if unusable)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -71,11 +72,16 @@ def check_zip(data: bytes, check: Check) -> list[BulkItem]:
         raise BulkError("Tệp ZIP không có tệp nào / the ZIP holds no files")
     if len(entries) > MAX_ENTRIES:
         raise BulkError(f"Tệp ZIP có quá nhiều tệp / the ZIP holds more than {MAX_ENTRIES} files; split it")
-    items: list[BulkItem] = []
-    budget = MAX_TOTAL_BYTES
     for info in entries:
         if info.flag_bits & 0x1:
             raise BulkError(f"'{info.filename}' được mã hoá / is encrypted; upload it without a password")
+    return archive, entries
+
+
+def iter_zip(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], check: Check) -> Iterator[BulkItem]:
+    """Check the entries one by one (a generator, so a caller can report progress); BulkError on a bad entry."""
+    budget = MAX_TOTAL_BYTES
+    for info in entries:
         try:
             content = _read_limited(archive, info, budget)
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
@@ -84,8 +90,23 @@ def check_zip(data: bytes, check: Check) -> list[BulkItem]:
         fmt, report = check(content)
         signers = [s.signer for s in report.signatures]
         digest = hashlib.sha256(content).hexdigest()
-        items.append(BulkItem(info.filename, digest, fmt, report.verdict, list(report.reasons), signers))
-    return items
+        yield BulkItem(info.filename, digest, fmt, report.verdict, list(report.reasons), signers)
+
+
+def check_zip(data: bytes, check: Check) -> list[BulkItem]:
+    archive, entries = open_zip(data)
+    return list(iter_zip(archive, entries, check))
+
+
+def item_json(item: BulkItem) -> dict[str, Any]:
+    return {
+        "file": item.name,
+        "sha256": item.sha256,
+        "format": item.format,
+        "verdict": item.verdict,
+        "signers": item.signers,
+        "reasons": [{"code": r.code, "vi": r.vi, "en": r.en} for r in item.reasons],
+    }
 
 
 def to_csv(items: list[BulkItem]) -> str:

@@ -9,13 +9,14 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from io import BytesIO
 from typing import Any, Literal
 
 from asn1crypto import x509
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.ades.report import AdESIndeterminate
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import (
     DocumentSecurityStore,
@@ -116,6 +117,16 @@ R_TS_UNTRUSTED = (
     "The timestamp was not issued by a trusted timestamp authority",
 )
 R_REVOKED = ("REVOKED", "Chứng thư số đã bị thu hồi", "The signing certificate has been revoked")
+R_EXPIRED_NO_POE = (
+    "OUT_OF_BOUNDS_NO_POE",
+    "Chứng thư số đã hết hạn và tài liệu không có dấu thời gian chứng minh đã ký khi chứng thư còn hiệu lực",
+    "The signing certificate has expired and nothing proves the signature was made while it was valid",
+)
+R_NO_REVINFO = (
+    "TRY_LATER",
+    "Tài liệu không mang dữ liệu kiểm tra thu hồi (OCSP/CRL) cho chứng thư số; chưa xác định được",
+    "The document carries no revocation data (OCSP/CRL) for the certificate; its status cannot be confirmed",
+)
 R_MODIFIED = (
     "MODIFIED_AFTER_SIGNING",
     "Tài liệu đã bị sửa đổi sau khi ký (ngoài những thay đổi được phép)",
@@ -135,6 +146,18 @@ R_ATTACHMENT = (
 )
 
 
+R_MISMATCH = (
+    "ATTACHMENT_MISMATCH",
+    "Dữ liệu XML đính kèm khác với nội dung hiển thị trên trang",
+    "The attached XML data differs from what the pages show",
+)
+R_PAGE_TEXT = (
+    "PAGE_TEXT_UNAVAILABLE",
+    "Không đọc được chữ trên trang để đối chiếu với dữ liệu XML đính kèm",
+    "The page text could not be read to compare it with the attached XML",
+)
+
+
 def _pdfa_claim(reader: PdfFileReader) -> str | None:
     try:
         xmp = reader.root["/Metadata"].get_object().data.decode("utf-8", "replace")
@@ -145,8 +168,9 @@ def _pdfa_claim(reader: PdfFileReader) -> str | None:
     return f"PDF/A-{part.group(1)}{conformance.group(1).upper() if conformance else ''}" if part else None
 
 
-def _attachments(reader: PdfFileReader) -> list[dict[str, Any]]:
-    """The associated files (PDF/A-3 /AF), each XML one checked against the published XSD."""
+def attachments(reader: PdfFileReader, *, keep_data: bool = False) -> list[dict[str, Any]]:
+    """The associated files (PDF/A-3 /AF), each XML one checked against the published XSD (with its bytes under
+    ``data`` when ``keep_data``)."""
     from schemas.common import SchemaError
     from schemas.publish import validate_xml
 
@@ -174,8 +198,37 @@ def _attachments(reader: PdfFileReader) -> list[dict[str, Any]]:
                 item["xsd_valid"] = True
             except SchemaError:
                 item["xsd_valid"] = False
+        if keep_data:
+            item["data"] = data
         out.append(item)
     return out
+
+
+def _page_text_or_error(pdf: bytes) -> str | Exception:
+    from verifier.pagetext import PageTextUnavailable, page_text
+
+    try:
+        return page_text(pdf)
+    except PageTextUnavailable as exc:
+        return exc
+
+
+def _compare_with_pages(xml: bytes, text: str | Exception) -> tuple[Reason | None, Verdict]:
+    """The attached XML's key data against the page text (pdftotext): a finding and the verdict it calls for."""
+    from schemas.xml import from_xml
+    from verifier.pagetext import missing_on_page
+
+    try:
+        doc = from_xml(xml)
+    except Exception:  # XSD-valid but not readable as a document: already reported as not matching the schema
+        return _reason(R_ATTACHMENT), "indeterminate"
+    if isinstance(text, Exception):
+        return Reason(R_PAGE_TEXT[0], R_PAGE_TEXT[1], f"{R_PAGE_TEXT[2]} ({text})"), "indeterminate"
+    missing = missing_on_page(doc, text)
+    if not missing:
+        return None, "valid"
+    shown = ", ".join(missing[:6]) + (f" (+{len(missing) - 6})" if len(missing) > 6 else "")
+    return Reason(R_MISMATCH[0], f"{R_MISMATCH[1]}: {shown}", f"{R_MISMATCH[2]}: {shown}"), "invalid"
 
 
 def _reason(t: tuple[str, str, str]) -> Reason:
@@ -184,6 +237,31 @@ def _reason(t: tuple[str, str, str]) -> Reason:
 
 def _name_part(cert: x509.Certificate, key: str) -> str:
     return str(cert.subject.native.get(key, ""))
+
+
+def _expired(status: PdfSignatureStatus, moment: datetime | None) -> bool:
+    """The signer's certificate had expired at the validation moment (default: now)."""
+    not_after: datetime = status.signing_cert["tbs_certificate"]["validity"]["not_after"].native
+    return not status.trusted and not_after < (moment or datetime.now(UTC))
+
+
+def _in_validity(ts: Any, moment: datetime | None) -> bool:
+    """The timestamp's TSA certificate is within its validity period at the validation moment."""
+    validity = ts.signing_cert["tbs_certificate"]["validity"]
+    now = moment or datetime.now(UTC)
+    return bool(validity["not_before"].native <= now <= validity["not_after"].native)
+
+
+def _trust_problem(status: PdfSignatureStatus, moment: datetime | None, has_revinfo: bool) -> tuple[str, str, str]:
+    """Why a signer's certificate is not trusted, as an ETSI TS 119 102-1 sub-indication."""
+    indic = status.trust_problem_indic
+    if _expired(status, moment):
+        return R_EXPIRED_NO_POE
+    if indic in (AdESIndeterminate.TRY_LATER, AdESIndeterminate.REVOCATION_OUT_OF_BOUNDS_NO_POE) or (
+        indic is AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE and not has_revinfo
+    ):
+        return R_NO_REVINFO
+    return R_UNTRUSTED
 
 
 def overall_verdict(indications: Iterable[Verdict]) -> Verdict:
@@ -205,20 +283,26 @@ class TrustListVerifier:
 class PdfVerifier(TrustListVerifier):
     """Checks signed PDFs offline, from the document's own validation data; called for many documents."""
 
-    def verify(self, pdf: bytes) -> PdfReport:
+    def verify(self, pdf: bytes, *, at: datetime | None = None) -> PdfReport:
+        """Check ``pdf`` as of ``at`` (default: now). A signature whose certificate has expired since is still
+        valid when a trusted timestamp proves it was made while the certificate was good (from the LT data)."""
         if len(pdf) > MAX_PDF_BYTES:
             return PdfReport("invalid", [_reason(R_TOO_BIG)], [])
         try:
-            return asyncio.run(self._verify(pdf))
+            return asyncio.run(self._verify(pdf, at))
         except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             reason = Reason(R_NOT_PDF[0], f"{R_NOT_PDF[1]} ({exc.__class__.__name__})", f"{R_NOT_PDF[2]}: {exc}")
             return PdfReport("invalid", [reason], [])
 
-    async def _verify(self, pdf: bytes) -> PdfReport:
+    async def _verify(self, pdf: bytes, at: datetime | None = None) -> PdfReport:
         reader = PdfFileReader(BytesIO(pdf), strict=False)
         sigs = list(reader.embedded_regular_signatures)
         if not sigs:
             return PdfReport("invalid", [_reason(R_NO_SIG)], [])
+        # The page text (a pdftotext subprocess) is extracted while the signatures are being checked; it is only
+        # needed when the document has associated files (the attached XML).
+        has_files = "/AF" in reader.root
+        page_text = asyncio.create_task(asyncio.to_thread(_page_text_or_error, pdf)) if has_files else None
         kwargs: dict[str, Any] = {
             "trust_roots": self.trust_roots,
             "other_certs": self.other_certs,
@@ -226,24 +310,55 @@ class PdfVerifier(TrustListVerifier):
             "revocation_mode": "hard-fail",
             "retroactive_revinfo": True,
         }
+        if at is not None:
+            kwargs["moment"] = at
         dss = DocumentSecurityStore.read_dss(reader) if "/DSS" in reader.root else None
+
+        def context(moment: datetime | None = None) -> ValidationContext:
+            args = dict(kwargs, moment=moment) if moment is not None else kwargs
+            return dss.as_validation_context(args) if dss is not None else ValidationContext(crls=[], ocsps=[], **args)
+
         reports = []
         for index, sig in enumerate(sigs):
-            vc = dss.as_validation_context(kwargs) if dss is not None else ValidationContext(**kwargs)
+            vc = context()
             status = await async_validate_pdf_signature(sig, signer_validation_context=vc, ts_validation_context=vc)
-            reports.append(self._report(sig, status, last=index == len(sigs) - 1))
+            ts = status.timestamp_validity
+            untrusted_now = status.intact and status.valid and not status.trusted and not status.revoked
+            if untrusted_now and ts is not None and ts.intact and ts.valid and _in_validity(ts, at):
+                # The embedded OCSP responses and CRLs go stale (the dev PKI's OCSP after 10 minutes, real ones
+                # after days) and certificates expire, so a B-LT signature cannot be judged "now". The signature
+                # timestamp is proof of existence: check the signer's certificate as it stood then, against the
+                # revocation data embedded at signing time (ETSI EN 319 102-1, validation with time). The timestamp
+                # is judged at its own time too (its TSA certificate must still be in its validity period now);
+                # what keeps it checkable for decades is the archive timestamp (B-LTA).
+                at_signing = context(ts.timestamp)
+                status = await async_validate_pdf_signature(
+                    sig, signer_validation_context=at_signing, ts_validation_context=at_signing
+                )
+            problem = _trust_problem(status, at, dss is not None)
+            reports.append(self._report(sig, status, last=index == len(sigs) - 1, trust_problem=problem))
         overall: list[Reason] = []
         verdict = overall_verdict(r.indication for r in reports)
         for r in reports:
             overall.extend(r.reasons)
-        pdfa, attachments = _pdfa_claim(reader), _attachments(reader)
-        if any(a["xsd_valid"] is False for a in attachments):
+        pdfa, attached = _pdfa_claim(reader), attachments(reader, keep_data=True)
+        data = [a.pop("data") for a in attached]
+        if any(a["xsd_valid"] is False for a in attached):
             overall.append(_reason(R_ATTACHMENT))
             if verdict == "valid":
                 verdict = "indeterminate"
-        return PdfReport(verdict, list(dict.fromkeys(overall)), reports, pdfa, attachments)
+        xmls = [d for a, d in zip(attached, data, strict=True) if a["xsd_valid"]]
+        text = await page_text if page_text is not None else None
+        if xmls and text is not None and verdict != "invalid":
+            finding, worst = _compare_with_pages(xmls[0], text)
+            if finding is not None:
+                overall.append(finding)
+                verdict = worst if worst == "invalid" or verdict == "valid" else verdict
+        return PdfReport(verdict, list(dict.fromkeys(overall)), reports, pdfa, attached)
 
-    def _report(self, sig: EmbeddedPdfSignature, status: PdfSignatureStatus, *, last: bool) -> SignatureReport:
+    def _report(
+        self, sig: EmbeddedPdfSignature, status: PdfSignatureStatus, *, last: bool, trust_problem: tuple[str, str, str]
+    ) -> SignatureReport:
         cert = status.signing_cert
         reasons: list[Reason] = []
         if not status.intact:
@@ -253,7 +368,7 @@ class PdfVerifier(TrustListVerifier):
         if status.revoked:
             reasons.append(_reason(R_REVOKED))
         elif not status.trusted:
-            reasons.append(_reason(R_UNTRUSTED))
+            reasons.append(_reason(trust_problem))
         level = status.modification_level
         allowed = ModificationLevel.LTA_UPDATES if last else ModificationLevel.FORM_FILLING
         if (level is not None and level > allowed) or (not status.docmdp_ok and level is not None):

@@ -235,6 +235,20 @@ def check_qr(text: str, trusted_keys: Mapping[bytes, PublicKey], registered_host
     return QrCheck(parsed, claims, tuple(warnings))
 
 
+def seal_matches_document(claims: SealClaims, attached_xml_sha256: Collection[str]) -> bool:
+    """True when the seal vouches for this document: its XML hash is the hash of the XML attached to the file.
+
+    A genuine QR copied from another document passes the seal check on its own; this is what catches it."""
+    return claims.xml_sha256.hex() in {h.lower() for h in attached_xml_sha256}
+
+
+OTHER_DOCUMENT = (
+    "QR_OTHER_DOCUMENT",
+    "Mã QR là thật nhưng thuộc về một văn bản khác, không phải tệp này",
+    "The QR code is genuine but belongs to another document, not this file",
+)
+
+
 def load_public_keys(pem_data: bytes) -> dict[bytes, PublicKey]:
     """Issuer keys from concatenated PEM public keys (as `sealtrail demo --out` writes them)."""
     keys: dict[bytes, PublicKey] = {}

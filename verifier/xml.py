@@ -128,6 +128,9 @@ class XmlVerifier(TrustListVerifier):
             allow_fetching=False,
             # With B-LT data embedded, revocation status must come from it; without (B-B/B-T), it cannot be checked.
             revocation_mode="hard-fail" if embedded is not None else "soft-fail",
+            # The OCSP/CRL embedded for B-LT are fetched after the signature timestamp (seconds later on a busy
+            # machine): status issued after the validation moment still speaks for it, as in the PDF verifier.
+            retroactive_revinfo=True,
             moment=moment,
         )
 

@@ -1,0 +1,57 @@
+"""An installation with three issued documents (two diplomas, one transcript), shared by the verifier tests.
+
+Its dev PKI's OCSP/CRL/TSA stay up for the whole session. Tests may mark documents 1 (revoked) and 2 (superseded
+by document 0); document 0 always stays valid."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import Session
+
+import schemas
+from ledger.registry import DocumentRecord, DocumentStatus
+from sealtrail.deployment import Deployment
+from sealtrail.settings import Settings
+from signer.issue import IssuedDocument
+from tests.conftest import free_port
+
+SAMPLES = ("diploma_thpt", "diploma_bachelor", "transcript_thcs")
+
+
+@pytest.fixture(scope="session")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, list[IssuedDocument]]]:
+    from sealtrail.demo import issuer_for
+    from sealtrail.ledgerwiring import publish_checkpoint
+
+    dep = Deployment(
+        Settings(data_dir=tmp_path_factory.mktemp("verdicts"), dev_pki_url=f"http://127.0.0.1:{free_port()}")
+    )
+    services = dep.start_dev_pki_services()
+    try:
+        issuer = issuer_for(dep)
+        docs = [issuer.issue(schemas.parse_document(schemas.load_sample(name))) for name in SAMPLES]
+        publish_checkpoint(dep)
+        yield dep, docs
+    finally:
+        if services:
+            services.stop()
+
+
+def set_status(dep: Deployment, doc_id: str, status: DocumentStatus, **extra: object) -> None:
+    with Session(dep.engine) as session:
+        record = session.get(DocumentRecord, doc_id)
+        assert record is not None
+        record.status = status.value
+        record.status_changed_at = datetime(2026, 3, 2, tzinfo=UTC)
+        for k, v in extra.items():
+            setattr(record, k, v)
+        session.add(record)
+        session.commit()
+
+
+def mark_revoked_and_superseded(dep: Deployment, docs: list[IssuedDocument]) -> None:
+    set_status(dep, docs[1].doc_id, DocumentStatus.REVOKED, status_reason="Cấp sai thông tin")
+    set_status(dep, docs[2].doc_id, DocumentStatus.SUPERSEDED, superseded_by=docs[0].doc_id)

@@ -1,0 +1,307 @@
+"""Bulk look-ups for admissions offices: a CSV of (document number, holder name, date of birth) in, one answer per
+row out (valid / revoked / superseded / not found / details do not match), without personal data in clear.
+
+The register keeps two keyed hashes per document (HMAC-SHA256 with the installation's secret): one of the
+normalised document number (số hiệu of a diploma, mã định danh học bạ of a transcript), indexed, to find the
+row; one of the normalised (name, date of birth), to compare. Without the secret the columns say nothing, and
+guessing a number or a name offline is impossible. Names are compared after NFC, casefold and whitespace
+collapsing, so "NGUYỄN  văn An" matches "Nguyễn Văn An"; numbers after NFKC, casefold and removing spaces.
+
+The CSV is read strictly: UTF-8 (with or without BOM) or UTF-16 with a BOM, comma, semicolon or tab separated, a
+header naming the three columns (Vietnamese or English). Every problem is reported with its line; when there is
+any, nothing is looked up.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from ledger.registry import DocumentRecord, DocumentStatus
+from verifier.pdf import Reason, Verdict
+from verifier.status import document_standing
+
+MAX_ROWS = 5000
+MAX_CSV_BYTES = 5 * 1024 * 1024
+
+# Accepted header names (compared after normalise_name) for each column.
+COLUMNS = {
+    "number": ("so_hieu", "số hiệu", "so hieu", "số hiệu văn bằng", "diploma_number", "document_number", "number"),
+    "name": ("ho_ten", "họ và tên", "họ tên", "ho va ten", "ho ten", "holder_name", "full_name", "name"),
+    "birth_date": ("ngay_sinh", "ngày sinh", "ngay sinh", "birth_date", "date_of_birth", "dob"),
+}
+DATE_FORMATS = ("%d/%m/%Y", "%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y")
+
+
+class LookupCsvError(ValueError):
+    """The CSV cannot be looked up; ``problems`` are (line, message) pairs, Vietnamese then English."""
+
+    def __init__(self, problems: list[tuple[int, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"dòng {line} / line {line}: {msg}" if line else msg for line, msg in problems))
+
+
+def normalise_name(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).casefold().split())
+
+
+def normalise_number(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def number_hash(key: bytes, number: str) -> str:
+    return hmac.new(key, b"number\0" + normalise_number(number).encode(), hashlib.sha256).hexdigest()
+
+
+def holder_hash(key: bytes, name: str, birth_date: date) -> str:
+    data = b"holder\0" + normalise_name(name).encode() + b"\0" + birth_date.isoformat().encode()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def document_number(doc: Any) -> str | None:
+    """The number a person would type for this document: a diploma's số hiệu, a transcript's record id."""
+    kind = getattr(doc, "kind", None)
+    if kind == "diploma":
+        return str(doc.diploma_number)
+    if kind == "transcript":
+        return str(doc.record_id)
+    return None
+
+
+def lookup_columns(key: bytes, doc: Any) -> dict[str, str | None]:
+    """The register's two lookup columns for a document (None for kinds without a number)."""
+    number = document_number(doc)
+    if number is None:
+        return {"lookup_number": None, "lookup_holder": None}
+    holder = doc.holder
+    return {
+        "lookup_number": number_hash(key, number),
+        "lookup_holder": holder_hash(key, holder.full_name, holder.birth_date),
+    }
+
+
+@dataclass(frozen=True)
+class LookupRow:
+    line: int
+    number: str
+    name: str
+    birth_date: date
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise LookupCsvError([(0, f"Tệp UTF-16 bị hỏng / the UTF-16 file is damaged: {exc.reason}")]) from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise LookupCsvError(
+            [
+                (
+                    line,
+                    "tệp không phải UTF-8; hãy lưu lại dạng 'CSV UTF-8' / the file is not UTF-8 "
+                    "(e.g. Windows-1258); save it again as 'CSV UTF-8'",
+                )
+            ]
+        ) from exc
+
+
+def _parse_date(text: str) -> date | None:
+    text = text.strip()
+    for fmt in DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def parse_lookup_csv(data: bytes) -> list[LookupRow]:
+    """The rows of a look-up CSV; raise LookupCsvError naming every bad line (nothing is half-read)."""
+    if len(data) > MAX_CSV_BYTES:
+        raise LookupCsvError([(0, f"Tệp quá lớn / the file is larger than {MAX_CSV_BYTES // (1024 * 1024)} MB")])
+    text = _decode(data)
+    if "\0" in text:
+        raise LookupCsvError([(0, "Tệp không phải CSV (có byte NUL) / the file is not a CSV (it holds NUL bytes)")])
+    first = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise LookupCsvError([(1, f"dòng tiêu đề hỏng / the header line is malformed: {exc}")]) from exc
+    if not header:
+        raise LookupCsvError([(0, "Tệp trống / the file is empty")])
+    names = [normalise_name(h.replace("_", " ")) for h in header]
+    index: dict[str, int] = {}
+    for column, accepted in COLUMNS.items():
+        wanted = {normalise_name(a.replace("_", " ")) for a in accepted}
+        found = [i for i, n in enumerate(names) if n in wanted]
+        if len(found) == 1:
+            index[column] = found[0]
+    if len(index) != len(COLUMNS):
+        raise LookupCsvError(
+            [
+                (
+                    1,
+                    "dòng tiêu đề phải có đúng ba cột so_hieu, ho_ten, ngay_sinh / the header must name the "
+                    f"columns so_hieu (diploma number), ho_ten (holder name), ngay_sinh (date of birth); found: "
+                    f"{', '.join(h.strip() for h in header)[:200]}",
+                )
+            ]
+        )
+    rows: list[LookupRow] = []
+    problems: list[tuple[int, str]] = []
+    try:
+        for values in reader:
+            line = reader.line_num
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                problems.append((line, f"có {len(values)} cột, tiêu đề có {len(header)} / {len(values)} fields, "
+                                 f"the header has {len(header)}"))  # fmt: skip
+                continue
+            number, name = values[index["number"]].strip(), values[index["name"]].strip()
+            born = _parse_date(values[index["birth_date"]])
+            if not number:
+                problems.append((line, "thiếu số hiệu / the diploma number is missing"))
+            if not name:
+                problems.append((line, "thiếu họ tên / the holder name is missing"))
+            if born is None:
+                problems.append(
+                    (
+                        line,
+                        f"ngày sinh '{values[index['birth_date']].strip()[:40]}' không đúng dạng ngày/tháng/năm / "
+                        "the date of birth is not a date (dd/mm/yyyy or yyyy-mm-dd)",
+                    )
+                )
+            if number and name and born is not None:
+                rows.append(LookupRow(line, number, name, born))
+            if len(rows) + len(problems) > MAX_ROWS:
+                raise LookupCsvError([(line, f"quá {MAX_ROWS} dòng; hãy chia nhỏ / more than {MAX_ROWS} rows")])
+    except csv.Error as exc:
+        problems.append((reader.line_num, f"dòng CSV hỏng / malformed CSV line: {exc}"))
+    if problems:
+        raise LookupCsvError(problems[:100])
+    if not rows:
+        raise LookupCsvError([(0, "Tệp không có dòng dữ liệu nào / the file has no data rows")])
+    return rows
+
+
+# Each row's result is one of: valid, revoked, superseded, not_found, mismatch, indeterminate (log not provable).
+R_NOT_FOUND = Reason(
+    "NOT_FOUND",
+    "Không có văn bằng nào mang số hiệu này trong sổ đăng ký",
+    "No document with this number is in the register",
+)
+R_MISMATCH = Reason(
+    "DETAILS_MISMATCH",
+    "Có văn bằng mang số hiệu này nhưng họ tên hoặc ngày sinh không khớp",
+    "A document has this number but the name or date of birth does not match",
+)
+
+
+@dataclass
+class LookupResult:
+    line: int
+    number: str
+    result: str
+    verdict: Verdict
+    reasons: list[Reason] = field(default_factory=list)
+    document_id: str | None = None
+    kind: str | None = None
+    superseded_by: str | None = None
+
+    @property
+    def row_digest(self) -> str:
+        """What the receipt records for the row: a hash of the number, not the personal data in clear."""
+        return hashlib.sha256(f"{self.line}\0{normalise_number(self.number)}".encode()).hexdigest()
+
+
+_STATUS_ORDER = {DocumentStatus.ISSUED.value: 0, DocumentStatus.SUPERSEDED.value: 1, DocumentStatus.REVOKED.value: 2}
+
+
+def lookup_rows(
+    engine: Engine, key: bytes, rows: list[LookupRow], prove: Callable[[DocumentRecord], bool | None]
+) -> Iterator[LookupResult]:
+    """One result per row, in order (a generator, so callers can report progress)."""
+    table = DocumentRecord.__table__.c  # type: ignore[attr-defined]
+    for row in rows:
+        wanted = number_hash(key, row.number)
+        with Session(engine) as session:
+            records = list(session.exec(select(DocumentRecord).where(table.lookup_number == wanted)).all())
+            for r in records:
+                session.expunge(r)
+        records = [r for r in records if r.status in _STATUS_ORDER]
+        if not records:
+            yield LookupResult(row.line, row.number, "not_found", "invalid", [R_NOT_FOUND])
+            continue
+        holder = holder_hash(key, row.name, row.birth_date)
+        matching = [r for r in records if r.lookup_holder is not None and hmac.compare_digest(r.lookup_holder, holder)]
+        if not matching:
+            yield LookupResult(row.line, row.number, "mismatch", "invalid", [R_MISMATCH])
+            continue
+        record = min(matching, key=lambda r: _STATUS_ORDER[r.status])
+        standing = document_standing(record, prove(record))
+        result = {
+            DocumentStatus.REVOKED.value: "revoked",
+            DocumentStatus.SUPERSEDED.value: "superseded",
+        }.get(record.status, "valid" if standing.verdict == "valid" else "indeterminate")
+        yield LookupResult(
+            row.line,
+            row.number,
+            result,
+            standing.verdict,
+            list(standing.reasons),
+            record.id,
+            record.kind,
+            record.superseded_by,
+        )
+
+
+def results_csv(results: list[LookupResult]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["line", "so_hieu", "result", "verdict", "document_id", "superseded_by", "reasons_vi", "reasons_en"]
+    )
+    for r in results:
+        writer.writerow(
+            [
+                r.line,
+                r.number,
+                r.result,
+                r.verdict,
+                r.document_id or "",
+                r.superseded_by or "",
+                "; ".join(x.vi for x in r.reasons),
+                "; ".join(x.en for x in r.reasons),
+            ]
+        )
+    return out.getvalue()
+
+
+def result_json(r: LookupResult) -> dict[str, Any]:
+    return {
+        "line": r.line,
+        "so_hieu": r.number,
+        "result": r.result,
+        "verdict": r.verdict,
+        "document_id": r.document_id,
+        "kind": r.kind,
+        "superseded_by": r.superseded_by,
+        "reasons": [{"code": x.code, "vi": x.vi, "en": x.en} for x in r.reasons],
+    }
