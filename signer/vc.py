@@ -317,7 +317,7 @@ def transcript_credential(
             for y in doc.primary_years
         ]
     return {
-        "@context": [VC_V2, base_url.rstrip("/") + CONTEXT_PATH],
+        "@context": [VC_V2, OB_V3, base_url.rstrip("/") + CONTEXT_PATH],  # OB 3.0 terms for the issuer Profile
         "id": _credential_id(base_url, link.doc_id),
         "type": ["VerifiableCredential", "SealTrailTranscriptCredential"],
         "name": f"Học bạ số / school record — {doc.holder.full_name}",

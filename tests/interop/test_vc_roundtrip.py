@@ -236,3 +236,60 @@ def test_cli_exports_and_verifies_offline(issued: Issued, tmp_path: Path) -> Non
     assert runner.invoke(app, ["verify", str(out), "--trust", str(trust)], env=env).exit_code == 1
     missing = runner.invoke(app, ["export-vc", "VB-0000-NOPE", "--out", str(tmp_path / "x.jwt")], env=env)
     assert missing.exit_code == 1 and "no document" in missing.output
+
+
+def _offline_loader(url: str, options: object = None) -> dict:  # type: ignore[type-arg]
+    from schemas.vcschema import context_document
+
+    document = context_document(url)
+    if document is None:
+        raise AssertionError(f"the JSON-LD processor wanted to fetch {url}")
+    return {"contextUrl": None, "documentUrl": url, "document": document}
+
+
+def _leaves(obj: object) -> int:
+    if isinstance(obj, dict):
+        return sum(_leaves(v) for k, v in obj.items() if k != "@context")
+    return sum(_leaves(v) for v in obj) if isinstance(obj, list) else 1
+
+
+def _expanded_leaves(obj: object) -> int:
+    if isinstance(obj, list):
+        return sum(_expanded_leaves(v) for v in obj)
+    if isinstance(obj, dict):
+        if "@value" in obj:
+            return 1
+        own = (1 if "@id" in obj else 0) + len(obj.get("@type", []))
+        return own + sum(_expanded_leaves(v) for k, v in obj.items() if not k.startswith("@"))
+    return 0
+
+
+def _terms(obj: object) -> set[str]:
+    if isinstance(obj, list):
+        return set().union(*(_terms(v) for v in obj)) if obj else set()
+    if isinstance(obj, dict):
+        types = obj.get("@type", [])
+        own = {*obj, *(types if isinstance(types, list) else [types])}
+        return own.union(*(_terms(v) for v in obj.values()))
+    return set()
+
+
+def test_every_term_is_defined_by_the_shipped_json_ld_contexts(issued: Issued, diploma_vc: str) -> None:
+    """pyld (an independent JSON-LD processor) expands each credential with only the shipped contexts: no value is
+    dropped and no term falls back to the VC 2.0 'issuer-dependent' vocabulary (i.e. every term is defined)."""
+    from pyld import jsonld
+
+    transcript = _export(issued, issued.transcript.doc_id, "01001503")
+    record = issued.diploma.record
+    listing = _client(issued).get(f"/status/{record.status_list}/revocation").text
+    for token in (diploma_vc, transcript, listing):
+        credential = _payload(token)
+        expanded = jsonld.expand(credential, {"documentLoader": _offline_loader})
+        assert _expanded_leaves(expanded) == _leaves(credential)
+        undefined = {t for t in _terms(expanded) if "issuer-dependent" in t}
+        assert not undefined, undefined
+    broken = _payload(diploma_vc)
+    broken["credentialSubject"]["achievement"]["shoeSize"] = "42"
+    expanded = jsonld.expand(broken, {"documentLoader": _offline_loader})
+    dropped = _expanded_leaves(expanded) != _leaves(broken)
+    assert dropped or any("issuer-dependent" in t for t in _terms(expanded))  # an undefined term is noticed
