@@ -239,6 +239,8 @@ def _verify_credential(data: bytes, trust: list[Path] | None, as_json: bool) -> 
         typer.echo(f"  {', '.join(report.types)} — {report.document_id or '?'} ({report.issuer or '?'})")
         typer.echo(f"  chữ ký / signature: {report.signer or '?'}; trạng thái / status: {report.status}; "
                    f"sổ cái / ledger: {report.ledger}")  # fmt: skip
+        if report.status_list_valid_from:
+            typer.echo(f"  danh sách trạng thái lập lúc / status list as of {report.status_list_valid_from}")
         for reason in report.reasons:
             typer.echo(f"  ! {reason.vi} / {reason.en}")
     raise typer.Exit(0 if report.verdict == "valid" else 1)

@@ -139,7 +139,6 @@ class LedgerLink:
 
 def _evidence(base_url: str, link: LedgerLink) -> dict[str, Any]:
     evidence: dict[str, Any] = {
-        "id": f"{base_url.rstrip('/')}/log/entries/{link.leaf_index}",
         "type": ["Evidence", "SealTrailLedgerEntry"],
         "name": "Mục ghi trong sổ cái công khai / public ledger entry",
         "documentId": link.doc_id,

@@ -129,6 +129,9 @@ def test_round_trip_online_and_offline_then_revocation_makes_it_fail(
     assert not bit(bits, record.status_index)  # type: ignore[arg-type]
     assert credential_errors(_payload(listing.text)) == []
     assert client.get("/status/01/1999-2000/revocation").status_code == 404
+    profile = client.get("/issuers/01").json()
+    assert profile["id"] == _payload(diploma_vc)["issuer"]["id"] and profile["name"] == record.school_name
+    assert client.get("/issuers/99999").status_code == 404
 
     issued.set_status(issued.diploma.doc_id, DocumentStatus.REVOKED, status_reason="Cấp sai thông tin")
     try:
