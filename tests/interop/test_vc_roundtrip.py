@@ -296,3 +296,20 @@ def test_every_term_is_defined_by_the_shipped_json_ld_contexts(issued: Issued, d
     expanded = jsonld.expand(broken, {"documentLoader": _offline_loader})
     dropped = _expanded_leaves(expanded) != _leaves(broken)
     assert dropped or any("issuer-dependent" in t for t in _terms(expanded))  # an undefined term is noticed
+
+
+def test_round_trip_on_postgresql(dev_pki, pg_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import schemas
+    from sealtrail.demo import issuer_for
+    from sealtrail.interop import export_vc
+    from sealtrail.ledgerwiring import publish_checkpoint
+    from tests.interop.conftest import deployment_on
+
+    dep = deployment_on(dev_pki, tmp_path / "pg", database_url=pg_url)
+    doc = issuer_for(dep).issue(schemas.parse_document(schemas.load_sample("diploma_bachelor")))
+    publish_checkpoint(dep)
+    token = export_vc(dep, doc.doc_id)
+    assert credential_errors(_payload(token)) == []
+    assert online_verifier(dep).verify(token).verdict == "valid"
+    Issued(dep, doc, doc).set_status(doc.doc_id, DocumentStatus.REVOKED)
+    assert online_verifier(dep).verify(token).verdict == "invalid"
