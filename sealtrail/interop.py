@@ -26,7 +26,7 @@ from ledger.store import LedgerError
 from schemas.xml import from_xml
 from sealtrail.deployment import Deployment
 from signer.storage import BlobStore
-from signer.vc import LedgerLink, document_credential, issuer_id, sign_jwt, status_list_credential
+from signer.vc import CredentialError, LedgerLink, document_credential, issuer_id, sign_jwt, status_list_credential
 from signer.xades import signed_data
 from verifier.statuslist import StatusListError, list_url, name_from_url, split_name
 from verifier.vc import LedgerCheck, StatusSource, VcVerifier
@@ -121,9 +121,12 @@ def credential_for(dep: Deployment, doc_id: str, school_code: str | None = None)
     doc = from_xml(signed_data(BlobStore(dep.settings.documents_dir).get(record.sha256_xml, "xml")))
     issued_at = record.issued_at or datetime.combine(record.issue_date, datetime.min.time(), UTC)
     link = _ledger_link(dep, record)
-    return document_credential(
-        doc, dep.settings.public_base_url, issued_at, (record.status_list, record.status_index), link
-    )
+    try:
+        return document_credential(
+            doc, dep.settings.public_base_url, issued_at, (record.status_list, record.status_index), link
+        )
+    except CredentialError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def export_vc(dep: Deployment, doc_id: str, school_code: str | None = None) -> str:

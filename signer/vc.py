@@ -214,8 +214,8 @@ def diploma_credential(
         "type": ["AchievementSubject"],
         "identifier": _identifiers(doc.holder),
         "achievement": achievement,
-        "activityEndDate": f"{doc.graduation_year}-12-31T00:00:00Z",
         "licenseNumber": doc.diploma_number,
+        "term": str(doc.graduation_year),
     }
     if doc.classification:
         subject["result"] = [{"type": ["Result"], "value": doc.classification}]
