@@ -386,14 +386,14 @@ def exchange_import(
     records: Annotated[Path, typer.Argument(help="A JSON file of data-exchange records")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the rebuilt transcripts (one JSON per học bạ)")],
     state: Annotated[
-        Path | None, typer.Option(help="The records held so far (default: OUT/exchange-state.json)")
+        Path | None, typer.Option(help="The records held so far (default: OUT/.exchange-state.json)")
     ] = None,
 ) -> None:
     """Apply records (newer versions replace older, CANCEL withdraws) and rebuild our transcript JSON files."""
     import schemas
     from sealtrail.exchange import import_records
 
-    state_file = state or out / "exchange-state.json"
+    state_file = state or out / ".exchange-state.json"
     try:
         result, written = import_records(records, state_file, out)
     except (schemas.SchemaError, ValueError, OSError) as exc:

@@ -106,6 +106,12 @@ def test_migration_gives_every_existing_document_a_unique_random_position(databa
             sa.text("UPDATE documents SET status_index = :i WHERE id = :id"), {"i": first.status_index, "id": second.id}
         )
     engine.dispose()
+    command.downgrade(cfg, "0003_archives")  # and back: the columns go, the documents stay
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM documents")).scalar() == 40
+        assert "status_index" not in {c["name"] for c in sa.inspect(conn).get_columns("documents")}
+    engine.dispose()
 
 
 def test_concurrent_issues_get_distinct_positions_in_their_list(database_url: str) -> None:
