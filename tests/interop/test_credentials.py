@@ -43,3 +43,12 @@ def test_a_certified_copy_is_not_exported_as_a_credential() -> None:
     )
     with pytest.raises(CredentialError, match="only diplomas and transcripts"):
         document_credential(copy, "https://verify.example.vn", datetime.now(UTC), ("01/2025-2026", 5), LINK)
+
+
+def test_the_schema_registry_never_fetches_an_unknown_ref() -> None:
+    from referencing.exceptions import Unresolvable
+
+    from schemas.vcschema import _registry
+
+    with pytest.raises(Unresolvable):
+        _registry().resolver().lookup("https://schemas.example.org/elsewhere.json")
