@@ -9,6 +9,7 @@ content: the same bits are not signed twice within ``RESIGN_AFTER``, and any cha
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from hsm_adapters.base import KeyBackendError
 from ledger import tlog
 from ledger.entry import Entry
 from ledger.note import NoteError, NoteVerifier, open_checkpoint
@@ -31,6 +33,7 @@ from signer.xades import signed_data
 from verifier.statuslist import StatusListError, list_url, name_from_url, split_name
 from verifier.vc import LedgerCheck, StatusSource, VcVerifier
 
+log = logging.getLogger(__name__)
 RESIGN_AFTER = timedelta(hours=12)
 STATUS_DIR = "status"
 _cache: dict[tuple[str, str], tuple[bytes, str, datetime]] = {}
@@ -151,7 +154,11 @@ def online_status_source(dep: Deployment) -> StatusSource:
             return None
         if url != list_url(base, name):
             return None  # another installation's list: never fetched
-        return status_list_jwt(dep, name)
+        try:
+            return status_list_jwt(dep, name)
+        except (KeyBackendError, StatusListError) as exc:  # the seal key is unreachable: status unknown, not valid
+            log.warning("status list %s could not be signed: %s", name, exc)
+            return None
 
     return source
 

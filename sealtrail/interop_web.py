@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from hsm_adapters.base import KeyBackendError
 from schemas.vcschema import OWN_CONTEXT, TRANSCRIPT_SCHEMA, VC_DIR
 from sealtrail.api import _school_for
 from sealtrail.deployment import Deployment
@@ -32,7 +33,12 @@ def make_interop_router(dep: Deployment) -> APIRouter:
                 raise StatusListError(name)
         except StatusListError:
             raise HTTPException(404, "Không có danh sách trạng thái này / no such status list") from None
-        token = await run_in_threadpool(status_list_jwt, dep, name)
+        try:
+            token = await run_in_threadpool(status_list_jwt, dep, name)
+        except KeyBackendError:
+            raise HTTPException(
+                503, "Chưa ký được danh sách trạng thái, hãy thử lại sau / the status list cannot be signed right now"
+            ) from None
         return Response(token, media_type=MEDIA_TYPE, headers={**SECURITY_HEADERS, "Cache-Control": STATUS_CACHE})
 
     @router.get("/issuers/{school}")

@@ -93,3 +93,22 @@ def test_malformed_and_downgraded_tokens_are_refused(softhsm) -> None:  # type: 
         open_jws(f"{no_x5c}.{body}.{sig}")
     with pytest.raises(JwsError, match="three"):
         open_jws(token + ".x")
+
+
+def test_status_is_unknown_not_valid_when_the_seal_key_is_unreachable(softhsm, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    from sealtrail.deployment import Deployment
+    from sealtrail.interop import online_status_source
+    from sealtrail.settings import Settings
+    from verifier.statuslist import list_url
+
+    settings = Settings(
+        data_dir=tmp_path,
+        key_backend="pkcs11",
+        pkcs11_pin_file=softhsm.wrong_pin_file,
+        pkcs11_token_label="sealtrail-school",
+    )  # type: ignore[call-arg]
+    dep = Deployment(settings)
+    source = online_status_source(dep)
+    assert source(list_url(settings.public_base_url, "01/2025-2026")) is None
+    assert "could not be signed" in caplog.text and "PIN" in caplog.text
+    assert softhsm.pin not in caplog.text
