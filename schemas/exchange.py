@@ -28,7 +28,10 @@ from typing import Any
 from schemas.common import SchemaError, ValidationProblem
 from schemas.transcript import Transcript
 
-TABLE = Path(__file__).resolve().parents[1] / "data" / "tables" / "exchange.json"
+TABLE_NAME = Path("data") / "tables" / "exchange.json"
+# In a checkout (or editable install) the table sits beside the packages; an installed image runs from its source
+# folder (docker/Dockerfile copies data/ to /src and starts there).
+TABLE_PLACES = (Path(__file__).resolve().parents[1] / TABLE_NAME, Path.cwd() / TABLE_NAME)
 VIETNAM = timezone(timedelta(hours=7))
 EVENTS = ("NEW", "UPDATE", "CANCEL")
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
@@ -38,7 +41,10 @@ _REQUIRED = ("idbanghi", "sukien", "phienban", "thoigiancapnhat", "madinhdanhhoc
 
 @cache
 def table() -> dict[str, Any]:
-    return dict(json.loads(TABLE.read_text(encoding="utf-8")))
+    for place in TABLE_PLACES:
+        if place.is_file():
+            return dict(json.loads(place.read_text(encoding="utf-8")))
+    raise FileNotFoundError(f"the data-exchange mapping {TABLE_NAME} is missing (looked in {TABLE_PLACES})")
 
 
 def _codes() -> dict[str, str]:
