@@ -196,6 +196,11 @@ def verify(
         dep = _deployment()
         verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
     report = verifier.verify(data)
+    bundles = [p for p in trust or [] if p.is_dir()]
+    if len(bundles) == 1:  # a trust bundle carries the status lists: a revoked document is not valid offline
+        from sealtrail.interop import apply_offline_status
+
+        report = apply_offline_status(bundles[0], data, report)
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:

@@ -313,3 +313,38 @@ def test_round_trip_on_postgresql(dev_pki, pg_url: str, tmp_path: Path) -> None:
     assert online_verifier(dep).verify(token).verdict == "valid"
     Issued(dep, doc, doc).set_status(doc.doc_id, DocumentStatus.REVOKED)
     assert online_verifier(dep).verify(token).verdict == "invalid"
+
+
+def test_signed_files_are_checked_against_the_bundles_status_lists_offline(issued: Issued, tmp_path: Path) -> None:
+    from sealtrail.cli import app
+
+    env = {"SEALTRAIL_DATA_DIR": str(tmp_path / "nothing-here")}  # offline: only the bundle is used
+    pdf, xml = tmp_path / "diploma.pdf", tmp_path / "diploma.xml"
+    pdf.write_bytes(issued.diploma.pdf)
+    xml.write_bytes(issued.diploma.xml)
+    before = tmp_path / "before"
+    export_trust(issued.dep, before)
+    index = json.loads((before / "status" / "index.json").read_text())
+    assert (
+        index[issued.diploma.record.sha256_pdf]
+        == f"{issued.diploma.record.status_list}#{issued.diploma.record.status_index}"
+    )
+    runner = CliRunner()
+    for path in (pdf, xml):
+        result = runner.invoke(app, ["verify", str(path), "--trust", str(before)], env=env)
+        assert result.exit_code == 0, result.output
+    issued.set_status(issued.diploma.doc_id, DocumentStatus.REVOKED)
+    try:
+        after = tmp_path / "after"
+        export_trust(issued.dep, after)
+        for path in (pdf, xml):
+            result = runner.invoke(app, ["verify", str(path), "--trust", str(after), "--json"], env=env)
+            report = json.loads(result.output)
+            assert result.exit_code == 1 and report["verdict"] == "invalid"
+            assert "DOCUMENT_REVOKED" in {r["code"] for r in report["reasons"]}
+    finally:
+        issued.set_status(issued.diploma.doc_id, DocumentStatus.ISSUED)
+    (before / "status" / "index.json").unlink()  # a bundle without status lists never says "valid"
+    result = runner.invoke(app, ["verify", str(pdf), "--trust", str(before), "--json"], env=env)
+    assert result.exit_code == 1 and json.loads(result.output)["verdict"] == "indeterminate"
+    assert not (tmp_path / "nothing-here").exists()
