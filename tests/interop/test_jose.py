@@ -104,11 +104,11 @@ def test_status_is_unknown_not_valid_when_the_seal_key_is_unreachable(softhsm, t
     settings = Settings(
         data_dir=tmp_path,
         key_backend="pkcs11",
-        pkcs11_pin_file=softhsm.wrong_pin_file,
-        pkcs11_token_label="sealtrail-school",
+        pkcs11_pin_file=softhsm.pin_file,
+        pkcs11_token_label="sealtrail-unplugged",  # no such token: the seal key cannot be reached
     )  # type: ignore[call-arg]
     dep = Deployment(settings)
     source = online_status_source(dep)
     assert source(list_url(settings.public_base_url, "01/2025-2026")) is None
-    assert "could not be signed" in caplog.text and "PIN" in caplog.text
+    assert "could not be signed" in caplog.text and "sealtrail-unplugged" in caplog.text
     assert softhsm.pin not in caplog.text
