@@ -1,6 +1,6 @@
 """Data-exchange records (school-management software ↔ SealTrail ↔ the Ministry's data store) and our transcripts.
 
-The field names follow an UNOFFICIAL lead (see data/tables/exchange.json, which lists every field and marks ours);
+The field names follow an UNOFFICIAL lead (see schemas/tables/exchange.json, which lists every field and marks ours);
 one record is one pupil's học bạ for one school year, with sync fields ``idbanghi`` (stable record id),
 ``sukien`` (NEW/UPDATE/CANCEL), ``phienban`` (version) and ``thoigiancapnhat`` (Vietnam local time).
 
@@ -28,7 +28,9 @@ from typing import Any
 from schemas.common import SchemaError, ValidationProblem
 from schemas.transcript import Transcript
 
-TABLE = Path(__file__).resolve().parents[1] / "data" / "tables" / "exchange.json"
+TABLE_NAME = Path("tables") / "exchange.json"
+# Package data: it travels inside the schemas package, so a checkout and an installed wheel both have it.
+TABLE_PLACES = (Path(__file__).resolve().parent / TABLE_NAME,)
 VIETNAM = timezone(timedelta(hours=7))
 EVENTS = ("NEW", "UPDATE", "CANCEL")
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
@@ -38,7 +40,10 @@ _REQUIRED = ("idbanghi", "sukien", "phienban", "thoigiancapnhat", "madinhdanhhoc
 
 @cache
 def table() -> dict[str, Any]:
-    return dict(json.loads(TABLE.read_text(encoding="utf-8")))
+    for place in TABLE_PLACES:
+        if place.is_file():
+            return dict(json.loads(place.read_text(encoding="utf-8")))
+    raise FileNotFoundError(f"the data-exchange mapping {TABLE_NAME} is missing (looked in {TABLE_PLACES})")
 
 
 def _codes() -> dict[str, str]:

@@ -36,7 +36,7 @@ def load(name: str) -> Any:
 
 
 def _offline(uri: str) -> Resource[Any]:
-    raise NoSuchResource(ref=uri)  # nothing is fetched: an unknown $ref is an error
+    raise NoSuchResource(uri)  # nothing is fetched: an unknown $ref is an error
 
 
 @cache

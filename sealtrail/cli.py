@@ -220,6 +220,11 @@ def verify(
         dep = _deployment()
         verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
     report = verifier.verify(data)
+    bundles = [p for p in trust or [] if p.is_dir()]
+    if len(bundles) == 1:  # a trust bundle carries the status lists: a revoked document is not valid offline
+        from sealtrail.interop import apply_offline_status
+
+        report = apply_offline_status(bundles[0], data, report)
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
@@ -263,6 +268,8 @@ def _verify_credential(data: bytes, trust: list[Path] | None, as_json: bool) -> 
         typer.echo(f"  {', '.join(report.types)} — {report.document_id or '?'} ({report.issuer or '?'})")
         typer.echo(f"  chữ ký / signature: {report.signer or '?'}; trạng thái / status: {report.status}; "
                    f"sổ cái / ledger: {report.ledger}")  # fmt: skip
+        if report.status_list_valid_from:
+            typer.echo(f"  danh sách trạng thái lập lúc / status list as of {report.status_list_valid_from}")
         for reason in report.reasons:
             typer.echo(f"  ! {reason.vi} / {reason.en}")
     raise typer.Exit(0 if report.verdict == "valid" else 1)
@@ -423,14 +430,14 @@ def exchange_import(
     records: Annotated[Path, typer.Argument(help="A JSON file of data-exchange records")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the rebuilt transcripts (one JSON per học bạ)")],
     state: Annotated[
-        Path | None, typer.Option(help="The records held so far (default: OUT/exchange-state.json)")
+        Path | None, typer.Option(help="The records held so far (default: OUT/.exchange-state.json)")
     ] = None,
 ) -> None:
     """Apply records (newer versions replace older, CANCEL withdraws) and rebuild our transcript JSON files."""
     import schemas
     from sealtrail.exchange import import_records
 
-    state_file = state or out / "exchange-state.json"
+    state_file = state or out / ".exchange-state.json"
     try:
         result, written = import_records(records, state_file, out)
     except (schemas.SchemaError, ValueError, OSError) as exc:

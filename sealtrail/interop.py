@@ -9,6 +9,8 @@ content: the same bits are not signed twice within ``RESIGN_AFTER``, and any cha
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from hsm_adapters.base import KeyBackendError
 from ledger import tlog
 from ledger.entry import Entry
 from ledger.note import NoteError, NoteVerifier, open_checkpoint
@@ -26,13 +29,15 @@ from ledger.store import LedgerError
 from schemas.xml import from_xml
 from sealtrail.deployment import Deployment
 from signer.storage import BlobStore
-from signer.vc import LedgerLink, document_credential, issuer_id, sign_jwt, status_list_credential
+from signer.vc import CredentialError, LedgerLink, document_credential, issuer_id, sign_jwt, status_list_credential
 from signer.xades import signed_data
-from verifier.statuslist import StatusListError, list_url, name_from_url, split_name
-from verifier.vc import LedgerCheck, StatusSource, VcVerifier
+from verifier.statuslist import StatusListError, bit, decode, list_url, name_from_url, split_name
+from verifier.vc import JwsError, LedgerCheck, StatusSource, VcVerifier
 
+log = logging.getLogger(__name__)
 RESIGN_AFTER = timedelta(hours=12)
 STATUS_DIR = "status"
+STATUS_INDEX = "index.json"
 _cache: dict[tuple[str, str], tuple[bytes, str, datetime]] = {}
 _lock = threading.Lock()
 
@@ -74,7 +79,9 @@ def status_list_jwt(dep: Deployment, name: str) -> str:
 
 
 def write_status_lists(dep: Deployment, directory: Path) -> list[Path]:
-    """Write every school-year list under ``directory/status/<school>/<year>/revocation.jwt`` (for offline use)."""
+    """Write every school-year list under ``directory/status/<school>/<year>/revocation.jwt``, and
+    ``status/index.json`` mapping each issued file's SHA-256 (signed PDF, signed XML, newest archived PDF) to its
+    list position, so a file can be checked offline. The hashes are already public in the log; no personal data."""
     written = []
     for name in list_names(dep.engine):
         school, year = split_name(name)
@@ -82,7 +89,54 @@ def write_status_lists(dep: Deployment, directory: Path) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(status_list_jwt(dep, name) + "\n", encoding="ascii")
         written.append(path)
+    with Session(dep.engine) as session:
+        rows = session.exec(
+            select(DocumentRecord).where(
+                DocumentRecord.status_list.is_not(None),  # type: ignore[union-attr]
+                DocumentRecord.status != DocumentStatus.PENDING.value,
+            )
+        ).all()
+        index = {
+            sha: f"{row.status_list}#{row.status_index}"
+            for row in rows
+            for sha in (row.sha256_pdf, row.sha256_xml, row.archived_sha256_pdf)
+            if sha
+        }
+    path = directory / STATUS_DIR / STATUS_INDEX
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(index, sort_keys=True, indent=0) + "\n", encoding="ascii")
+    written.append(path)
     return written
+
+
+def apply_offline_status(bundle_dir: Path, data: bytes, report: Any) -> Any:
+    """A signed file checked offline with a trust bundle: look its hash up in the bundle's status index and read its
+    bit in the signed list. Set → invalid; not found or no list → never valid (indeterminate)."""
+    from verifier.pdf import Reason
+    from verifier.vc import R_NO_STATUS, R_REVOKED
+
+    if report.verdict == "invalid":
+        return report
+    reason: Reason | None = Reason(*R_NO_STATUS)
+    revoked = False
+    index_path = bundle_dir / STATUS_DIR / STATUS_INDEX
+    try:
+        index = json.loads(index_path.read_text(encoding="ascii")) if index_path.is_file() else {}
+        position = index.get(hashlib.sha256(data).hexdigest())
+        if position is not None:
+            name, _, number = str(position).rpartition("#")
+            school, year = split_name(name)
+            token = (bundle_dir / STATUS_DIR / school / year / "revocation.jwt").read_text(encoding="ascii").strip()
+            verifier = offline_verifier(bundle_dir)
+            listing = verifier.open_status_list(token, name=name)
+            revoked = bit(decode(str(listing["credentialSubject"].get("encodedList", ""))), int(number))
+            reason = Reason(*R_REVOKED) if revoked else None
+    except (OSError, ValueError, JwsError) as exc:  # StatusListError is a ValueError
+        reason = Reason(R_NO_STATUS[0], f"{R_NO_STATUS[1]} ({exc})", f"{R_NO_STATUS[2]} ({exc})")
+    if reason is not None:
+        report.reasons.append(reason)
+        report.verdict = "invalid" if revoked else "indeterminate"
+    return report
 
 
 def _ledger_link(dep: Deployment, record: DocumentRecord) -> LedgerLink:
@@ -121,9 +175,12 @@ def credential_for(dep: Deployment, doc_id: str, school_code: str | None = None)
     doc = from_xml(signed_data(BlobStore(dep.settings.documents_dir).get(record.sha256_xml, "xml")))
     issued_at = record.issued_at or datetime.combine(record.issue_date, datetime.min.time(), UTC)
     link = _ledger_link(dep, record)
-    return document_credential(
-        doc, dep.settings.public_base_url, issued_at, (record.status_list, record.status_index), link
-    )
+    try:
+        return document_credential(
+            doc, dep.settings.public_base_url, issued_at, (record.status_list, record.status_index), link
+        )
+    except CredentialError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def export_vc(dep: Deployment, doc_id: str, school_code: str | None = None) -> str:
@@ -148,7 +205,11 @@ def online_status_source(dep: Deployment) -> StatusSource:
             return None
         if url != list_url(base, name):
             return None  # another installation's list: never fetched
-        return status_list_jwt(dep, name)
+        try:
+            return status_list_jwt(dep, name)
+        except (KeyBackendError, StatusListError) as exc:  # the seal key is unreachable: status unknown, not valid
+            log.warning("status list %s could not be signed: %s", name, exc)
+            return None
 
     return source
 

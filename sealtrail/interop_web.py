@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
+from hsm_adapters.base import KeyBackendError
 from schemas.vcschema import OWN_CONTEXT, TRANSCRIPT_SCHEMA, VC_DIR
 from sealtrail.api import _school_for
 from sealtrail.deployment import Deployment
@@ -31,8 +33,35 @@ def make_interop_router(dep: Deployment) -> APIRouter:
                 raise StatusListError(name)
         except StatusListError:
             raise HTTPException(404, "Không có danh sách trạng thái này / no such status list") from None
-        token = await run_in_threadpool(status_list_jwt, dep, name)
+        try:
+            token = await run_in_threadpool(status_list_jwt, dep, name)
+        except KeyBackendError:
+            raise HTTPException(
+                503, "Chưa ký được danh sách trạng thái, hãy thử lại sau / the status list cannot be signed right now"
+            ) from None
         return Response(token, media_type=MEDIA_TYPE, headers={**SECURITY_HEADERS, "Cache-Control": STATUS_CACHE})
+
+    @router.get("/issuers/{school}")
+    def issuer(school: str) -> Response:
+        """The issuer Profile a credential's ``issuer.id`` names: the school's code and name, nothing else."""
+        from sqlmodel import Session, select
+
+        from ledger.registry import DocumentRecord
+        from signer.vc import OB_V3, VC_V2, issuer_id
+
+        with Session(dep.engine) as session:
+            name = session.exec(
+                select(DocumentRecord.school_name).where(DocumentRecord.school_code == school).limit(1)
+            ).first()
+        if name is None:
+            raise HTTPException(404, "Không có đơn vị này / no such issuer")
+        profile = {
+            "@context": [VC_V2, OB_V3],
+            "id": issuer_id(dep.settings.public_base_url, school),
+            "type": ["Profile"],
+            "name": name,
+        }
+        return JSONResponse(profile, media_type="application/ld+json", headers={"Cache-Control": STATUS_CACHE})
 
     @router.get("/ns/credentials/v1", include_in_schema=False)
     def context() -> Response:

@@ -139,7 +139,6 @@ class LedgerLink:
 
 def _evidence(base_url: str, link: LedgerLink) -> dict[str, Any]:
     evidence: dict[str, Any] = {
-        "id": f"{base_url.rstrip('/')}/log/entries/{link.leaf_index}",
         "type": ["Evidence", "SealTrailLedgerEntry"],
         "name": "Mục ghi trong sổ cái công khai / public ledger entry",
         "documentId": link.doc_id,
@@ -215,8 +214,8 @@ def diploma_credential(
         "type": ["AchievementSubject"],
         "identifier": _identifiers(doc.holder),
         "achievement": achievement,
-        "activityEndDate": f"{doc.graduation_year}-12-31T00:00:00Z",
         "licenseNumber": doc.diploma_number,
+        "term": str(doc.graduation_year),
     }
     if doc.classification:
         subject["result"] = [{"type": ["Result"], "value": doc.classification}]
@@ -317,7 +316,7 @@ def transcript_credential(
             for y in doc.primary_years
         ]
     return {
-        "@context": [VC_V2, base_url.rstrip("/") + CONTEXT_PATH],
+        "@context": [VC_V2, OB_V3, base_url.rstrip("/") + CONTEXT_PATH],  # OB 3.0 terms for the issuer Profile
         "id": _credential_id(base_url, link.doc_id),
         "type": ["VerifiableCredential", "SealTrailTranscriptCredential"],
         "name": f"Học bạ số / school record — {doc.holder.full_name}",

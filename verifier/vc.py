@@ -31,7 +31,7 @@ from pyhanko_certvalidator.errors import PathError, RevokedError, ValidationErro
 
 from ledger.entry import Entry, EntryError
 from verifier.pdf import Reason, Verdict
-from verifier.statuslist import PURPOSE, StatusListError, bit, decode
+from verifier.statuslist import PURPOSE, StatusListError, bit, decode, name_from_url
 
 MAX_JWT = 4 * 1024 * 1024
 _ALGS = {
@@ -284,28 +284,9 @@ class VcVerifier:
             report.reasons.append(_reason(R_NO_STATUS))
             return None
         try:
-            opened = open_jws(token)
-        except JwsError as exc:
-            report.reasons.append(_reason(R_BAD_STATUS_LIST, str(exc)))
-            return None
-        problem = self._trusted(opened)
-        listing = opened.payload
-        subject = listing.get("credentialSubject") if isinstance(listing.get("credentialSubject"), dict) else {}
-        assert isinstance(subject, dict)
-        if problem is not None:
-            report.reasons.append(_reason(R_BAD_STATUS_LIST, problem.en))
-            return None
-        if (
-            "BitstringStatusListCredential" not in _types(listing)
-            or listing.get("id") != url
-            or _issuer_id(listing) != _issuer_id(vc)
-            or subject.get("statusPurpose") != PURPOSE
-        ):
-            report.reasons.append(_reason(R_BAD_STATUS_LIST, "it is not this issuer's list for this credential"))
-            return None
-        try:
-            revoked = bit(decode(str(subject.get("encodedList", ""))), index)
-        except StatusListError as exc:
+            listing = self.open_status_list(token, url=url, issuer=_issuer_id(vc))
+            revoked = bit(decode(str(listing["credentialSubject"].get("encodedList", ""))), index)
+        except (JwsError, StatusListError) as exc:
             report.reasons.append(_reason(R_BAD_STATUS_LIST, str(exc)))
             return None
         report.status_list_valid_from = str(listing.get("validFrom", "")) or None
@@ -314,6 +295,29 @@ class VcVerifier:
             report.reasons.append(_reason(R_REVOKED))
             return False
         return True
+
+    def open_status_list(
+        self, token: str, *, url: str | None = None, name: str | None = None, issuer: str | None = None
+    ) -> dict[str, Any]:
+        """A status list credential whose signature and certificate path check out and which is the expected list
+        (by exact URL, or by list name when the host is not known, as for a file checked offline)."""
+        opened = open_jws(token)
+        problem = self._trusted(opened)
+        if problem is not None:
+            raise StatusListError(problem.en)
+        listing = opened.payload
+        subject = listing.get("credentialSubject")
+        if not isinstance(subject, dict) or "BitstringStatusListCredential" not in _types(listing):
+            raise StatusListError("it is not a BitstringStatusListCredential")
+        if subject.get("statusPurpose") != PURPOSE:
+            raise StatusListError("it is not a revocation list")
+        if url is not None and listing.get("id") != url:
+            raise StatusListError("it is not the list the credential names")
+        if name is not None and name_from_url(str(listing.get("id", ""))) != (name, PURPOSE):
+            raise StatusListError(f"it is not the list {name}")
+        if issuer is not None and _issuer_id(listing) != issuer:
+            raise StatusListError("it is not this issuer's list")
+        return listing
 
     def _ledger(self, vc: dict[str, Any], report: VcReport) -> bool | None:
         evidence = vc.get("evidence")

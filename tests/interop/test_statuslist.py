@@ -106,3 +106,47 @@ def test_migration_gives_every_existing_document_a_unique_random_position(databa
             sa.text("UPDATE documents SET status_index = :i WHERE id = :id"), {"i": first.status_index, "id": second.id}
         )
     engine.dispose()
+    command.downgrade(cfg, "0003_archives")  # and back: the columns go, the documents stay
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM documents")).scalar() == 40
+        assert "status_index" not in {c["name"] for c in sa.inspect(conn).get_columns("documents")}
+    engine.dispose()
+
+
+def test_concurrent_issues_get_distinct_positions_in_their_list(database_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ledger.registry import DocumentRecord
+    from ledger.statusindex import add_with_status_index, list_names, status_bits
+    from sealtrail.db import make_engine, migrate
+
+    migrate(database_url)
+    engine = make_engine(database_url)
+
+    def issue(i: int) -> None:
+        record = DocumentRecord(
+            id=f"VB-2026-{i:06d}",
+            token=f"tok{i}",
+            kind="diploma",
+            school_code="01",
+            school_name="Sở GD&ĐT Hà Nội",
+            holder_masked="N. Hằng",
+            issue_date=date(2026, 6, 1),
+        )
+        add_with_status_index(engine, record)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(issue, range(120)))
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT status_list, status_index, status FROM documents")).all()
+    assert len(rows) == 120 and {r.status_list for r in rows} == {"01/2025-2026"}
+    assert len({r.status_index for r in rows}) == 120
+    assert list_names(engine) == ["01/2025-2026"] and list_names(engine, "02") == []
+    assert status_bits(engine, "01/2025-2026") == bitstring(set())  # pending documents are not set
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE documents SET status = 'revoked' WHERE id = 'VB-2026-000007'"))
+        conn.execute(sa.text("UPDATE documents SET status = 'superseded' WHERE id = 'VB-2026-000008'"))
+    index = {r.status_index for r in rows}
+    bits = status_bits(engine, "01/2025-2026")
+    assert sum(bit(bits, i) for i in index) == 2

@@ -129,6 +129,9 @@ def test_round_trip_online_and_offline_then_revocation_makes_it_fail(
     assert not bit(bits, record.status_index)  # type: ignore[arg-type]
     assert credential_errors(_payload(listing.text)) == []
     assert client.get("/status/01/1999-2000/revocation").status_code == 404
+    profile = client.get("/issuers/01").json()
+    assert profile["id"] == _payload(diploma_vc)["issuer"]["id"] and profile["name"] == record.school_name
+    assert client.get("/issuers/99999").status_code == 404
 
     issued.set_status(issued.diploma.doc_id, DocumentStatus.REVOKED, status_reason="Cấp sai thông tin")
     try:
@@ -236,3 +239,112 @@ def test_cli_exports_and_verifies_offline(issued: Issued, tmp_path: Path) -> Non
     assert runner.invoke(app, ["verify", str(out), "--trust", str(trust)], env=env).exit_code == 1
     missing = runner.invoke(app, ["export-vc", "VB-0000-NOPE", "--out", str(tmp_path / "x.jwt")], env=env)
     assert missing.exit_code == 1 and "no document" in missing.output
+
+
+def _offline_loader(url: str, options: object = None) -> dict:  # type: ignore[type-arg]
+    from schemas.vcschema import context_document
+
+    document = context_document(url)
+    if document is None:
+        raise AssertionError(f"the JSON-LD processor wanted to fetch {url}")
+    return {"contextUrl": None, "documentUrl": url, "document": document}
+
+
+def _leaves(obj: object) -> int:
+    if isinstance(obj, dict):
+        return sum(_leaves(v) for k, v in obj.items() if k != "@context")
+    return sum(_leaves(v) for v in obj) if isinstance(obj, list) else 1
+
+
+def _expanded_leaves(obj: object) -> int:
+    if isinstance(obj, list):
+        return sum(_expanded_leaves(v) for v in obj)
+    if isinstance(obj, dict):
+        if "@value" in obj:
+            return 1
+        own = (1 if "@id" in obj else 0) + len(obj.get("@type", []))
+        return own + sum(_expanded_leaves(v) for k, v in obj.items() if not k.startswith("@"))
+    return 0
+
+
+def _terms(obj: object) -> set[str]:
+    if isinstance(obj, list):
+        return set().union(*(_terms(v) for v in obj)) if obj else set()
+    if isinstance(obj, dict):
+        types = obj.get("@type", [])
+        own = {*obj, *(types if isinstance(types, list) else [types])}
+        return own.union(*(_terms(v) for v in obj.values()))
+    return set()
+
+
+def test_every_term_is_defined_by_the_shipped_json_ld_contexts(issued: Issued, diploma_vc: str) -> None:
+    """pyld (an independent JSON-LD processor) expands each credential with only the shipped contexts: no value is
+    dropped and no term falls back to the VC 2.0 'issuer-dependent' vocabulary (i.e. every term is defined)."""
+    from pyld import jsonld
+
+    transcript = _export(issued, issued.transcript.doc_id, "01001503")
+    record = issued.diploma.record
+    listing = _client(issued).get(f"/status/{record.status_list}/revocation").text
+    for token in (diploma_vc, transcript, listing):
+        credential = _payload(token)
+        expanded = jsonld.expand(credential, {"documentLoader": _offline_loader})
+        assert _expanded_leaves(expanded) == _leaves(credential)
+        undefined = {t for t in _terms(expanded) if "issuer-dependent" in t}
+        assert not undefined, undefined
+    broken = _payload(diploma_vc)
+    broken["credentialSubject"]["achievement"]["shoeSize"] = "42"
+    expanded = jsonld.expand(broken, {"documentLoader": _offline_loader})
+    dropped = _expanded_leaves(expanded) != _leaves(broken)
+    assert dropped or any("issuer-dependent" in t for t in _terms(expanded))  # an undefined term is noticed
+
+
+def test_round_trip_on_postgresql(dev_pki, pg_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import schemas
+    from sealtrail.demo import issuer_for
+    from sealtrail.interop import export_vc
+    from sealtrail.ledgerwiring import publish_checkpoint
+    from tests.interop.conftest import deployment_on
+
+    dep = deployment_on(dev_pki, tmp_path / "pg", database_url=pg_url)
+    doc = issuer_for(dep).issue(schemas.parse_document(schemas.load_sample("diploma_bachelor")))
+    publish_checkpoint(dep)
+    token = export_vc(dep, doc.doc_id)
+    assert credential_errors(_payload(token)) == []
+    assert online_verifier(dep).verify(token).verdict == "valid"
+    Issued(dep, doc, doc).set_status(doc.doc_id, DocumentStatus.REVOKED)
+    assert online_verifier(dep).verify(token).verdict == "invalid"
+
+
+def test_signed_files_are_checked_against_the_bundles_status_lists_offline(issued: Issued, tmp_path: Path) -> None:
+    from sealtrail.cli import app
+
+    env = {"SEALTRAIL_DATA_DIR": str(tmp_path / "nothing-here")}  # offline: only the bundle is used
+    pdf, xml = tmp_path / "diploma.pdf", tmp_path / "diploma.xml"
+    pdf.write_bytes(issued.diploma.pdf)
+    xml.write_bytes(issued.diploma.xml)
+    before = tmp_path / "before"
+    export_trust(issued.dep, before)
+    index = json.loads((before / "status" / "index.json").read_text())
+    assert (
+        index[issued.diploma.record.sha256_pdf]
+        == f"{issued.diploma.record.status_list}#{issued.diploma.record.status_index}"
+    )
+    runner = CliRunner()
+    for path in (pdf, xml):
+        result = runner.invoke(app, ["verify", str(path), "--trust", str(before)], env=env)
+        assert result.exit_code == 0, result.output
+    issued.set_status(issued.diploma.doc_id, DocumentStatus.REVOKED)
+    try:
+        after = tmp_path / "after"
+        export_trust(issued.dep, after)
+        for path in (pdf, xml):
+            result = runner.invoke(app, ["verify", str(path), "--trust", str(after), "--json"], env=env)
+            report = json.loads(result.output)
+            assert result.exit_code == 1 and report["verdict"] == "invalid"
+            assert "DOCUMENT_REVOKED" in {r["code"] for r in report["reasons"]}
+    finally:
+        issued.set_status(issued.diploma.doc_id, DocumentStatus.ISSUED)
+    (before / "status" / "index.json").unlink()  # a bundle without status lists never says "valid"
+    result = runner.invoke(app, ["verify", str(pdf), "--trust", str(before), "--json"], env=env)
+    assert result.exit_code == 1 and json.loads(result.output)["verdict"] == "indeterminate"
+    assert not (tmp_path / "nothing-here").exists()
