@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -79,7 +80,8 @@ class Issuer:
     timestamp_urls: Sequence[str] = ()
     xades: XadesSigner | None = None
 
-    def issue(self, doc: schemas.Document) -> IssuedDocument:
+    def start(self, doc: schemas.Document) -> tuple[str, str, str, Any, schemas.School]:
+        """Render the document and write its *pending* row: (doc id, QR token, QR payload, rendering, school)."""
         doc_id = f"{ID_PREFIX[doc.kind]}-{doc.issue_date.year}-{secrets.token_hex(6).upper()}"
         token = new_token()
         xml = to_xml(doc)
@@ -110,6 +112,10 @@ class Issuer:
             session.add(record)
             session.commit()
 
+        return doc_id, token, payload, rendered, school
+
+    def issue(self, doc: schemas.Document) -> IssuedDocument:
+        doc_id, token, payload, rendered, school = self.start(doc)
         slots = sorted(
             (s for s in rendered.slots if s.role in self.keys),
             key=lambda s: ROLE_ORDER.index(s.role) if s.role in ROLE_ORDER else len(ROLE_ORDER),
@@ -150,6 +156,13 @@ class Issuer:
                 XmlSignatureRequest(slot.role, ROLE_TITLES.get(slot.role, slot.role)),
             )
 
+        leaf_index, stored = self.publish(doc_id, pdf, signed_xml, signers)
+        return IssuedDocument(doc_id, token, payload, pdf, signed_xml, leaf_index, stored)
+
+    def publish(
+        self, doc_id: str, pdf: bytes, signed_xml: bytes, signers: list[dict[str, str]]
+    ) -> tuple[int, DocumentRecord]:
+        """Store the signed files and, in one transaction, log the issue and mark the row issued."""
         sha_pdf = self.blobs.put(pdf, "pdf")
         sha_xml = self.blobs.put(signed_xml, "xml")
         now = datetime.now(UTC)
@@ -179,4 +192,4 @@ class Issuer:
             stored = session.get(DocumentRecord, doc_id)
             assert stored is not None
             session.expunge(stored)
-        return IssuedDocument(doc_id, token, payload, pdf, signed_xml, leaf_index, stored)
+        return leaf_index, stored
