@@ -148,7 +148,7 @@ class Issuer:
         xades = self.xades or XadesSigner(
             timestamp_urls=self.timestamp_urls, trust_roots=self.pades.trust_roots, other_certs=self.pades.other_certs
         )
-        signed_xml = envelope(xml)
+        signed_xml = envelope(to_xml(doc))
         for slot in slots:
             signed_xml = xades.sign(
                 signed_xml,
