@@ -529,5 +529,10 @@ def hsm_load_dev_keys() -> None:
             typer.echo(f"  {role:18} → key '{label}' (DEV ONLY)")
 
 
+from sealtrail.signing_cli import register as _register_signing  # noqa: E402 - signers' own keys (#5)
+
+_register_signing(app)
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())

@@ -188,6 +188,8 @@ class PendingItem:
     xml_to_sign: str
     signed_attrs: str  # base64 DER: lets the agent recompute pdf_to_sign itself
     document_digest: str
+    region_start: int
+    region_end: int
     cert_sha256: str
 
 
@@ -399,10 +401,22 @@ class SigningFlow:
                 xml_to_sign=t.xml_to_sign or "",
                 signed_attrs=(t.pdf_state or {}).get("signed_attrs", ""),
                 document_digest=(t.pdf_state or {}).get("document_digest", ""),
+                region_start=int((t.pdf_state or {}).get("region_start", 0)),
+                region_end=int((t.pdf_state or {}).get("region_end", 0)),
                 cert_sha256=t.cert_sha256 or "",
             )
             for t in rows
         ]
+
+    def prepared_file(self, signer: RegisteredSigner, task_id: str, ext: str) -> bytes:
+        """The prepared PDF or XML of a step awaiting ``signer`` (so the agent can check the digests itself)."""
+        with Session(self.engine) as session:
+            task = session.get(SigningTask, task_id)
+        if task is None or task.signer_id != signer.id or task.status != AWAITING:
+            raise SigningFlowError("Không có văn bản này trong danh sách chờ ký / no such pending signature", 404)
+        sha = task.prepared_pdf_sha256 if ext == "pdf" else task.prepared_xml_sha256
+        assert sha is not None
+        return self.blobs.get(sha, ext)
 
     def submit(
         self,
