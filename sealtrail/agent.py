@@ -27,7 +27,7 @@ from lxml import etree
 from hsm_adapters.base import KeyBackendError
 from hsm_adapters.token import TokenCertificate, TokenGoneError, UsbToken
 
-EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_TOKEN_GONE = 0, 1, 2, 3
+EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_TOKEN_GONE, EXIT_REJECTED, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
 
 
 class AgentError(Exception):
@@ -155,6 +155,17 @@ def run_agent(
             "Cắm đúng token hoặc đăng ký lại chứng thư. / Plug in the right token or register the certificate again."
         )
     echo(f"Chứng thư trên token / certificate on the token: {mine.subject}")
+    todo = _review(server, me, echo, confirm)
+    if isinstance(todo, int):
+        return todo
+    jobs, skipped = todo
+    return _sign_batch(server, token, mine, jobs, read_pin(), echo, skipped=skipped)
+
+
+def _review(
+    server: ServerClient, me: dict[str, Any], echo: Callable[[str], None], confirm: Callable[[str], bool]
+) -> tuple[list[Job], int] | int:
+    """Fetch, check and show what awaits this signer; the jobs to sign, or an exit code when there are none."""
     items = server.pending()
     if not items:
         echo("Không có văn bản nào chờ bạn ký. / Nothing is awaiting your signature.")
@@ -175,7 +186,7 @@ def run_agent(
     if not confirm(f"Ký {len(todo)} văn bản này? / Sign these {len(todo)} documents?"):
         echo("Đã huỷ, chưa ký gì. / Cancelled, nothing signed.")
         return EXIT_OK
-    return _sign_batch(server, token, mine, todo, read_pin(), echo, skipped=len(jobs) - len(todo))
+    return todo, len(jobs) - len(todo)
 
 
 def _sign_batch(
@@ -237,3 +248,65 @@ def prompt_pin() -> str:
 def list_certificates(token: UsbToken, echo: Callable[[str], None]) -> None:
     for c in token.certificates():
         echo(f"  {c.label:<20} {c.subject}\n      SHA-256 {c.sha256}")
+
+
+def run_remote(
+    *,
+    server: ServerClient,
+    csc: Any,
+    credential_id: str,
+    echo: Callable[[str], None],
+    confirm: Callable[[str], bool],
+) -> int:
+    """Sign what awaits this signer through a CSC remote-signing service, approved once on the phone."""
+    from hsm_adapters.remote import WAITING_TEXT, ApprovalRejected, ApprovalTimeout
+
+    me = server.me()
+    echo(f"Người ký / signer: {me['display_name']} — {me['role']} — trường {me['school_code']}")
+    credential = csc.info(credential_id)
+    if credential.cert_sha256 != me["cert_sha256"]:
+        raise AgentError(
+            f"Chứng thư của tài khoản ký số từ xa ({credential_id}) không phải chứng thư đã đăng ký cho bạn. / "
+            f"The remote credential's certificate ({credential_id}) is not the one registered for you."
+        )
+    echo(f"Chứng thư ký số từ xa / remote certificate: {credential.certificate.subject.human_friendly}")
+    todo = _review(server, me, echo, confirm)
+    if isinstance(todo, int):
+        return todo
+    jobs, skipped = todo
+    digests = [bytes.fromhex(j.item[k]) for j in jobs for k in ("pdf_to_sign", "xml_to_sign")]
+    echo(f"{WAITING_TEXT} ({len(jobs)} văn bản / documents, {len(digests)} chữ ký / signatures)…")
+    shown: set[int] = set()
+
+    def waiting(seconds: float) -> None:
+        if int(seconds) // 10 not in shown:
+            shown.add(int(seconds) // 10)
+            echo(f"  … {int(seconds)} s — {WAITING_TEXT}")
+
+    try:
+        signatures = csc.sign_digests(credential, digests, on_wait=waiting)
+    except (ApprovalRejected, ApprovalTimeout) as exc:
+        echo(f"LỖI / ERROR: {exc}")
+        return EXIT_REJECTED if isinstance(exc, ApprovalRejected) else EXIT_TIMEOUT
+    echo("Đã xác nhận trên điện thoại / approved on the phone.")
+    done, failed = 0, skipped
+    for i, job in enumerate(jobs):
+        item = job.item
+        status, text = server.post(
+            item["task_id"],
+            {
+                "pdf_to_sign": item["pdf_to_sign"],
+                "xml_to_sign": item["xml_to_sign"],
+                "pdf_signature": base64.b64encode(signatures[2 * i]).decode(),
+                "xml_signature": base64.b64encode(signatures[2 * i + 1]).decode(),
+            },
+        )
+        label = f"[{i + 1}/{len(jobs)}] {item['summary']['doc_id']} {item['summary']['pupil']}"
+        if status == 200:
+            done += 1
+            echo(f"{label}: đã ký / signed ({text})")
+        else:
+            failed += 1
+            echo(f"{label}: máy chủ từ chối / refused by the server ({status}): {text}")
+    echo(f"Xong: đã ký {done}/{len(jobs) + skipped}. / Done: {done} of {len(jobs) + skipped} signed.")
+    return EXIT_OK if failed == 0 else EXIT_PARTIAL

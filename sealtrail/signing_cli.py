@@ -155,7 +155,58 @@ def agent(
     raise typer.Exit(code)
 
 
+def remote_sign(
+    server: Annotated[str, typer.Option(envvar="SEALTRAIL_AGENT_SERVER", help="The SealTrail server's base URL")],
+    csc_url: Annotated[str, typer.Option(envvar="SEALTRAIL_CSC_URL", help="The CSC service's base URL")],
+    csc_token_file: Annotated[Path, typer.Option(help="File holding the service's OAuth2 access token")],
+    credential_id: Annotated[str | None, typer.Option(help="The CSC credential (default: the only one)")] = None,
+    csc_paths: Annotated[
+        str | None, typer.Option(envvar="SEALTRAIL_CSC_PATHS", help='JSON path overrides, e.g. {"sign_hash": "…"}')
+    ] = None,
+    credential_file: Annotated[Path | None, typer.Option(help="File holding the SealTrail signer credential")] = None,
+    approval_timeout: Annotated[float, typer.Option(help="Seconds to wait for approval on the phone")] = 300,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between status checks")] = 2,
+    cafile: Annotated[Path | None, typer.Option(help="CA bundle for HTTPS with a private CA")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before signing (the list is still shown)")] = False,
+) -> None:
+    """Ký từ xa (SmartCA/MySign, CSC API), xác nhận trên điện thoại / remote signing approved on your phone."""
+    from hsm_adapters.base import KeyBackendError
+    from hsm_adapters.remote import CscClient, CscEndpoints
+    from sealtrail.agent import AgentError, ServerClient, run_remote
+
+    def echo(text: str) -> None:
+        typer.echo(text)
+        sys.stdout.flush()
+
+    try:
+        endpoints = CscEndpoints(csc_url, **(json.loads(csc_paths) if csc_paths else {}))
+        csc = CscClient(
+            endpoints,
+            csc_token_file.read_text(encoding="utf-8").strip(),
+            approval_timeout=approval_timeout,
+            poll_interval=poll_interval,
+            cafile=cafile,
+        )
+        if credential_id is None:
+            ids = csc.list_credentials()
+            if len(ids) != 1:
+                raise AgentError(f"Chọn --credential-id trong / choose --credential-id among: {', '.join(ids) or '-'}")
+            credential_id = ids[0]
+        code = run_remote(
+            server=ServerClient(server, _credential(credential_file), cafile=cafile),
+            csc=csc,
+            credential_id=credential_id,
+            echo=echo,
+            confirm=(lambda _q: True) if yes else (lambda q: typer.confirm(q, default=False)),
+        )
+    except (AgentError, KeyBackendError, OSError, TypeError, ValueError) as exc:
+        typer.echo(f"LỖI / ERROR: {exc}", err=True)
+        raise typer.Exit(getattr(exc, "code", 2)) from None
+    raise typer.Exit(code)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(signer_app, name="signer")
     app.add_typer(signing_app, name="signing")
     app.command("agent")(agent)
+    app.command("remote-sign")(remote_sign)
