@@ -12,11 +12,11 @@ from sealtrail.devpki import DevPki
 from sealtrail.settings import Settings
 
 
-def make_deployment(data_dir: Path, dev_pki: DevPki) -> Deployment:
+def make_deployment(data_dir: Path, dev_pki: DevPki, database_url: str | None = None) -> Deployment:
     """A deployment whose dev PKI is the session's one (same root, same responders, same token keys)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "pki").symlink_to(dev_pki.directory)
-    return Deployment(Settings(data_dir=data_dir, dev_pki_url=dev_pki.base_url))
+    return Deployment(Settings(data_dir=data_dir, dev_pki_url=dev_pki.base_url, database_url=database_url))
 
 
 @pytest.fixture

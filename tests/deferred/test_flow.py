@@ -13,6 +13,7 @@ from hsm_adapters.soft import SoftKeyBackend
 from ledger.registry import DocumentRecord
 from sealtrail.deployment import Deployment
 from sealtrail.devpki import DevPki
+from sealtrail.settings import Settings
 from sealtrail.signing_flow import (
     AWAITING,
     DONE,
@@ -49,8 +50,10 @@ def _sign(flow: SigningFlow, signer, key: SoftKeyBackend, item) -> str:  # type:
     )
 
 
-def test_teacher_then_principal_then_seal_survives_a_restart(dev_pki: DevPki, tmp_path: Path) -> None:
-    dep = make_deployment(tmp_path / "data", dev_pki)
+def test_teacher_then_principal_then_seal_survives_a_restart(
+    dev_pki: DevPki, tmp_path: Path, database_url: str
+) -> None:
+    dep = make_deployment(tmp_path / "data", dev_pki, database_url)
     doc = schemas.parse_document(schemas.load_sample("transcript_thcs"))
     school = doc.school.code  # type: ignore[union-attr]
     teacher, t_cred = register_signer(
@@ -69,7 +72,7 @@ def test_teacher_then_principal_then_seal_survives_a_restart(dev_pki: DevPki, tm
     assert item.summary["pupil"] == doc.holder.full_name and item.summary["school_year"]
 
     # "restart": a new deployment object and flow over the same data directory and database
-    dep2 = Deployment(dep.settings.model_copy())
+    dep2 = Deployment(Settings(data_dir=dep.settings.data_dir, dev_pki_url=dev_pki.base_url, database_url=database_url))
     flow2 = flow_for(dep2)
     assert signer_for_credential(dep2.engine, t_cred).id == teacher.id  # type: ignore[union-attr]
     teacher_key = SoftKeyBackend.from_pkcs12(dev_pki.p12_path("homeroom_teacher"))
@@ -101,3 +104,36 @@ def test_teacher_then_principal_then_seal_survives_a_restart(dev_pki: DevPki, tm
     assert dep2.pdf_verifier.verify(pdf.read_bytes()).verdict == "valid"
     assert hashlib.sha256(pdf.read_bytes()).hexdigest() == tasks[-1].output_pdf_sha256
     assert p_cred != t_cred
+
+
+def test_cli_registers_a_signer_and_queues_documents_for_them(dev_pki: DevPki, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sealtrail.cli import app
+
+    dep = make_deployment(tmp_path / "data", dev_pki)
+    env = {"SEALTRAIL_DATA_DIR": str(dep.settings.data_dir), "SEALTRAIL_DEV_PKI_URL": dev_pki.base_url}
+    cert = tmp_path / "teacher.pem"
+    cert.write_bytes(cert_pem(dev_pki, "homeroom_teacher"))
+    school = schemas.load_sample("transcript_thcs")["school"]["code"]
+    runner = CliRunner()
+    args = ["signer", "register", "--school", school, "--role", "homeroom_teacher", "--name", "Cô Lan"]
+    result = runner.invoke(app, [*args, "--cert", str(cert), "--credential-out", str(tmp_path / "cred")], env=env)
+    assert result.exit_code == 0, result.output
+    credential = (tmp_path / "cred").read_text().strip()
+    assert credential not in result.output and (tmp_path / "cred").stat().st_mode & 0o077 == 0
+    signer = signer_for_credential(dep.engine, credential)
+    assert signer is not None and signer.role == "homeroom_teacher"
+    bad = runner.invoke(app, [*args[:-4], "--role", "janitor", "--name", "X", "--cert", str(cert)], env=env)
+    assert bad.exit_code == 2 and "unknown role" in bad.output
+
+    result = runner.invoke(
+        app, ["signing", "start", "transcript_thcs", "--signer", f"homeroom_teacher={signer.id}"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "awaiting homeroom_teacher" in result.output
+    flow = flow_for(dep)
+    assert len(flow.pending(signer)) == 1
+    foreign = runner.invoke(app, ["signing", "start", "diploma_thpt", "--signer", f"principal={signer.id}"], env=env)
+    assert foreign.exit_code == 2 and "cannot sign as principal" in foreign.output
+    assert runner.invoke(app, ["signing", "resume"], env=env).output.strip().endswith("awaiting homeroom_teacher")

@@ -20,7 +20,7 @@ from tests.deferred.conftest import cert_pem
 from tests.deferred.csc_server import CscService, ServedCsc
 from tests.deferred.test_agent_e2e import Served, _check_outputs, _screen, served  # noqa: F401 - fixture
 
-CSC_TOKEN = "csc-access-token-for-tests"  # noqa: S105 - the fake service's own test token
+CSC_TOKEN = "csc-access-token-for-tests"  # the fake service's own test token
 
 
 @pytest.fixture
