@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from asn1crypto import pem, x509
-from sqlalchemy import JSON, Column, DateTime, Engine, Text, update
+from sqlalchemy import JSON, Column, DateTime, Engine, Text, UniqueConstraint, update
 from sqlmodel import Field, Session, SQLModel, select
 
 import schemas
@@ -77,6 +77,7 @@ class SigningTask(SQLModel, table=True):
     """One signature slot of one document: waiting for earlier steps, awaiting its signer, or done."""
 
     __tablename__ = "signing_tasks"
+    __table_args__ = (UniqueConstraint("doc_id", "step", name="uq_signing_tasks_doc_step"),)
 
     id: str = Field(primary_key=True, max_length=32)
     doc_id: str = Field(foreign_key="documents.id", index=True, max_length=64)
