@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ class CscClient:
             base_url=endpoints.base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {access_token}"},
             timeout=timeout,
-            verify=str(cafile) if cafile else True,
+            verify=ssl.create_default_context(cafile=str(cafile)) if cafile else True,
         )
 
     def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:

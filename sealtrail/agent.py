@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import getpass
 import hashlib
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,7 @@ class ServerClient:
         self.http = httpx.Client(
             base_url=base_url.rstrip("/") + "/api/v1/signing",
             headers={"Authorization": f"Bearer {credential}"},
-            verify=str(cafile) if cafile else True,
+            verify=ssl.create_default_context(cafile=str(cafile)) if cafile else True,
             timeout=timeout,
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -36,12 +37,13 @@ SCREENS = Path(os.environ.get("SEALTRAIL_AGENT_SCREENS", "")) if os.environ.get(
 class Served:
     def __init__(self, dep: Deployment, url: str, credential_file: Path, softhsm: SoftHsm) -> None:
         self.dep, self.url, self.credential_file, self.softhsm = dep, url, credential_file, softhsm
+        self.cafile: Path | None = None
 
     def agent_args(self, *extra: str, token: str | None = None, pin_file: Path | None = None) -> list[str]:
         return [
             sys.executable, "-m", "sealtrail", "agent", "--server", self.url, "--token-label", token or "sealtrail-usb",
             "--credential-file", str(self.credential_file), "--pin-file", str(pin_file or self.softhsm.pin_file),
-            "--yes", *extra,
+            "--yes", *(["--cafile", str(self.cafile)] if self.cafile else []), *extra,
         ]  # fmt: skip
 
     def run_agent(self, *extra: str, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -66,8 +68,39 @@ def _screen(name: str, result: str) -> None:
         (SCREENS / f"{name}.txt").write_text(result, encoding="utf-8")
 
 
+def _tls_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed server certificate for 127.0.0.1 (the agent trusts it through --cafile)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "sealtrail test server")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        cx509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(cx509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(cx509.SubjectAlternativeName([cx509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(cx509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = tmp_path / "server.pem", tmp_path / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
 @pytest.fixture
-def served(tmp_path: Path, dev_pki: DevPki, softhsm: SoftHsm) -> Iterator[Served]:
+def served(request: pytest.FixtureRequest, tmp_path: Path, dev_pki: DevPki, softhsm: SoftHsm) -> Iterator[Served]:
+    """The app under uvicorn on a free loopback port (over HTTPS with a private CA when the param is True)."""
+    tls = bool(getattr(request, "param", False))
     dep = make_deployment(tmp_path / "data", dev_pki)
     school = schemas.load_sample("class_9a1")[0]["school"]["code"]
     signer, credential = register_signer(
@@ -79,22 +112,35 @@ def served(tmp_path: Path, dev_pki: DevPki, softhsm: SoftHsm) -> Iterator[Served
     port = free_port()
     env = {**os.environ, "SEALTRAIL_DATA_DIR": str(dep.settings.data_dir), "SEALTRAIL_DEV_PKI_URL": dev_pki.base_url}
     log = (tmp_path / "server.log").open("w")
+    tls_args: list[str] = []
+    cafile = None
+    if tls:
+        cafile, key = _tls_files(tmp_path)
+        tls_args = ["--ssl-certfile", str(cafile), "--ssl-keyfile", str(key)]
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "sealtrail.app:app_factory", "--port", str(port),
-         "--host", "127.0.0.1"],
+         "--host", "127.0.0.1", *tls_args],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
         for _ in range(200):
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if (
+                    httpx.get(
+                        f"{url}/healthz",
+                        timeout=1,
+                        verify=ssl.create_default_context(cafile=str(cafile)) if cafile else True,
+                    ).status_code
+                    == 200
+                ):
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
         else:
             raise AssertionError((tmp_path / "server.log").read_text())
         s = Served(dep, url, credential_file, softhsm)
+        s.cafile = cafile
         s.signer_id = signer.id  # type: ignore[attr-defined]
         yield s
     finally:
@@ -184,4 +230,19 @@ def test_token_pulled_mid_batch_keeps_the_signed_ones_and_resumes(
     _screen("resumed", "$ sealtrail agent …   (token plugged back in)\n" + resumed.stdout + resumed.stderr)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"{3 - signed} văn bản chờ bạn ký" in resumed.stdout
+    _check_outputs(served.dep, served.records(ids), dev_pki, tmp_path)
+
+
+@pytest.mark.parametrize("served", [True], indirect=True)
+def test_the_agent_over_https_with_a_private_ca(served: Served, dev_pki: DevPki, tmp_path: Path) -> None:
+    ids = served.start(1, served.signer_id)  # type: ignore[attr-defined]
+    assert served.url.startswith("https://")
+    cafile = served.cafile
+    served.cafile = None  # without the private CA the agent refuses the server and signs nothing
+    refused = served.run_agent()
+    assert refused.returncode == 2 and "Không kết nối được máy chủ" in refused.stderr, refused.stderr
+    assert [r.status for r in served.records(ids)] == ["pending"]
+    served.cafile = cafile
+    result = served.run_agent()
+    assert result.returncode == 0, result.stdout + result.stderr
     _check_outputs(served.dep, served.records(ids), dev_pki, tmp_path)
