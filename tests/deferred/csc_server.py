@@ -32,7 +32,10 @@ class Transaction:
 
 
 class CscService:
-    def __init__(self, keys: dict[str, KeyBackend], access_token: str, *, expiry: float = 60) -> None:
+    def __init__(
+        self, keys: dict[str, KeyBackend], access_token: str, *, expiry: float = 60, prefix: str = "/csc/v2"
+    ) -> None:
+        self.prefix = prefix
         self.keys = keys
         self.access_token = access_token
         self.expiry = expiry
@@ -50,17 +53,17 @@ class CscService:
 
         @app.middleware("http")
         async def auth(request: Request, call_next: Any) -> Any:
-            if request.url.path.startswith("/csc/") and request.headers.get("authorization") != (
+            if request.url.path.startswith(self.prefix) and request.headers.get("authorization") != (
                 f"Bearer {self.access_token}"
             ):
                 return self._error(401, "invalid_token", "The access token is not valid")
             return await call_next(request)
 
-        @app.post("/csc/v2/credentials/list")
+        @app.post(f"{self.prefix}/credentials/list")
         async def credentials_list() -> dict[str, Any]:
             return {"credentialIDs": sorted(self.keys)}
 
-        @app.post("/csc/v2/credentials/info")
+        @app.post(f"{self.prefix}/credentials/info")
         async def credentials_info(body: dict[str, Any]) -> Any:
             key = self.keys.get(body.get("credentialID", ""))
             if key is None:
@@ -78,7 +81,7 @@ class CscService:
                 "multisign": 100,
             }
 
-        @app.post("/csc/v2/credentials/authorize")
+        @app.post(f"{self.prefix}/credentials/authorize")
         async def authorize(body: dict[str, Any]) -> Any:
             if body.get("credentialID") not in self.keys:
                 return self._error(400, "invalid_request", "Invalid parameter credentialID")
@@ -89,7 +92,7 @@ class CscService:
             self.sads[sad] = (body["credentialID"], hashes)
             return {"SAD": sad, "expiresIn": 300}
 
-        @app.post("/csc/v2/signatures/signHash")
+        @app.post(f"{self.prefix}/signatures/signHash")
         async def sign_hash(body: dict[str, Any]) -> Any:
             bound = self.sads.pop(body.get("SAD", ""), None)
             if bound is None or bound[0] != body.get("credentialID") or bound[1] != list(body.get("hashes") or []):
@@ -103,7 +106,7 @@ class CscService:
                 return JSONResponse({"responseID": response_id}, status_code=202)
             return self._error(400, "invalid_request", "This service signs only after approval (operationMode A)")
 
-        @app.post("/csc/v2/signatures/signPolling")
+        @app.post(f"{self.prefix}/signatures/signPolling")
         async def sign_polling(body: dict[str, Any]) -> Any:
             with self.lock:
                 tx = self.transactions.get(body.get("responseID", ""))
