@@ -246,3 +246,45 @@ def test_the_agent_over_https_with_a_private_ca(served: Served, dev_pki: DevPki,
     result = served.run_agent()
     assert result.returncode == 0, result.stdout + result.stderr
     _check_outputs(served.dep, served.records(ids), dev_pki, tmp_path)
+
+
+def test_pin_prompt_does_not_echo_and_asks_only_after_the_list(served: Served, dev_pki: DevPki, tmp_path: Path) -> None:
+    """In a real terminal (a pty): the list is shown, the signer confirms, then types the PIN, which never echoes."""
+    import pty
+
+    ids = served.start(1, served.signer_id)  # type: ignore[attr-defined]
+    args = [a for a in served.agent_args() if a != "--yes"]
+    cut = args.index("--pin-file")
+    args = args[:cut] + args[cut + 2 :]  # no PIN file: the agent must prompt
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: become the agent
+        os.execv(sys.executable, args)  # noqa: S606 - the agent itself, argv as a list
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 180) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+
+    read_until(b"Sign these 1 documents?")
+    assert "Nguyễn Thị Thu Hằng".encode() in seen and b"PIN" not in seen  # the list before any PIN question
+    os.write(fd, b"y\n")
+    read_until("Mã PIN của token".encode())
+    os.write(fd, served.softhsm.pin.encode() + b"\n")
+    read_until("Xong: đã ký 1/1".encode())
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen.decode(errors="replace")
+    assert served.softhsm.pin.encode() not in seen  # typed, but never echoed
+    _screen(
+        "pin-prompt", "$ sealtrail agent --server … --token-label sealtrail-usb\n" + seen.decode().replace("\r", "")
+    )
+    _check_outputs(served.dep, served.records(ids), dev_pki, tmp_path)
