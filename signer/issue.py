@@ -176,9 +176,10 @@ class Issuer:
         )
         with self.engine.begin() as conn:
             (leaf_index,) = self.ledger.append(conn, [entry])
-            conn.execute(
+            table = DocumentRecord.__table__.c  # type: ignore[attr-defined]
+            result = conn.execute(
                 DocumentRecord.__table__.update()  # type: ignore[attr-defined]
-                .where(DocumentRecord.__table__.c.id == doc_id)  # type: ignore[attr-defined]
+                .where(table.id == doc_id, table.status == DocumentStatus.PENDING.value)
                 .values(
                     status=DocumentStatus.ISSUED.value,
                     sha256_pdf=sha_pdf,
@@ -188,6 +189,8 @@ class Issuer:
                     issued_at=now,
                 )
             )
+            if result.rowcount != 1:  # published already (a concurrent finish): roll the log entry back too
+                raise RuntimeError(f"document {doc_id} is not pending any more; not logged twice")
         with Session(self.engine) as session:
             stored = session.get(DocumentRecord, doc_id)
             assert stored is not None

@@ -137,3 +137,23 @@ def test_cli_registers_a_signer_and_queues_documents_for_them(dev_pki: DevPki, t
     foreign = runner.invoke(app, ["signing", "start", "diploma_thpt", "--signer", f"principal={signer.id}"], env=env)
     assert foreign.exit_code == 2 and "cannot sign as principal" in foreign.output
     assert runner.invoke(app, ["signing", "resume"], env=env).output.strip().endswith("awaiting homeroom_teacher")
+
+
+def test_publishing_twice_logs_once(dev_pki: DevPki, tmp_path: Path) -> None:
+    """Two finishing requests racing for the same document: the second is refused and its log entry rolled back."""
+    from sealtrail.ledgerwiring import ledger_for
+
+    dep = make_deployment(tmp_path / "data", dev_pki)
+    flow = flow_for(dep)
+    doc_id = flow.start(schemas.parse_document(schemas.load_sample("transcript_thcs")), {})  # all server keys
+    tasks = _tasks(dep, doc_id)
+    assert [t.status for t in tasks] == [DONE, DONE, DONE]
+    ledger, _ = ledger_for(dep)
+    with dep.engine.connect() as conn:
+        size = ledger.size(conn)
+    last = tasks[-1]
+    pdf, xml = flow.blobs.get(last.output_pdf_sha256, "pdf"), flow.blobs.get(last.output_xml_sha256, "xml")  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="not pending"):
+        flow.issuer.publish(doc_id, pdf, xml, [])
+    with dep.engine.connect() as conn:
+        assert ledger.size(conn) == size
