@@ -13,7 +13,6 @@ credential of which only the SHA-256 is kept. It stands alone so that it can lat
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import logging
@@ -499,7 +498,3 @@ def _xml_of(doc: schemas.Document) -> bytes:
     from schemas.xml import to_xml
 
     return to_xml(doc)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

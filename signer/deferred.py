@@ -91,10 +91,6 @@ class SignerIdentity:
     def label(self) -> str:
         return str(self.certificate.subject.native.get("common_name", "signer"))
 
-    @property
-    def chain_list(self) -> list[x509.Certificate]:
-        return list(self.chain)
-
 
 def check_signature(identity: SignerIdentity, digest: bytes, signature: bytes) -> None:
     """Raise StaleSignatureError unless ``signature`` is the registered key's signature over ``digest``."""
