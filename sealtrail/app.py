@@ -97,6 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(make_interop_router(deployment))
 
+    from sealtrail.signing_api import make_signing_router
+
+    app.include_router(make_signing_router(deployment))
+
     @app.get("/kiem-tra", response_class=HTMLResponse, include_in_schema=False)
     def upload_page() -> HTMLResponse:
         """The upload-and-check page: a plain form, no JavaScript."""

@@ -753,5 +753,10 @@ def restore_command(
             raise typer.Exit(1) from None
 
 
+from sealtrail.signing_cli import register as _register_signing  # noqa: E402 - signers' own keys (#5)
+
+_register_signing(app)
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())

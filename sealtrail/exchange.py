@@ -22,7 +22,6 @@ from schemas.exchange import ApplyResult, apply_records, parse_time, records_to_
 from schemas.transcript import Transcript
 from schemas.xml import from_xml
 from sealtrail.deployment import Deployment
-from signer.storage import BlobStore
 from signer.xades import signed_data
 
 
@@ -36,7 +35,7 @@ def _documents(dep: Deployment, school_code: str) -> list[tuple[DocumentRecord, 
         ).all()
         for row in rows:
             session.expunge(row)
-    blobs = BlobStore(dep.settings.documents_dir)
+    blobs = dep.blobs
     out = []
     for row in rows:
         assert row.sha256_xml is not None

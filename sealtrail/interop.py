@@ -28,7 +28,6 @@ from ledger.statusindex import list_names, status_bits
 from ledger.store import LedgerError
 from schemas.xml import from_xml
 from sealtrail.deployment import Deployment
-from signer.storage import BlobStore
 from signer.vc import CredentialError, LedgerLink, document_credential, issuer_id, sign_jwt, status_list_credential
 from signer.xades import signed_data
 from verifier.statuslist import StatusListError, bit, decode, list_url, name_from_url, split_name
@@ -172,7 +171,7 @@ def credential_for(dep: Deployment, doc_id: str, school_code: str | None = None)
         raise ExportError(f"Văn bản {doc_id} chưa được cấp xong / document {doc_id} has not been issued")
     if record.status_list is None or record.status_index is None:
         raise ExportError(f"Văn bản {doc_id} chưa có vị trí trong danh sách trạng thái / no status list position")
-    doc = from_xml(signed_data(BlobStore(dep.settings.documents_dir).get(record.sha256_xml, "xml")))
+    doc = from_xml(signed_data(dep.blobs.get(record.sha256_xml, "xml")))
     issued_at = record.issued_at or datetime.combine(record.issue_date, datetime.min.time(), UTC)
     link = _ledger_link(dep, record)
     try:

@@ -10,7 +10,6 @@ from sqlmodel import Session, select
 from ledger.registry import DocumentRecord
 from schemas.xml import from_xml
 from sealtrail.deployment import Deployment
-from signer.storage import BlobStore
 from signer.xades import signed_data
 from verifier.lookup import lookup_columns
 
@@ -24,7 +23,7 @@ class ReindexReport:
 
 def reindex(dep: Deployment) -> ReindexReport:
     key = dep.lookup_key
-    blobs = BlobStore(dep.settings.documents_dir)
+    blobs = dep.blobs
     report = ReindexReport()
     with Session(dep.engine) as session:
         records = session.exec(select(DocumentRecord).where(DocumentRecord.sha256_xml.is_not(None))).all()  # type: ignore[union-attr]

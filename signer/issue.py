@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -47,8 +48,12 @@ ROLE_TITLES = {
 ID_PREFIX = {"transcript": "HB", "diploma": "VB", "copy": "BS"}
 
 
-class AlreadyIssued(Exception):
+class AlreadyIssued(RuntimeError):
     """The document under this id is no longer pending (issued by an earlier or concurrent run)."""
+
+    def __init__(self, doc_id: str) -> None:
+        super().__init__(f"document {doc_id} is not pending any more; not logged twice")
+        self.doc_id = doc_id
 
 
 @dataclass(frozen=True)
@@ -100,9 +105,17 @@ class Issuer:
         A batch passes the ``doc_id`` and ``token`` it reserved so that a retry issues the same document.
         Raises AlreadyIssued when that id is no longer pending."""
         with personal_data(personal_values(_holder(doc))):
-            return self._issue(doc, doc_id=doc_id or new_doc_id(doc), token=token or new_token())
+            return self._issue(doc, doc_id=doc_id, token=token)
 
-    def _issue(self, doc: schemas.Document, *, doc_id: str, token: str) -> IssuedDocument:
+    def start(
+        self, doc: schemas.Document, *, doc_id: str | None = None, token: str | None = None
+    ) -> tuple[str, str, str, Any, schemas.School]:
+        """Render the document and write its *pending* row: (doc id, QR token, QR payload, rendering, school).
+
+        A reserved ``doc_id`` whose row is still pending (a retried batch item) is reused; any other existing row
+        raises AlreadyIssued."""
+        doc_id = doc_id or new_doc_id(doc)
+        token = token or new_token()
         xml = to_xml(doc)
         holder, school = _holder(doc), _school(doc)
         claims = SealClaims(
@@ -134,7 +147,10 @@ class Issuer:
             add_with_status_index(self.engine, record)  # pending row, with its random place in the status list
         elif existing.status != DocumentStatus.PENDING.value or existing.token != token:
             raise AlreadyIssued(doc_id)
+        return doc_id, token, payload, rendered, school
 
+    def _issue(self, doc: schemas.Document, *, doc_id: str | None, token: str | None) -> IssuedDocument:
+        doc_id, token, payload, rendered, school = self.start(doc, doc_id=doc_id, token=token)
         slots = sorted(
             (s for s in rendered.slots if s.role in self.keys),
             key=lambda s: ROLE_ORDER.index(s.role) if s.role in ROLE_ORDER else len(ROLE_ORDER),
@@ -167,7 +183,7 @@ class Issuer:
         xades = self.xades or XadesSigner(
             timestamp_urls=self.timestamp_urls, trust_roots=self.pades.trust_roots, other_certs=self.pades.other_certs
         )
-        signed_xml = envelope(xml)
+        signed_xml = envelope(to_xml(doc))
         for slot in slots:
             signed_xml = xades.sign(
                 signed_xml,
@@ -175,6 +191,16 @@ class Issuer:
                 XmlSignatureRequest(slot.role, ROLE_TITLES.get(slot.role, slot.role)),
             )
 
+        leaf_index, stored = self.publish(doc_id, pdf, signed_xml, signers)
+        return IssuedDocument(doc_id, token, payload, pdf, signed_xml, leaf_index, stored)
+
+    def publish(
+        self, doc_id: str, pdf: bytes, signed_xml: bytes, signers: list[dict[str, str]]
+    ) -> tuple[int, DocumentRecord]:
+        """Store the signed files and, in one transaction, log the issue and mark the row issued.
+
+        The status flip is conditional on the row still being pending, inside the ledger's transaction: a
+        concurrent or repeated publish raises AlreadyIssued and its log entry rolls back with it."""
         sha_pdf = self.blobs.put(pdf, "pdf")
         sha_xml = self.blobs.put(signed_xml, "xml")
         now = datetime.now(UTC)
@@ -207,4 +233,4 @@ class Issuer:
             stored = session.get(DocumentRecord, doc_id)
             assert stored is not None
             session.expunge(stored)
-        return IssuedDocument(doc_id, token, payload, pdf, signed_xml, leaf_index, stored)
+        return leaf_index, stored
