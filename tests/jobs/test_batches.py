@@ -200,6 +200,7 @@ def test_cancel_stops_queued_items_and_keeps_issued_ones(db_env: JobEnv) -> None
         assert all(job_of[i] for i in items) and queued == {job_of[items[0]]}
 
 
+@pytest.mark.timeout(600)
 def test_timestamp_service_down_is_retried_then_succeeds(job_env_factory: Callable[..., JobEnv]) -> None:
     env = job_env_factory()
     client = env.client()

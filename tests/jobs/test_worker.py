@@ -22,7 +22,7 @@ from tests.jobs.conftest import JobEnv, transcripts
 from tests.jobs.test_batches import issue_entries, statuses
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def start_worker(env: JobEnv, log: Path, concurrency: int) -> subprocess.Popen[bytes]:
