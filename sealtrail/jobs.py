@@ -157,8 +157,15 @@ def _reason(exc: BaseException) -> str:
 def run_item(item_id: int, attempt: int, rt: _Runtime | None = None) -> str:
     """Issue one batch item (``attempt`` counts from 1); returns the item's state afterwards.
 
-    Raises TransientError when the item should be tried again later (it is then back in "queued")."""
-    rt = rt or _current_runtime()
+    Raises TransientError when the item should be tried again later (the database was unreachable or a
+    transaction conflicted, or a signing service failed: then the item is back in "queued")."""
+    try:
+        return _run_item(item_id, attempt, rt or _current_runtime())
+    except DBAPIError as exc:  # connection lost, serialisation failure, deadlock: the whole step is redone
+        raise TransientError(_reason(exc)) from exc
+
+
+def _run_item(item_id: int, attempt: int, rt: _Runtime) -> str:
     policy = _policy(rt.dep)
     engine: Engine = rt.dep.engine
     items = batch_items.c
@@ -201,8 +208,8 @@ def run_item(item_id: int, attempt: int, rt: _Runtime | None = None) -> str:
             )
         log.warning("batch item %s (%s) will be retried: %s", item_id, row["doc_id"], exc)
         raise TransientError(_reason(exc)) from exc
-    except DBAPIError as exc:  # e.g. a serialisation failure that is not an OperationalError
-        raise TransientError(_reason(exc)) from exc
+    except DBAPIError:
+        raise
     except Exception as exc:
         log.exception("batch item %s (%s) failed", item_id, row["doc_id"])
         return _finish(engine, row, "failed", f"{type(exc).__name__}: {_reason(exc)}")
