@@ -427,7 +427,7 @@ def submit_batch(
     or the next `serve` runs it)."""
     engine: Engine = dep.engine
     now = _now()
-    batch_id = secrets.token_hex(8)
+    batch_id = secrets.token_hex(16)  # also the capability in the progress page's address
     kinds = sorted({doc.kind for _raw, doc in items})
     rows = [
         {
@@ -522,6 +522,7 @@ def batch_progress(dep: Any, batch_id: str, school_code: str | None = None) -> d
     base = dep.settings.public_base_url.rstrip("/")
     return {
         "id": batch["id"],
+        "page_url": f"/lo/{batch['id']}",
         "school": batch["school_code"],
         "kind": batch["kind"],
         "state": batch["state"],
