@@ -237,3 +237,28 @@ def test_transient_failures_on_the_last_attempt_fail_the_item_with_the_reason(
     # With the PKI's services down the first thing to fail is the certificate check (OCSP), or the TSA.
     assert "after 2 attempts" in reason and "could not" in reason.lower(), reason
     assert not issue_entries(env)
+
+
+def test_two_workers_running_the_same_item_at_once_log_it_once(
+    pg_url: str, job_env_factory: Callable[..., JobEnv]
+) -> None:
+    """What a worker that only looked dead (its job re-queued while it kept going) would do: both sign, one logs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = job_env_factory(pg_url)
+    batch, doc_ids, (item,) = submit(env, 1)
+    rt_a, rt_b = jobs._Runtime(env.dep), jobs._Runtime(env.dep)
+
+    def run(rt: jobs._Runtime) -> str:
+        try:
+            return jobs.run_item(item, 1, rt)
+        except jobs.TransientError as exc:  # lost the race to create the pending row: retried later
+            return f"retry: {exc}"
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(run, (rt_a, rt_b)))
+    assert "issued" in results, results
+    assert issue_entries(env) == Counter(doc_ids) and statuses(env, doc_ids) == {doc_ids[0]: "issued"}
+    assert jobs.run_item(item, 2, rt_a) == "issued"
+    assert jobs.batch_progress(env.dep, batch)["state"] == "done"  # type: ignore[index]
+    assert audit_deployment(env.dep) == []
