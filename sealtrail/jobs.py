@@ -533,7 +533,7 @@ def batch_progress(dep: Any, batch_id: str, school_code: str | None = None) -> d
         "documents": [
             {"seq": r.seq, "id": r.doc_id, "state": r.state, "attempts": r.attempts}
             | ({"url": f"{base}/v/{r.token}"} if r.state == "issued" else {})
-            | ({"reason": r.error} if r.error and r.state in ("failed", "queued") else {})
+            | ({"reason": r.error} if r.error else {})  # for a running item: why its last try failed
             for r in rows
         ],
         "failures": [{"seq": r.seq, "id": r.doc_id, "reason": r.error} for r in rows if r.state == "failed"],
