@@ -30,7 +30,20 @@ from typing import Any
 
 import procrastinate
 from procrastinate import RetryStrategy
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Engine, ForeignKey, Integer, String, Table, func, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+)
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import SQLModel
 
@@ -459,12 +472,15 @@ def submit_batch(
         ]
         if is_postgres(engine):
             driver = conn.connection.driver_connection  # the psycopg connection inside this very transaction
-            job_ids = issue_batch_item.configure(connection=driver).batch_defer(*({"item_id": i} for i in ids))
-            for item_id, job_id in zip(ids, job_ids, strict=True):
-                conn.execute(batch_items.update().where(batch_items.c.id == item_id).values(job_id=job_id))
+            args: list[dict[str, Any]] = [{"item_id": i} for i in ids]
+            job_ids = issue_batch_item.configure(connection=driver).batch_defer(*args)
+            conn.execute(
+                batch_items.update().where(batch_items.c.id == bindparam("item")).values(job_id=bindparam("job")),
+                [{"item": i, "job": j} for i, j in zip(ids, job_ids, strict=True)],
+            )
     if run_here and not is_postgres(engine):
         local_runner.submit(dep, ids)
-    return Submitted(batch_id, [r["doc_id"] for r in rows])
+    return Submitted(batch_id, [str(r["doc_id"]) for r in rows])
 
 
 def cancel_batch(dep: Any, batch_id: str) -> None:
