@@ -89,6 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from sealtrail.api import make_staff_router
 
     app.include_router(make_staff_router(deployment))
+    from sealtrail.jobs_api import add_batch_page
+
+    add_batch_page(app, deployment)
     if engine.dialect.name == "sqlite":  # batches run in this process; pick up those a restart interrupted
         from sealtrail.jobs import resume_local
 

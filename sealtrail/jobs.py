@@ -30,7 +30,20 @@ from typing import Any
 
 import procrastinate
 from procrastinate import RetryStrategy
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Engine, ForeignKey, Integer, String, Table, func, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+)
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import SQLModel
 
@@ -157,8 +170,15 @@ def _reason(exc: BaseException) -> str:
 def run_item(item_id: int, attempt: int, rt: _Runtime | None = None) -> str:
     """Issue one batch item (``attempt`` counts from 1); returns the item's state afterwards.
 
-    Raises TransientError when the item should be tried again later (it is then back in "queued")."""
-    rt = rt or _current_runtime()
+    Raises TransientError when the item should be tried again later (the database was unreachable or a
+    transaction conflicted, or a signing service failed: then the item is back in "queued")."""
+    try:
+        return _run_item(item_id, attempt, rt or _current_runtime())
+    except DBAPIError as exc:  # connection lost, serialisation failure, deadlock: the whole step is redone
+        raise TransientError(_reason(exc)) from exc
+
+
+def _run_item(item_id: int, attempt: int, rt: _Runtime) -> str:
     policy = _policy(rt.dep)
     engine: Engine = rt.dep.engine
     items = batch_items.c
@@ -201,8 +221,8 @@ def run_item(item_id: int, attempt: int, rt: _Runtime | None = None) -> str:
             )
         log.warning("batch item %s (%s) will be retried: %s", item_id, row["doc_id"], exc)
         raise TransientError(_reason(exc)) from exc
-    except DBAPIError as exc:  # e.g. a serialisation failure that is not an OperationalError
-        raise TransientError(_reason(exc)) from exc
+    except DBAPIError:
+        raise
     except Exception as exc:
         log.exception("batch item %s (%s) failed", item_id, row["doc_id"])
         return _finish(engine, row, "failed", f"{type(exc).__name__}: {_reason(exc)}")
@@ -420,7 +440,7 @@ def submit_batch(
     or the next `serve` runs it)."""
     engine: Engine = dep.engine
     now = _now()
-    batch_id = secrets.token_hex(8)
+    batch_id = secrets.token_hex(16)  # also the capability in the progress page's address
     kinds = sorted({doc.kind for _raw, doc in items})
     rows = [
         {
@@ -452,12 +472,15 @@ def submit_batch(
         ]
         if is_postgres(engine):
             driver = conn.connection.driver_connection  # the psycopg connection inside this very transaction
-            job_ids = issue_batch_item.configure(connection=driver).batch_defer(*({"item_id": i} for i in ids))
-            for item_id, job_id in zip(ids, job_ids, strict=True):
-                conn.execute(batch_items.update().where(batch_items.c.id == item_id).values(job_id=job_id))
+            args: list[dict[str, Any]] = [{"item_id": i} for i in ids]
+            job_ids = issue_batch_item.configure(connection=driver).batch_defer(*args)
+            conn.execute(
+                batch_items.update().where(batch_items.c.id == bindparam("item")).values(job_id=bindparam("job")),
+                [{"item": i, "job": j} for i, j in zip(ids, job_ids, strict=True)],
+            )
     if run_here and not is_postgres(engine):
         local_runner.submit(dep, ids)
-    return Submitted(batch_id, [r["doc_id"] for r in rows])
+    return Submitted(batch_id, [str(r["doc_id"]) for r in rows])
 
 
 def cancel_batch(dep: Any, batch_id: str) -> None:
@@ -515,6 +538,7 @@ def batch_progress(dep: Any, batch_id: str, school_code: str | None = None) -> d
     base = dep.settings.public_base_url.rstrip("/")
     return {
         "id": batch["id"],
+        "page_url": f"/lo/{batch['id']}",
         "school": batch["school_code"],
         "kind": batch["kind"],
         "state": batch["state"],
@@ -525,7 +549,7 @@ def batch_progress(dep: Any, batch_id: str, school_code: str | None = None) -> d
         "documents": [
             {"seq": r.seq, "id": r.doc_id, "state": r.state, "attempts": r.attempts}
             | ({"url": f"{base}/v/{r.token}"} if r.state == "issued" else {})
-            | ({"reason": r.error} if r.error and r.state in ("failed", "queued") else {})
+            | ({"reason": r.error} if r.error else {})  # for a running item: why its last try failed
             for r in rows
         ],
         "failures": [{"seq": r.seq, "id": r.doc_id, "reason": r.error} for r in rows if r.state == "failed"],

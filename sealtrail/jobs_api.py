@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
 
 import schemas
 from sealtrail import jobs
@@ -23,6 +24,7 @@ def queue_documents(
     return {
         "batch": submitted.batch_id,
         "status_url": f"/api/v1/batches/{submitted.batch_id}",
+        "page_url": f"/lo/{submitted.batch_id}",
         "documents": [{"seq": i, "id": doc_id} for i, doc_id in enumerate(submitted.doc_ids)],
     }
 
@@ -45,3 +47,38 @@ def add_batch_routes(router: APIRouter, dep: Deployment, school: Callable[..., s
         progress = await run_in_threadpool(jobs.batch_progress, dep, batch_id, school_code)
         assert progress is not None
         return progress
+
+
+STATE_TEXT = {
+    "queued": ("Đang chờ xử lý", "Queued", "indeterminate"),
+    "running": ("Đang ký và ghi sổ", "Signing and logging", "indeterminate"),
+    "done": ("Đã cấp xong", "Done: every document issued", "valid"),
+    "failed": ("Xong, có văn bản lỗi", "Finished with failures", "invalid"),
+    "cancelled": ("Đã huỷ", "Cancelled", "invalid"),
+}
+
+
+def add_batch_page(app: FastAPI, dep: Deployment) -> None:
+    """``/lo/{id}``: a batch's progress for people, by its unguessable id; counts only, no names or document ids."""
+    from verifier.web import SECURITY_HEADERS, TEMPLATES
+
+    @app.get("/lo/{batch_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def batch_page(batch_id: str) -> HTMLResponse:
+        progress = await run_in_threadpool(jobs.batch_progress, dep, batch_id) if len(batch_id) == 32 else None
+        if progress is None:
+            html = TEMPLATES.get_template("not_found.html.j2").render()
+            return HTMLResponse(html, status_code=404, headers=SECURITY_HEADERS)
+        counts, total = progress["counts"], progress["total"]
+        vi, en, css = STATE_TEXT[progress["state"]]
+        finished = progress["state"] in ("done", "failed", "cancelled")
+        html = TEMPLATES.get_template("batch.html.j2").render(
+            short_id=batch_id[:8],
+            state_vi=vi,
+            state_en=en,
+            css=css,
+            counts=counts,
+            total=total,
+            done=counts["issued"] + counts["failed"] + counts["cancelled"],
+            finished=finished,
+        )
+        return HTMLResponse(html, headers=SECURITY_HEADERS | ({} if finished else {"Refresh": "5"}))

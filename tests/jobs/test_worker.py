@@ -22,7 +22,7 @@ from tests.jobs.conftest import JobEnv, transcripts
 from tests.jobs.test_batches import issue_entries, statuses
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def start_worker(env: JobEnv, log: Path, concurrency: int) -> subprocess.Popen[bytes]:
@@ -109,3 +109,38 @@ def test_a_killed_worker_leaves_nothing_signed_or_logged_twice(
     pdf.write_bytes(BlobStore(env.dep.settings.documents_dir).get(sha, "pdf"))
     out = subprocess.run(["pdfsig", str(pdf)], capture_output=True, text=True, timeout=60).stdout
     assert out.count("Signature Validation: Signature is Valid.") == 3, out
+
+
+def test_the_worker_retries_while_the_timestamp_service_is_down(
+    pg_url: str, job_env_factory: Callable[..., JobEnv], tmp_path: Path
+) -> None:
+    env = job_env_factory(pg_url)
+    client = env.client()
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log, concurrency=1)  # it finds this PKI served and starts no services of its own
+    try:
+        deadline = time.monotonic() + 120
+        while "SealTrail worker on queue" not in log.read_text():  # it has looked at the PKI's port
+            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        env.stop_pki()  # the TSA and OCSP stop answering
+        response = client.post("/api/v1/documents?async=true", json=transcripts(1), headers=env.headers)
+        batch = response.json()["batch"]
+        deadline = time.monotonic() + 300
+        while (progress := client.get(f"/api/v1/batches/{batch}", headers=env.headers).json())["documents"][0][
+            "attempts"
+        ] < 2:
+            assert worker.poll() is None and time.monotonic() < deadline, (progress, log.read_text())
+            time.sleep(0.5)
+        assert progress["state"] == "running" and not issue_entries(env)
+        assert "attempt 1" in progress["documents"][0]["reason"]  # the first failure, kept for the staff
+        env.start_pki()
+        while (progress := client.get(f"/api/v1/batches/{batch}", headers=env.headers).json())["state"] == "running":
+            assert worker.poll() is None and time.monotonic() < deadline, (progress, log.read_text())
+            time.sleep(0.5)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+    assert progress["state"] == "done" and progress["documents"][0]["attempts"] >= 2, progress
+    assert issue_entries(env) == Counter(d["id"] for d in progress["documents"])
+    assert "will be retried" in log.read_text()
