@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from sealtrail.accounts.cli import register as _register_accounts
 from sealtrail.settings import Settings
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ hsm_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(hsm_app, name="hsm")
+_register_accounts(app)
 
 
 def _quiet_libraries() -> None:
@@ -228,12 +230,26 @@ app.add_typer(api_key_app, name="api-key")
 
 
 @api_key_app.command("create")
-def api_key_create(school: Annotated[str, typer.Option(help="The school's code (mã trường)")]) -> None:
+def api_key_create(
+    school: Annotated[str, typer.Option(help="The school's code (mã trường)")],
+    scope: Annotated[
+        list[str] | None, typer.Option(help="documents:issue (default), workflow:read, workflow:edit; repeatable")
+    ] = None,
+) -> None:
     """Create an API key for one school's software. It is shown once; only its hash is stored."""
+    from sealtrail.accounts.deps import AccountsContext
+    from sealtrail.accounts.permissions import DEFAULT_API_SCOPES
     from sealtrail.api import create_api_key
 
-    key = create_api_key(_deployment(), school)
-    typer.echo(f"API key for school {school} (shown once, keep it secret):\n{key}")
+    dep = _deployment()
+    scopes = scope or list(DEFAULT_API_SCOPES)
+    try:
+        key = create_api_key(dep, school, scopes)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    AccountsContext(dep).record(None, "cli", "apikey.create", org=school, detail={"scopes": sorted(scopes)})
+    typer.echo(f"API key for school {school}, scopes {', '.join(sorted(scopes))} (shown once, keep it secret):\n{key}")
 
 
 @app.command("archive")

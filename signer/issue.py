@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 import schemas
 from hsm_adapters.base import KeyBackend
-from ledger.entry import Entry
+from ledger.entry import Entry, EntryType
 from ledger.registry import DocumentRecord, DocumentStatus
 from ledger.store import Ledger
 from schemas.xml import to_xml
@@ -79,7 +79,8 @@ class Issuer:
     timestamp_urls: Sequence[str] = ()
     xades: XadesSigner | None = None
 
-    def issue(self, doc: schemas.Document) -> IssuedDocument:
+    def issue(self, doc: schemas.Document, entry_type: EntryType = "issue") -> IssuedDocument:
+        """Render, sign, store and log ``doc``; ``entry_type`` is "copy" for certified copies (bản sao)."""
         doc_id = f"{ID_PREFIX[doc.kind]}-{doc.issue_date.year}-{secrets.token_hex(6).upper()}"
         token = new_token()
         xml = to_xml(doc)
@@ -154,7 +155,7 @@ class Issuer:
         sha_xml = self.blobs.put(signed_xml, "xml")
         now = datetime.now(UTC)
         entry = Entry(
-            type="issue",
+            type=entry_type,
             doc_id=doc_id,
             pdf_sha256=sha_pdf,
             xml_sha256=sha_xml,
