@@ -61,15 +61,19 @@ def set_session_cookie(ctx: AccountsContext, response: Response, token: str, pat
     )
 
 
-def make_staff_web_router(sign: SignFn | None) -> APIRouter:
+def default_signer(ctx: AccountsContext) -> SignFn:
+    """The one place approvals get signed: the server-side key backend (HSM or soft keys) through ``Issuer``.
+    A USB-token or remote-signing flow replaces it by setting ``AccountsContext.sign``."""
+    from sealtrail.demo import issuer_for
+
+    return issuer_for(ctx.dep).issue
+
+
+def make_staff_web_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     def signer_for(ctx: AccountsContext) -> SignFn:
-        if sign is not None:
-            return sign
-        from sealtrail.demo import issuer_for
-
-        return issuer_for(ctx.dep).issue
+        return ctx.sign or default_signer(ctx)
 
     @router.get("/dang-nhap", response_class=HTMLResponse)
     def login_page(request: Request) -> HTMLResponse:
@@ -357,7 +361,7 @@ def _back(school: str, message: str, error: bool = False) -> Response:
     return RedirectResponse(f"/can-bo/{school}/hang-doi?{query}", status_code=303)
 
 
-def make_workflow_api_router(sign: SignFn | None) -> APIRouter:
+def make_workflow_api_router() -> APIRouter:
     """The same workflow as JSON for school software and scripts (API keys with scopes, or a session + CSRF)."""
     router = APIRouter(prefix="/api/v1/schools/{school}", tags=["workflow"])
 
@@ -453,8 +457,9 @@ def install(app: FastAPI, dep: Deployment, sign: SignFn | None = None) -> Accoun
     from sealtrail.accounts.students import make_student_router
 
     ctx = AccountsContext(dep)
+    ctx.sign = sign
     app.state.accounts = ctx
-    app.include_router(make_staff_web_router(sign))
-    app.include_router(make_workflow_api_router(sign))
+    app.include_router(make_staff_web_router())
+    app.include_router(make_workflow_api_router())
     app.include_router(make_student_router())
     return ctx
