@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -507,6 +508,7 @@ def hsm_keygen(
         public = generate_key(config, key_type=key_type, bits=bits)
         csr.write_bytes(make_csr(config, public, fields))
     typer.echo(f"Key '{label}' generated on the token (it cannot be exported). Send {csr} to the CA.")
+    _log_key_change("keygen", label, "")
 
 
 @hsm_app.command("import-cert")
@@ -524,6 +526,16 @@ def hsm_import_cert(
         backend = Pkcs11KeyBackend(config)
         backend.close()
     typer.echo(f"Certificate stored for '{label}': {backend.certificate.subject.human_friendly}")
+    _log_key_change("import-cert", label, hashlib.sha256(backend.certificate.dump()).hexdigest())
+
+
+def _log_key_change(action: str, label: str, cert_sha256: str) -> None:
+    """A signing-key change is security-relevant: audited, and a ``key`` entry in the public log."""
+    from sealtrail.accounts.deps import AccountsContext
+
+    AccountsContext(_deployment()).record(
+        None, "cli", "key.change", detail={"action": action, "label": label, "cert_sha256": cert_sha256}
+    )
 
 
 @hsm_app.command("load-dev-keys")
