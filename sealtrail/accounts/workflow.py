@@ -13,6 +13,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from fastapi import Request
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 import schemas
@@ -184,10 +185,16 @@ def move(
                     last = exc
                     continue
                 session.add(_transition(item, action, step.target, actor, role, note))
-                item.state = step.target.value
-                item.updated_at = utcnow()
-                item.last_error = None
-                session.add(item)
+                # Conditional on the state we read: two people acting on the same item at once cannot both
+                # move it (so an item is never approved, and signed, twice).
+                changed = session.execute(
+                    update(WorkItem)
+                    .where(col(WorkItem.id) == item_id, col(WorkItem.state) == step.source.value)
+                    .values(state=step.target.value, updated_at=utcnow(), last_error=None)
+                    .execution_options(synchronize_session=False)
+                ).rowcount  # type: ignore[attr-defined]
+                if changed != 1:
+                    raise WorkflowError(f"Hồ sơ {item_id} vừa được người khác xử lý / {item_id} changed meanwhile")
                 moved.append(item)
                 break
             else:

@@ -221,3 +221,57 @@ def test_class_goes_from_drafts_to_issued_with_a_failure_a_retry_a_correction_an
         "sign.failed",
         "document.revoke",
     } <= actions
+
+
+def test_two_principals_approving_the_same_items_at_once_move_them_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale read cannot move an item: the state change is conditional on the state that was read."""
+    import threading
+
+    from sealtrail.accounts import service
+    from sealtrail.accounts import workflow as wf
+
+    ctx = world.app.state.accounts  # type: ignore[attr-defined]
+    engine = world.dep.engine
+
+    def actor(username: str):  # type: ignore[no-untyped-def]
+        person = service.person_by_username(engine, username)
+        assert person is not None
+        return service.actor_for(engine, person, "staff")
+
+    items = wf.submit(ctx, None, actor("registrar-a"), SCHOOL_A, schemas.load_sample("class_9a1"))
+    ids = [i.id for i in items]
+    for action in ("check", "teacher_sign"):
+        wf.move(ctx, None, actor("homeroom_teacher-a"), SCHOOL_A, ids, action)
+    principal = actor("principal-a")
+    outcomes: list[str] = []
+    barrier = threading.Barrier(4, timeout=30)
+    waited: set[int] = set()
+    real_find_move = wf.find_move
+
+    def find_move_after_everyone_has_read(*args: str):  # type: ignore[no-untyped-def]
+        if threading.get_ident() not in waited:  # every thread has read the item before anyone writes
+            waited.add(threading.get_ident())
+            barrier.wait()
+        return real_find_move(*args)
+
+    monkeypatch.setattr(wf, "find_move", find_move_after_everyone_has_read)
+
+    def approve() -> None:
+        try:
+            wf.start_batch(ctx, None, principal, SCHOOL_A, ids[:1])
+            outcomes.append("ok")
+        except (WorkflowError, Exception) as exc:  # a database lock error is also a refusal
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=approve) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outcomes.count("ok") == 1, outcomes
+    with Session(engine) as session:
+        approvals = session.exec(select(Transition).where(Transition.action == "approve")).all()
+        batches = session.exec(select(wf.SigningBatch)).all()
+    assert len(approvals) == 1 and len(batches) == 1
