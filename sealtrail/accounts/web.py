@@ -127,10 +127,9 @@ def make_staff_web_router() -> APIRouter:
         actor: Annotated[Actor, Depends(require("workflow:read"))],
         lop: str = "",
         nam: str = "",
-        trang_thai: Annotated[str, "trang-thai"] = "",
     ) -> HTMLResponse:
         ctx = context(request)
-        state = request.query_params.get("trang-thai", trang_thai)
+        state = request.query_params.get("trang-thai", "")
         items = wf.queue(ctx, school, lop, nam, state)
         classes, years = wf.filters(ctx, school)
         changed = {i.id: len(changes(i.previous_data, i.data)) for i in items}

@@ -143,3 +143,39 @@ def test_logout_ends_the_session(world: World) -> None:
     response = client.post("/dang-xuat", data={"csrf_token": world.csrf["auditor-a"]})
     assert response.status_code == 303
     assert client.get(f"/can-bo/{SCHOOL_A}/hang-doi").status_code == 303
+
+
+def test_an_auditor_exports_one_schools_activity_for_a_date_range_as_csv_or_json(world: World) -> None:
+    import csv
+    import io
+    from datetime import UTC, datetime
+
+    from tests.accounts.conftest import SCHOOL_B
+
+    with Session(world.dep.engine) as session:
+        for org, when in (
+            (SCHOOL_A, datetime(2020, 1, 15, 8, tzinfo=UTC)),
+            (SCHOOL_B, datetime(2020, 1, 16, tzinfo=UTC)),
+        ):
+            event = service.audit_row("principal-x", "document.revoke", org_code=org, target="HB-OLD", ip="10.0.0.9")
+            event.at = when
+            session.add(event)
+        session.commit()
+    client = world.login("auditor-a")
+    recent = client.get(f"/can-bo/{SCHOOL_A}/nhat-ky")
+    assert recent.status_code == 200 and recent.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(recent.text)))
+    assert "HB-OLD" not in recent.text  # the default range is the last 30 days
+    assert not any(r["action"] == "login.ok" for r in rows)  # sign-ins belong to no school
+    january = client.get(f"/can-bo/{SCHOOL_A}/nhat-ky?tu=2020-01-01&den=2020-01-31")
+    (row,) = list(csv.DictReader(io.StringIO(january.text)))
+    assert (row["actor"], row["action"], row["target"], row["ip"]) == (
+        "principal-x",
+        "document.revoke",
+        "HB-OLD",
+        "10.0.0.9",
+    )
+    assert row["at"].startswith("2020-01-15T08:00")
+    as_json = client.get(f"/api/v1/schools/{SCHOOL_A}/audit?start=2020-01-01&end=2020-01-31&format=json")
+    assert [r["target"] for r in as_json.json()] == ["HB-OLD"]  # school B's event is not in school A's export
+    assert client.get(f"/can-bo/{SCHOOL_B}/nhat-ky?tu=2020-01-01&den=2020-01-31").status_code == 403
