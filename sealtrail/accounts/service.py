@@ -161,6 +161,19 @@ def grant(engine: Engine, username: str, org_code: str, role: str) -> Membership
         return membership
 
 
+def members(engine: Engine, org_code: str) -> list[tuple[str, str, str]]:
+    """(username, full name, role) of everyone holding a role in ``org_code``."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Person.username, Person.full_name, Membership.role)
+            .join(Membership, Membership.person_id == Person.id)  # type: ignore[arg-type]
+            .join(Organisation, Organisation.id == Membership.org_id)  # type: ignore[arg-type]
+            .where(Organisation.code == org_code)
+            .order_by(Person.username, Membership.role)
+        ).all()
+    return [(u, n, r) for u, n, r in rows]
+
+
 def revoke_role(engine: Engine, username: str, org_code: str, role: str) -> bool:
     with Session(engine) as session:
         row = session.exec(

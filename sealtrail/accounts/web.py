@@ -23,7 +23,7 @@ from ledger.registry import DocumentRecord
 from sealtrail.accounts import service
 from sealtrail.accounts import workflow as wf
 from sealtrail.accounts.deps import AccountsContext, client_ip, context, require, require_signed_in
-from sealtrail.accounts.permissions import ROLES, Actor
+from sealtrail.accounts.permissions import ROLE_TITLES, ROLES, Actor
 from sealtrail.deployment import Deployment
 from signer.workflow import STATE_TEXT, SignFn, WorkflowError, changes
 
@@ -162,6 +162,7 @@ def make_staff_web_router() -> APIRouter:
         item = wf.get_item(ctx, school, item_id)
         if item is None:
             raise HTTPException(404, "Không có hồ sơ này / no such work item")
+        ctx.record(request, actor, "workflow.view", org=school, target=item.id)  # the page shows a pupil's data
         status = None
         if item.doc_id:
             with Session(ctx.engine) as session:
@@ -256,6 +257,21 @@ def make_staff_web_router() -> APIRouter:
             return _back(school, str(exc), error=True)
         return _back(school, f"Đã thu hồi {doc_id} / {doc_id} revoked")
 
+    @router.get("/can-bo/{school}/thanh-vien", response_class=HTMLResponse)
+    def members_page(
+        request: Request, school: str, actor: Annotated[Actor, Depends(require("members:manage"))]
+    ) -> HTMLResponse:
+        members = service.members(context(request).engine, school)
+        return page(
+            "members.html.j2",
+            request,
+            actor,
+            school=school,
+            members=members,
+            role_titles=ROLE_TITLES,
+            flash=request.query_params.get("tb", "")[:300],
+        )
+
     @router.post("/can-bo/{school}/thanh-vien")
     def grant_role(
         request: Request,
@@ -283,7 +299,7 @@ def make_staff_web_router() -> APIRouter:
             target=username,
             detail={"role": role},
         )
-        return _back(school, f"Đã cập nhật vai trò của {username}")
+        return RedirectResponse(f"/can-bo/{school}/thanh-vien?tb=Đã cập nhật vai trò của {username}", status_code=303)
 
     @router.post("/can-bo/{school}/hoc-sinh/ma-dang-nhap", response_class=PlainTextResponse)
     def student_code(

@@ -30,6 +30,7 @@ RULES: dict[tuple[str, str], set[str]] = {
     ("POST", "/can-bo/{school}/ho-so/tra-lai"): {"homeroom_teacher", "principal"},
     ("POST", "/can-bo/{school}/duyet-ky"): {"principal"},
     ("POST", "/can-bo/{school}/van-ban/{doc_id}/thu-hoi"): {"principal", "school_admin"},
+    ("GET", "/can-bo/{school}/thanh-vien"): {"school_admin"},
     ("POST", "/can-bo/{school}/thanh-vien"): {"school_admin"},
     ("POST", "/can-bo/{school}/hoc-sinh/ma-dang-nhap"): {"homeroom_teacher", "school_admin", "registrar"},
     ("GET", "/can-bo/{school}/nhat-ky"): {"auditor", "school_admin"},

@@ -118,6 +118,8 @@ def test_cookie_requests_that_change_things_need_the_csrf_token(world: World) ->
     person = service.person_by_username(world.dep.engine, "auditor-a")
     assert person is not None
     assert "registrar" in service.actor_for(world.dep.engine, person, "staff").roles[SCHOOL_A]
+    members = client.get(f"/can-bo/{SCHOOL_A}/thanh-vien")
+    assert members.status_code == 200 and "auditor-a" in members.text and "Cán bộ văn thư" in members.text
 
 
 def test_role_changes_are_audited_and_enter_the_public_log(world: World) -> None:
