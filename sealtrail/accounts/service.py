@@ -42,8 +42,15 @@ STUDENT_CODE_LIFETIME = timedelta(days=14)
 MIN_PASSWORD = 12
 
 _hasher = PasswordHasher()
-# A real hash to check against when the user does not exist, so both cases take the same time.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+_dummy: dict[str, str] = {}
+
+
+def _dummy_hash() -> str:
+    """A real hash to check against when the user does not exist, so both cases take the same time (made on first
+    use, not at import: one argon2 hash costs ~0.6 s on a busy two-core machine)."""
+    if "hash" not in _dummy:
+        _dummy["hash"] = _hasher.hash(secrets.token_hex(16))
+    return _dummy["hash"]
 
 
 class AccountError(Exception):
@@ -243,7 +250,7 @@ def check_staff_login(engine: Engine, username: str, password: str, code: str) -
         now = utcnow()
         if person is None or not person.password_hash:
             with contextlib.suppress(VerificationError):
-                _hasher.verify(_DUMMY_HASH, password)
+                _hasher.verify(_dummy_hash(), password)
             raise bad
         if person.locked_until is not None and aware(person.locked_until) > now:
             raise AccountError(_lockout_message(aware(person.locked_until)))

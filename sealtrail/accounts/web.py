@@ -239,7 +239,30 @@ def make_staff_web_router() -> APIRouter:
         if found is None:
             raise HTTPException(404, "Không có lô ký này / no such batch")
         batch, items = found
-        return page("batch.html.j2", request, actor, school=school, batch=batch, items=items)
+        return page(
+            "batch.html.j2",
+            request,
+            actor,
+            school=school,
+            batch=batch,
+            items=items,
+            stalled=wf.is_stalled(batch),
+            can_approve=actor.can("workflow:approve", school),
+        )
+
+    @router.post("/can-bo/{school}/lo-ky/{batch_id}/tiep-tuc")
+    def resume_batch(
+        request: Request, school: str, batch_id: str, actor: Annotated[Actor, Depends(require("workflow:approve"))]
+    ) -> Response:
+        """Go on with a batch the server stopped in the middle of; items already issued are skipped."""
+        ctx = context(request)
+        found = wf.batch_progress(ctx, school, batch_id)
+        if found is None:
+            raise HTTPException(404, "Không có lô ký này / no such batch")
+        if wf.is_stalled(found[0]):
+            ctx.record(request, actor, "sign.resume", org=school, target=batch_id)
+            wf.run_in_background(ctx, batch_id, signer_for(ctx))
+        return RedirectResponse(f"/can-bo/{school}/lo-ky/{batch_id}", status_code=303)
 
     @router.post("/can-bo/{school}/van-ban/{doc_id}/thu-hoi")
     def revoke_page(

@@ -362,10 +362,28 @@ def batch_progress(ctx: AccountsContext, school: str, batch_id: str) -> tuple[Si
         return batch, sorted(items, key=lambda i: i.holder_name)
 
 
+_running: dict[str, threading.Thread] = {}
+_running_lock = threading.Lock()
+
+
 def run_in_background(ctx: AccountsContext, batch_id: str, sign: SignFn) -> threading.Thread:
-    thread = threading.Thread(target=run_batch, args=(ctx, batch_id, sign), name=f"batch-{batch_id}", daemon=True)
-    thread.start()
-    return thread
+    """Sign the batch on a thread of this process (one thread per batch, never two)."""
+    with _running_lock:
+        alive = _running.get(batch_id)
+        if alive is not None and alive.is_alive():
+            return alive
+        thread = threading.Thread(target=run_batch, args=(ctx, batch_id, sign), name=f"batch-{batch_id}", daemon=True)
+        _running[batch_id] = thread
+        thread.start()
+        return thread
+
+
+def is_stalled(batch: SigningBatch) -> bool:
+    """A batch marked running that no thread of this process is signing: the server stopped while it ran.
+    (With several replicas this cannot tell; that is the job queue's work, see the report of issue #8.)"""
+    with _running_lock:
+        thread = _running.get(batch.id)
+    return batch.state == "running" and (thread is None or not thread.is_alive())
 
 
 # --- after issue: corrections and revocations ------------------------------------------------------------------

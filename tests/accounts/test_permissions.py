@@ -29,6 +29,7 @@ RULES: dict[tuple[str, str], set[str]] = {
     ("POST", "/can-bo/{school}/ho-so/ky"): {"homeroom_teacher"},
     ("POST", "/can-bo/{school}/ho-so/tra-lai"): {"homeroom_teacher", "principal"},
     ("POST", "/can-bo/{school}/duyet-ky"): {"principal"},
+    ("POST", "/can-bo/{school}/lo-ky/{batch_id}/tiep-tuc"): {"principal"},
     ("POST", "/can-bo/{school}/van-ban/{doc_id}/thu-hoi"): {"principal", "school_admin"},
     ("GET", "/can-bo/{school}/thanh-vien"): {"school_admin"},
     ("POST", "/can-bo/{school}/thanh-vien"): {"school_admin"},
