@@ -1,9 +1,10 @@
 """The staff API: school software sends document data as JSON; SealTrail checks, renders, signs and logs it.
 
-Authentication, until accounts and roles arrive: one API key per school, created with
-``sealtrail api-key create --school CODE``. Only the key's SHA-256 is kept (``DATA_DIR/api-keys.json``); the key
-itself is shown once. A key only issues documents of its own school (tenant isolation): a batch naming any other
-school is refused as a whole.
+Machines authenticate with scoped API keys: one school per key, created with
+``sealtrail api-key create --school CODE [--scope documents:issue ...]``. Only the key's SHA-256 is kept
+(``DATA_DIR/api-keys.json``, with the key's school and scopes); the key itself is shown once. A key only acts for
+its own school (tenant isolation) and only within its scopes: a batch naming any other school is refused as a
+whole. People signed in with a session use the same permission check (``sealtrail.accounts.deps.require``).
 
 A batch is all-or-nothing at the checking stage: every document is validated (and its averages recomputed)
 first, and every problem of every document is reported at once; nothing is issued unless all pass.
@@ -20,6 +21,7 @@ import hmac
 import json
 import secrets
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Res
 from fastapi.concurrency import run_in_threadpool
 
 import schemas
+from sealtrail.accounts.permissions import API_SCOPES, DEFAULT_API_SCOPES, Actor
 from sealtrail.deployment import Deployment
 
 MAX_BATCH = 50
@@ -39,20 +42,27 @@ def _keys_path(dep: Deployment) -> Path:
     return dep.settings.resolved_data_dir / _KEYS_FILE
 
 
-def _load_keys(dep: Deployment) -> dict[str, str]:
-    """sha256(key) → school code."""
+def _load_keys(dep: Deployment) -> dict[str, dict[str, Any]]:
+    """sha256(key) → {"school": code, "scopes": [...]} (a bare school code, the older form, has the default scopes)."""
     path = _keys_path(dep)
     if not path.exists():
         return {}
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        digest: value if isinstance(value, dict) else {"school": value, "scopes": list(DEFAULT_API_SCOPES)}
+        for digest, value in raw.items()
+    }
 
 
-def create_api_key(dep: Deployment, school_code: str) -> str:
-    """A new key for ``school_code``; only its hash is stored. Returns the key (show it once)."""
+def create_api_key(dep: Deployment, school_code: str, scopes: Sequence[str] = DEFAULT_API_SCOPES) -> str:
+    """A new key for ``school_code`` limited to ``scopes``; only its hash is stored. Returns the key (show it once)."""
+    unknown = sorted(set(scopes) - API_SCOPES)
+    if unknown or not scopes:
+        raise ValueError(f"Phạm vi không hợp lệ / unknown scopes {unknown}; choose from {sorted(API_SCOPES)}")
     key = "st_" + secrets.token_urlsafe(32)
     with _write_lock:
         keys = _load_keys(dep)
-        keys[hashlib.sha256(key.encode()).hexdigest()] = school_code
+        keys[hashlib.sha256(key.encode()).hexdigest()] = {"school": school_code, "scopes": sorted(set(scopes))}
         path = _keys_path(dep)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -62,16 +72,32 @@ def create_api_key(dep: Deployment, school_code: str) -> str:
     return key
 
 
+def api_key_actor(dep: Deployment, key: str) -> Actor | None:
+    """The machine behind an API key (its school and scopes), or None for an unknown key."""
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    for known, value in _load_keys(dep).items():
+        if hmac.compare_digest(known, digest):
+            return Actor(
+                name=f"api-key:{known[:8]}",
+                kind="api_key",
+                roles={value["school"]: set()},
+                scopes=frozenset(value["scopes"]) & API_SCOPES,
+            )
+    return None
+
+
 def _school_for(dep: Deployment, request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
         raise HTTPException(401, "Cần khoá API (Authorization: Bearer …) / an API key is required")
-    digest = hashlib.sha256(key.strip().encode()).hexdigest()
-    for known, school in _load_keys(dep).items():
-        if hmac.compare_digest(known, digest):
-            return school
-    raise HTTPException(401, "Khoá API không đúng / the API key is not valid")
+    actor = api_key_actor(dep, key.strip())
+    if actor is None:
+        raise HTTPException(401, "Khoá API không đúng / the API key is not valid")
+    (school,) = actor.roles
+    if not actor.can("documents:issue", school):
+        raise HTTPException(403, "Khoá API này không có quyền cấp văn bản / this key lacks the documents:issue scope")
+    return school
 
 
 def _key_id(request: Request) -> str:

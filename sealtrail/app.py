@@ -104,6 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(make_signing_router(deployment))
 
+    from sealtrail.accounts.web import install as install_accounts
+
+    install_accounts(app, deployment)
+
     @app.get("/kiem-tra", response_class=HTMLResponse, include_in_schema=False)
     def upload_page() -> HTMLResponse:
         """The upload-and-check page: a plain form, no JavaScript."""

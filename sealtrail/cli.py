@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -10,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from sealtrail.accounts.cli import register as _register_accounts
 from sealtrail.settings import Settings
 
 app = typer.Typer(
@@ -33,6 +35,8 @@ app.add_typer(exchange_app, name="exchange")
 
 batch_app = typer.Typer(help="Batch jobs: queue many documents at once, follow and cancel them.", no_args_is_help=True)
 app.add_typer(batch_app, name="batch")
+
+_register_accounts(app)
 
 
 def _quiet_libraries() -> None:
@@ -361,12 +365,26 @@ app.add_typer(api_key_app, name="api-key")
 
 
 @api_key_app.command("create")
-def api_key_create(school: Annotated[str, typer.Option(help="The school's code (mã trường)")]) -> None:
+def api_key_create(
+    school: Annotated[str, typer.Option(help="The school's code (mã trường)")],
+    scope: Annotated[
+        list[str] | None, typer.Option(help="documents:issue (default), workflow:read, workflow:edit; repeatable")
+    ] = None,
+) -> None:
     """Create an API key for one school's software. It is shown once; only its hash is stored."""
+    from sealtrail.accounts.deps import AccountsContext
+    from sealtrail.accounts.permissions import DEFAULT_API_SCOPES
     from sealtrail.api import create_api_key
 
-    key = create_api_key(_deployment(), school)
-    typer.echo(f"API key for school {school} (shown once, keep it secret):\n{key}")
+    dep = _deployment()
+    scopes = scope or list(DEFAULT_API_SCOPES)
+    try:
+        key = create_api_key(dep, school, scopes)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    AccountsContext(dep).record(None, "cli", "apikey.create", org=school, detail={"scopes": sorted(scopes)})
+    typer.echo(f"API key for school {school}, scopes {', '.join(sorted(scopes))} (shown once, keep it secret):\n{key}")
 
 
 @app.command("archive")
@@ -741,6 +759,7 @@ def hsm_keygen(
         public = generate_key(config, key_type=key_type, bits=bits)
         csr.write_bytes(make_csr(config, public, fields))
     typer.echo(f"Key '{label}' generated on the token (it cannot be exported). Send {csr} to the CA.")
+    _log_key_change("keygen", label, "")
 
 
 @hsm_app.command("import-cert")
@@ -758,6 +777,16 @@ def hsm_import_cert(
         backend = Pkcs11KeyBackend(config)
         backend.close()
     typer.echo(f"Certificate stored for '{label}': {backend.certificate.subject.human_friendly}")
+    _log_key_change("import-cert", label, hashlib.sha256(backend.certificate.dump()).hexdigest())
+
+
+def _log_key_change(action: str, label: str, cert_sha256: str) -> None:
+    """A signing-key change is security-relevant: audited, and a ``key`` entry in the public log."""
+    from sealtrail.accounts.deps import AccountsContext
+
+    AccountsContext(_deployment()).record(
+        None, "cli", "key.change", detail={"action": action, "label": label, "cert_sha256": cert_sha256}
+    )
 
 
 @hsm_app.command("load-dev-keys")

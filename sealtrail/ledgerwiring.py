@@ -145,7 +145,7 @@ def audit_deployment(dep: Deployment) -> list[str]:
         check_not_forked(dep)
     except Exception as exc:
         problems.append(str(exc))
-    by_doc = {e.doc_id: (i, e) for i, e in entries.items() if e.type == "issue"}
+    by_doc = {e.doc_id: (i, e) for i, e in entries.items() if e.type in ("issue", "copy")}  # a copy is a document
     with Session(dep.engine) as session:
         records = session.exec(select(DocumentRecord)).all()
     for record in records:

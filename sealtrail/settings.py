@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     job_stalled_after: float = Field(
         default=30.0, gt=0, description="Seconds without heartbeat after which a worker's jobs are re-queued"
     )
+    session_cookie_secure: bool = Field(
+        default=True, description="Sign-in cookies only over HTTPS (__Host- prefix); false only for plain-HTTP tests"
+    )
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 import schemas
 from hsm_adapters.base import KeyBackend
-from ledger.entry import Entry
+from ledger.entry import Entry, EntryType
 from ledger.registry import DocumentRecord, DocumentStatus
 from ledger.statusindex import add_with_status_index
 from ledger.store import Ledger
@@ -99,13 +99,20 @@ class Issuer:
     xades: XadesSigner | None = None
     lookup_key: bytes | None = None  # the installation secret for the bulk look-up hashes (verifier.lookup)
 
-    def issue(self, doc: schemas.Document, *, doc_id: str | None = None, token: str | None = None) -> IssuedDocument:
+    def issue(
+        self,
+        doc: schemas.Document,
+        entry_type: EntryType = "issue",
+        *,
+        doc_id: str | None = None,
+        token: str | None = None,
+    ) -> IssuedDocument:
         """Render, sign, store and log one document; the holder's data is masked in every log line meanwhile.
 
-        A batch passes the ``doc_id`` and ``token`` it reserved so that a retry issues the same document.
-        Raises AlreadyIssued when that id is no longer pending."""
+        ``entry_type`` is "copy" for certified copies (bản sao). A batch passes the ``doc_id`` and ``token`` it
+        reserved so that a retry issues the same document. Raises AlreadyIssued when that id is no longer pending."""
         with personal_data(personal_values(_holder(doc))):
-            return self._issue(doc, doc_id=doc_id, token=token)
+            return self._issue(doc, entry_type, doc_id=doc_id, token=token)
 
     def start(
         self, doc: schemas.Document, *, doc_id: str | None = None, token: str | None = None
@@ -149,7 +156,9 @@ class Issuer:
             raise AlreadyIssued(doc_id)
         return doc_id, token, payload, rendered, school
 
-    def _issue(self, doc: schemas.Document, *, doc_id: str | None, token: str | None) -> IssuedDocument:
+    def _issue(
+        self, doc: schemas.Document, entry_type: EntryType, *, doc_id: str | None, token: str | None
+    ) -> IssuedDocument:
         doc_id, token, payload, rendered, school = self.start(doc, doc_id=doc_id, token=token)
         slots = sorted(
             (s for s in rendered.slots if s.role in self.keys),
@@ -191,11 +200,16 @@ class Issuer:
                 XmlSignatureRequest(slot.role, ROLE_TITLES.get(slot.role, slot.role)),
             )
 
-        leaf_index, stored = self.publish(doc_id, pdf, signed_xml, signers)
+        leaf_index, stored = self.publish(doc_id, pdf, signed_xml, signers, entry_type)
         return IssuedDocument(doc_id, token, payload, pdf, signed_xml, leaf_index, stored)
 
     def publish(
-        self, doc_id: str, pdf: bytes, signed_xml: bytes, signers: list[dict[str, str]]
+        self,
+        doc_id: str,
+        pdf: bytes,
+        signed_xml: bytes,
+        signers: list[dict[str, str]],
+        entry_type: EntryType = "issue",
     ) -> tuple[int, DocumentRecord]:
         """Store the signed files and, in one transaction, log the issue and mark the row issued.
 
@@ -205,7 +219,7 @@ class Issuer:
         sha_xml = self.blobs.put(signed_xml, "xml")
         now = datetime.now(UTC)
         entry = Entry(
-            type="issue",
+            type=entry_type,
             doc_id=doc_id,
             pdf_sha256=sha_pdf,
             xml_sha256=sha_xml,

@@ -1,0 +1,144 @@
+"""The principal's batch approval and the student's certified copy in headless Chromium, JavaScript off.
+
+Screenshots go to docs/screens/ only with SEALTRAIL_UPDATE_SCREENSHOTS=1 (like tests/e2e/test_browser.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyotp
+import pytest
+import uvicorn
+
+import schemas
+from sealtrail.accounts import service
+from sealtrail.accounts import workflow as wf
+from sealtrail.accounts.web import default_signer
+from tests.accounts.conftest import PASSWORD, SCHOOL_A, World, make_deployment, populate
+from tests.conftest import free_port
+from tests.e2e.test_browser import CHROMIUM, SCREENS
+
+pytestmark = pytest.mark.slow
+DESKTOP = {"width": 1100, "height": 800}
+
+
+@pytest.fixture
+def served(tmp_path: Path, dev_pki: object, cheap_argon2: None) -> Iterator[tuple[World, str]]:
+    """A real server on loopback (uvicorn in a thread) over a populated SQLite deployment."""
+    from sealtrail.app import create_app
+
+    port = free_port()
+    dep = make_deployment(tmp_path, f"sqlite:///{tmp_path / 'st.db'}", dev_pki)
+    dep.settings.public_base_url = f"http://127.0.0.1:{port}"
+    secrets = populate(dep)
+    app = create_app(dep.settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+    try:
+        yield World(dep, app, secrets), f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser_page() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is not installed (make test installs the Debian package 'chromium')")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )  # fmt: skip
+        context = browser.new_context(viewport=DESKTOP, java_script_enabled=False)
+        yield context.new_page()
+        browser.close()
+
+
+def _staff(world: World, username: str):  # type: ignore[no-untyped-def]
+    person = service.person_by_username(world.dep.engine, username)
+    assert person is not None
+    return service.actor_for(world.dep.engine, person, "staff")
+
+
+def _ready_for_principal(world: World, payloads: list[dict]) -> list[str]:  # type: ignore[type-arg]
+    ctx = world.app.state.accounts  # type: ignore[attr-defined]
+    items = wf.submit(ctx, None, _staff(world, "registrar-a"), SCHOOL_A, payloads)
+    ids = [i.id for i in items]
+    for action in ("check", "teacher_sign"):
+        wf.move(ctx, None, _staff(world, "homeroom_teacher-a"), SCHOOL_A, ids, action)
+    return ids
+
+
+def _wait_until_finished(page) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 300
+    while "Đang ký" in page.inner_text("#batch-state"):
+        assert time.monotonic() < deadline, "the batch did not finish"
+        page.wait_for_timeout(1000)  # the page reloads itself (meta refresh)
+
+
+def test_principal_approves_and_signs_a_whole_class_in_the_browser(served: tuple[World, str], browser_page) -> None:  # type: ignore[no-untyped-def]
+    world, base = served
+    page = browser_page
+    _ready_for_principal(world, schemas.load_sample("class_9a1"))
+    page.goto(f"{base}/can-bo/{SCHOOL_A}/hang-doi")
+    assert page.url.endswith("/dang-nhap")  # not signed in yet
+    page.fill("#username", "principal-a")
+    page.fill("#password", PASSWORD)
+    page.fill("#totp", pyotp.TOTP(world.totp["principal-a"]).now())
+    page.click("button[type=submit]")
+    assert "principal" in page.inner_text("main")
+    page.goto(f"{base}/can-bo/{SCHOOL_A}/hang-doi?lop=9A1&nam=2024-2025")
+    assert page.locator("td.state-teacher_signed").count() == 3
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / "principal-queue.png"), full_page=True)
+    page.click("#approve")
+    assert "/lo-ky/" in page.url
+    _wait_until_finished(page)
+    assert page.inner_text("#batch-state").startswith("Đã ký và cấp xong")
+    assert page.locator("text=Đã cấp HB-").count() == 3
+    page.screenshot(path=str(SCREENS / "principal-batch-done.png"), full_page=True)
+    page.goto(f"{base}/can-bo/{SCHOOL_A}/hang-doi?lop=9A1")
+    assert page.locator("td.state-issued").count() == 3
+
+
+def test_student_requests_a_certified_copy_and_shares_it_in_the_browser(
+    served: tuple[World, str], browser_page
+) -> None:  # type: ignore[no-untyped-def]
+    world, base = served
+    ctx = world.app.state.accounts  # type: ignore[attr-defined]
+    ids = _ready_for_principal(world, schemas.load_sample("class_9a1")[:1])
+    batch = wf.start_batch(ctx, None, _staff(world, "principal-a"), SCHOOL_A, ids)
+    wf.run_in_background(ctx, batch.id, default_signer(ctx)).join(timeout=300)  # not on Playwright's event loop
+    assert wf.batch_progress(ctx, SCHOOL_A, batch.id)[0].done == 1  # type: ignore[index]
+    code = service.issue_student_code(world.dep.engine, "student-a", SCHOOL_A)
+    page = browser_page
+    page.goto(f"{base}/hoc-sinh/dang-nhap")
+    page.fill("#code", code.lower())  # codes are forgiving about case
+    page.click("button[type=submit]")
+    assert page.url.endswith("/hoc-sinh")
+    page.click("text=Xin bản sao điện tử")
+    assert "Đã cấp bản sao BS-" in page.inner_text("main")
+    assert page.locator("text=bản sao của HB-").count() == 1
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / "student-certified-copy.png"), full_page=True)
+    page.uncheck("input[value=school]")
+    page.check("input[value=holder_name]")
+    page.click("text=Tạo liên kết")
+    link = page.inner_text("#new-link code")
+    assert link.startswith(f"{base}/chia-se/")
+    page.goto(link)
+    assert "Nguyễn Thị Thu Hằng" in page.inner_text("main") and "Trường cấp" not in page.inner_text("main")
+    page.screenshot(path=str(SCREENS / "student-share-link.png"), full_page=True)

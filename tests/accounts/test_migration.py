@@ -1,0 +1,55 @@
+"""Migration 0005_accounts adds the people-and-workflow tables to a populated database without touching its data,
+and its model definitions match what the migration builds."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy
+from alembic import command
+from sqlmodel import Session, select
+
+from ledger.registry import DocumentRecord
+from sealtrail.accounts import service
+from sealtrail.db import alembic_config, make_engine, migrate
+from signer.workflow import WorkItem
+
+NEW_TABLES = {
+    "organisations", "people", "memberships", "login_sessions", "one_time_codes", "audit_events", "share_links",
+    "work_items", "work_transitions", "signing_batches",
+}  # fmt: skip
+
+
+def test_upgrade_from_0003_keeps_documents_and_adds_the_account_tables(database_url: str) -> None:
+    command.upgrade(alembic_config(database_url), "0003_archives")
+    engine = make_engine(database_url)
+    assert not NEW_TABLES & set(sqlalchemy.inspect(engine).get_table_names())
+    with Session(engine) as session:
+        session.add(
+            DocumentRecord(
+                id="HB-2025-OLD", token="o" * 22, kind="transcript", school_code="01001503",
+                school_name="Trường THCS Nguyễn Du", holder_masked="N. T. T. Hằng", issue_date=date(2025, 6, 5),
+                status="issued", leaf_index=0,
+            )
+        )  # fmt: skip
+        session.commit()
+    migrate(database_url)
+    engine.dispose()
+    assert set(sqlalchemy.inspect(engine).get_table_names()) >= NEW_TABLES
+    with Session(engine) as session:
+        old = session.exec(select(DocumentRecord)).one()
+        assert (old.id, old.status, old.leaf_index) == ("HB-2025-OLD", "issued", 0)
+    service.create_org(engine, "01001503", "Trường THCS Nguyễn Du", "school")  # the models fit the tables
+    service.create_person(engine, "gv", "Giáo viên", password="mật-khẩu-đủ-dài-2026")
+    service.grant(engine, "gv", "01001503", "homeroom_teacher")
+    with Session(engine) as session:
+        session.add(
+            WorkItem(
+                id="WF-1", school_code="01001503", kind="transcript", holder_name="X", data={"a": 1}, created_by="gv"
+            )
+        )
+        session.commit()
+    command.downgrade(alembic_config(database_url), "0003_archives")
+    assert not NEW_TABLES & set(sqlalchemy.inspect(engine).get_table_names())
+    with Session(engine) as session:
+        assert session.exec(select(DocumentRecord)).one().id == "HB-2025-OLD"

@@ -1,0 +1,168 @@
+"""The student portal: one-time code sign-in, own documents only, original PDF and XML, a certified copy that is
+sealed and logged as a ``copy`` entry, and share links that show exactly what was chosen, expire and can be revoked.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+import schemas
+from ledger.entry import Entry
+from ledger.registry import DocumentRecord
+from sealtrail.accounts import service
+from sealtrail.accounts import workflow as wf
+from sealtrail.accounts.models import ShareLink
+from sealtrail.accounts.web import default_signer
+from sealtrail.ledgerwiring import audit_deployment, ledger_for
+from signer.storage import BlobStore
+from tests.accounts.conftest import SCHOOL_A, World, csrf_of
+
+pytestmark = pytest.mark.slow
+
+
+def issue_class(world: World, payloads: list[dict]) -> list[str]:  # type: ignore[type-arg]
+    """Take documents through the whole workflow (as the school's staff would) and return their document ids."""
+    ctx = world.app.state.accounts  # type: ignore[attr-defined]
+    engine = world.dep.engine
+
+    def actor(username: str):  # type: ignore[no-untyped-def]
+        person = service.person_by_username(engine, username)
+        assert person is not None
+        return service.actor_for(engine, person, "staff")
+
+    items = wf.submit(ctx, None, actor("registrar-a"), SCHOOL_A, payloads)
+    ids = [i.id for i in items]
+    wf.move(ctx, None, actor("homeroom_teacher-a"), SCHOOL_A, ids, "check")
+    wf.move(ctx, None, actor("homeroom_teacher-a"), SCHOOL_A, ids, "teacher_sign")
+    batch = wf.start_batch(ctx, None, actor("principal-a"), SCHOOL_A, ids)
+    finished = wf.run_batch(ctx, batch.id, default_signer(ctx))
+    assert finished.done == len(ids) and finished.failed == 0
+    return [str(wf.get_item(ctx, SCHOOL_A, i).doc_id) for i in ids]  # type: ignore[union-attr]
+
+
+def student_client(world: World):  # type: ignore[no-untyped-def]
+    client = world.client()
+    code = service.issue_student_code(world.dep.engine, "student-a", SCHOOL_A)
+    assert client.post("/hoc-sinh/dang-nhap", data={"code": code}).status_code == 303
+    return client, csrf_of(world.dep, client)
+
+
+def test_student_sees_downloads_copies_and_shares_only_their_own_documents(world: World, tmp_path: Path) -> None:
+    klass = schemas.load_sample("class_9a1")
+    mine, theirs = issue_class(world, klass[:2])
+    client, csrf = student_client(world)
+
+    home = client.get("/hoc-sinh")
+    assert home.status_code == 200 and mine in home.text and theirs not in home.text
+
+    blobs = BlobStore(world.dep.settings.documents_dir)
+    with Session(world.dep.engine) as session:
+        record = session.get(DocumentRecord, mine)
+        assert record is not None
+        session.expunge(record)
+    pdf = client.get(f"/hoc-sinh/van-ban/{mine}/tai/pdf")
+    xml = client.get(f"/hoc-sinh/van-ban/{mine}/tai/xml")
+    assert pdf.content == blobs.get(str(record.sha256_pdf), "pdf")  # the original, byte for byte
+    assert xml.content == blobs.get(str(record.sha256_xml), "xml")
+    assert client.get(f"/hoc-sinh/van-ban/{theirs}/tai/pdf").status_code == 404  # a classmate's: does not exist
+    assert client.post(f"/hoc-sinh/van-ban/{theirs}/ban-sao", data={"csrf_token": csrf}).status_code == 404
+
+    # a certified copy: generated, sealed by the school, logged as a "copy" entry
+    assert client.post(f"/hoc-sinh/van-ban/{mine}/ban-sao").status_code == 403  # no CSRF token
+    made = client.post(f"/hoc-sinh/van-ban/{mine}/ban-sao", data={"csrf_token": csrf})
+    assert made.status_code == 303
+    home = client.get("/hoc-sinh")
+    copy_id = re.search(r"BS-\d{4}-[0-9A-F]{12}", home.text)
+    assert copy_id, home.text
+    copy_pdf = tmp_path / "ban-sao.pdf"
+    copy_pdf.write_bytes(client.get(f"/hoc-sinh/van-ban/{copy_id.group()}/tai/pdf").content)
+    text = subprocess.run(["pdftotext", str(copy_pdf), "-"], capture_output=True, text=True, timeout=60).stdout
+    assert "BẢN SAO" in text and mine in text
+    sig = subprocess.run(["pdfsig", str(copy_pdf)], capture_output=True, text=True, timeout=60).stdout
+    assert sig.count("Signature Validation: Signature is Valid.") == 1, sig  # the school's seal
+    ledger, _ = ledger_for(world.dep)
+    with world.dep.engine.connect() as conn:
+        entries = [Entry.parse(ledger.entry(conn, i)) for i in range(ledger.size(conn))]
+    (copy_entry,) = [e for e in entries if e.type == "copy"]
+    assert copy_entry.doc_id == copy_id.group()
+    assert audit_deployment(world.dep) == []
+
+    # a share link shows exactly what was ticked
+    shared = client.post(
+        "/hoc-sinh/chia-se",
+        data={"doc_id": mine, "fields": ["kind", "holder_name"], "days": "3", "csrf_token": csrf},
+    )
+    link = shared.headers["location"].split("lien-ket=", 1)[1]
+    public = world.client().get(link)
+    holder = schemas.parse_document(klass[0]).holder
+    assert public.status_code == 200 and holder.full_name in public.text and mine in public.text
+    assert holder.birth_date.strftime("%d/%m/%Y") not in public.text  # birth date was not chosen
+    assert "Trường cấp" not in public.text and "Tải tệp PDF" not in public.text
+    assert world.client().get(link + "?tai=pdf").headers["content-type"].startswith("text/html")
+    assert client.post(
+        "/hoc-sinh/chia-se", data={"doc_id": theirs, "fields": ["kind"], "csrf_token": csrf}
+    ).status_code == 404  # fmt: skip
+
+    # expired and revoked links look the same as unknown ones
+    with Session(world.dep.engine) as session:
+        row = session.exec(select(ShareLink)).one()
+        share_id = row.id
+        row.expires_at = row.expires_at - timedelta(days=4)
+        session.add(row)
+        session.commit()
+    assert world.client().get(link).status_code == 404
+    with Session(world.dep.engine) as session:
+        row = session.exec(select(ShareLink)).one()
+        row.expires_at = row.expires_at + timedelta(days=4)
+        session.add(row)
+        session.commit()
+    assert world.client().get(link).status_code == 200
+    assert client.post(f"/hoc-sinh/chia-se/{share_id}/thu-hoi", data={"csrf_token": csrf}).status_code == 303
+    assert world.client().get(link).status_code == 404
+    assert world.client().get("/chia-se/khong-co-lien-ket-nay").status_code == 404
+
+
+def test_a_batch_the_server_stopped_in_the_middle_of_is_resumed_without_signing_twice(world: World) -> None:
+    ctx = world.app.state.accounts  # type: ignore[attr-defined]
+    engine = world.dep.engine
+
+    def actor(username: str):  # type: ignore[no-untyped-def]
+        person = service.person_by_username(engine, username)
+        assert person is not None
+        return service.actor_for(engine, person, "staff")
+
+    klass = schemas.load_sample("class_9a1")
+    (done_id,) = issue_class(world, klass[:1])
+    items = wf.submit(ctx, None, actor("registrar-a"), SCHOOL_A, klass[1:2])
+    ids = [i.id for i in items]
+    for action in ("check", "teacher_sign"):
+        wf.move(ctx, None, actor("homeroom_teacher-a"), SCHOOL_A, ids, action)
+    batch = wf.start_batch(ctx, None, actor("principal-a"), SCHOOL_A, ids)  # approved, then the server "stops"
+    with Session(engine) as session:  # the batch also names an item that was already issued
+        row = session.get(wf.SigningBatch, batch.id)
+        assert row is not None
+        first_item = session.exec(select(wf.WorkItem).where(wf.WorkItem.doc_id == done_id)).one()
+        row.item_ids = [first_item.id, *ids]
+        session.add(row)
+        session.commit()
+    principal = world.login("principal-a")
+    page = principal.get(f"/can-bo/{SCHOOL_A}/lo-ky/{batch.id}")
+    assert "Lô ký bị gián đoạn" in page.text and 'id="resume"' in page.text and "http-equiv" not in page.text
+    resumed = principal.post(
+        f"/can-bo/{SCHOOL_A}/lo-ky/{batch.id}/tiep-tuc", data={"csrf_token": world.csrf["principal-a"]}
+    )
+    assert resumed.status_code == 303
+    deadline = time.monotonic() + 240
+    while "Đã ký và cấp xong" not in (text := principal.get(f"/can-bo/{SCHOOL_A}/lo-ky/{batch.id}").text):
+        assert time.monotonic() < deadline, text
+        time.sleep(0.5)
+    with Session(engine) as session:
+        records = session.exec(select(DocumentRecord)).all()
+    assert len(records) == 2  # the already issued one was not signed again

@@ -1,0 +1,277 @@
+"""The approval workflow with real signatures: drafts → homeroom check and signature → the principal's batch
+approval → sealed and issued; a failure that says what to do; retry; correction that supersedes; signed revocation.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from asn1crypto import pem
+from sqlmodel import Session, select
+
+import schemas
+from ledger.entry import Entry
+from ledger.registry import DocumentRecord
+from sealtrail.accounts.web import default_signer
+from sealtrail.ledgerwiring import audit_deployment, ledger_for
+from signer.pdf import PadesSigner
+from signer.storage import BlobStore
+from signer.workflow import State, Transition, WorkflowError, WorkItem, find_move
+from tests.accounts.conftest import SCHOOL_A, World
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def test_state_machine_allows_each_step_only_to_its_role() -> None:
+    assert find_move("check", "draft", "homeroom_teacher").target == State.CHECKED
+    assert find_move("approve", "teacher_signed", "principal").target == State.APPROVED
+    with pytest.raises(WorkflowError, match="principal"):
+        find_move("check", "draft", "principal")
+    with pytest.raises(WorkflowError, match="not possible from state draft"):
+        find_move("approve", "draft", "principal")  # the teacher has not signed yet
+    with pytest.raises(WorkflowError):
+        find_move("issue", "approved", "principal")  # only the system seals and issues
+
+
+def _items(world: World) -> dict[str, WorkItem]:
+    with Session(world.dep.engine) as session:
+        return {i.holder_personal_id or i.id: i for i in session.exec(select(WorkItem)).all()}
+
+
+def _wait_for_batch(client, location: str) -> str:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        page = client.get(location)
+        assert page.status_code == 200
+        if 'http-equiv="refresh"' not in page.text:
+            return str(page.text)
+        assert "Đang ký" in page.text
+        time.sleep(0.5)
+    raise AssertionError("the batch did not finish")
+
+
+def _trust(world: World, tmp: Path) -> tuple[Path, Path]:
+    pki = world.dep.dev_pki
+    (tmp / "root.pem").write_bytes(pem.armor("CERTIFICATE", pki.root.dump()))
+    (tmp / "ca.pem").write_bytes(pem.armor("CERTIFICATE", pki.issuing_ca.dump()))
+    return tmp / "root.pem", tmp / "ca.pem"
+
+
+def test_class_goes_from_drafts_to_issued_with_a_failure_a_retry_a_correction_and_a_revocation(
+    world: World, tmp_path: Path
+) -> None:
+    dep = world.dep
+    klass = schemas.load_sample("class_9a1")
+    registrar, teacher, principal = (world.login(f"{r}-a") for r in ("registrar", "homeroom_teacher", "principal"))
+    csrf = {r: world.csrf[f"{r}-a"] for r in ("registrar", "homeroom_teacher", "principal")}
+
+    # 1. drafts; a second version of one keeps the first to show what changed
+    made = registrar.post(
+        f"/api/v1/schools/{SCHOOL_A}/work-items", json=klass, headers={"X-CSRF-Token": csrf["registrar"]}
+    )
+    assert made.status_code == 201, made.text
+    changed = copy.deepcopy(klass[1])
+    changed["years"][0]["homeroom_comment"] = "Chăm ngoan, tiến bộ rõ."
+    again = registrar.post(
+        f"/api/v1/schools/{SCHOOL_A}/work-items", json=[changed], headers={"X-CSRF-Token": csrf["registrar"]}
+    )
+    assert again.json()["items"][0]["version"] == 2
+    items = _items(world)
+    assert len(items) == 3
+    second = items[klass[1]["holder"]["personal_id"]]
+    detail = principal.get(f"/can-bo/{SCHOOL_A}/ho-so/{second.id}")
+    assert "years[0].homeroom_comment" in detail.text and "Chăm ngoan, tiến bộ rõ." in detail.text
+    ids = [i.id for i in items.values()]
+
+    # 2. the principal cannot approve drafts; nothing moves
+    refused = principal.post(f"/can-bo/{SCHOOL_A}/duyet-ky", data={"items": ids, "csrf_token": csrf["principal"]})
+    assert refused.status_code == 303 and "loi=1" in refused.headers["location"]
+    assert {i.state for i in _items(world).values()} == {"draft"}
+
+    # 3. the homeroom teacher checks and signs the class
+    for action in ("kiem-tra", "ky"):
+        r = teacher.post(
+            f"/can-bo/{SCHOOL_A}/ho-so/{action}", data={"items": ids, "csrf_token": csrf["homeroom_teacher"]}
+        )
+        assert r.status_code == 303 and "loi" not in r.headers["location"], r.headers["location"]
+    queue = principal.get(f"/can-bo/{SCHOOL_A}/hang-doi?lop=9A1&nam=2024-2025")
+    assert queue.text.count('class="state-teacher_signed"') == 3, queue.text
+
+    # 4. batch approval; one document's timestamp server is down (a real refused connection)
+    real = default_signer(world.app.state.accounts)  # type: ignore[attr-defined]
+    issuer = real.__self__  # type: ignore[attr-defined]
+    dead = dataclasses.replace(
+        issuer, pades=PadesSigner(trust_roots=dep.trust_roots, other_certs=dep.intermediates,
+                                  timestamp_urls=[f"http://127.0.0.1:{free_port()}/tsa"]),
+    )  # fmt: skip
+    unlucky = klass[2]["holder"]["personal_id"]
+    world.app.state.accounts.sign = lambda doc: (dead if doc.holder.personal_id == unlucky else issuer).issue(doc)  # type: ignore[attr-defined]
+    started = principal.post(f"/can-bo/{SCHOOL_A}/duyet-ky", data={"items": ids, "csrf_token": csrf["principal"]})
+    assert started.status_code == 303 and "/lo-ky/" in started.headers["location"]
+    done = _wait_for_batch(principal, started.headers["location"])
+    assert "có 1 hồ sơ lỗi" in done and "dấu thời gian" in done and "thử ký lại" in done
+    items = _items(world)
+    assert items[unlucky].state == "teacher_signed" and items[unlucky].doc_id is None
+    issued = [i for i in items.values() if i.state == "issued"]
+    assert len(issued) == 2
+
+    # 5. retry after the failure: the same item, now with the working key backend
+    world.app.state.accounts.sign = None  # type: ignore[attr-defined]
+    retry = principal.post(
+        f"/can-bo/{SCHOOL_A}/duyet-ky", data={"items": [items[unlucky].id], "csrf_token": csrf["principal"]}
+    )
+    assert "Đã ký và cấp xong" in _wait_for_batch(principal, retry.headers["location"])
+    items = _items(world)
+    assert {i.state for i in items.values()} == {"issued"}
+    with Session(dep.engine) as session:
+        steps = session.exec(select(Transition).where(Transition.item_id == items[unlucky].id)).all()
+    assert [s.action for s in steps] == [
+        "create", "check", "teacher_sign", "approve", "signing_failed", "approve", "seal", "issue"
+    ]  # fmt: skip
+    assert [s.actor for s in steps][1:4] == ["homeroom_teacher-a", "homeroom_teacher-a", "principal-a"]
+
+    blobs = BlobStore(dep.settings.documents_dir)
+    with Session(dep.engine) as session:
+        records = {r.id: r for r in session.exec(select(DocumentRecord)).all()}
+    first = records[str(items[klass[0]["holder"]["personal_id"]].doc_id)]
+    pdf = tmp_path / "hocba.pdf"
+    pdf.write_bytes(blobs.get(str(first.sha256_pdf), "pdf"))
+    out = subprocess.run(["pdfsig", str(pdf)], capture_output=True, text=True, timeout=120).stdout
+    assert out.count("Signature Validation: Signature is Valid.") == 3, out
+
+    # 6. a correction after issue supersedes the original once it is issued itself
+    second_doc = str(items[klass[1]["holder"]["personal_id"]].doc_id)
+    fixed = copy.deepcopy(changed)
+    fixed["years"][0]["days_absent"] = 3
+    corr = registrar.post(
+        f"/api/v1/schools/{SCHOOL_A}/documents/{second_doc}/correction", json=fixed,
+        headers={"X-CSRF-Token": csrf["registrar"]},
+    )  # fmt: skip
+    assert corr.status_code == 201 and corr.json()["supersedes"] == second_doc
+    new_id = corr.json()["id"]
+    for action in ("kiem-tra", "ky"):
+        teacher.post(
+            f"/can-bo/{SCHOOL_A}/ho-so/{action}", data={"items": [new_id], "csrf_token": csrf["homeroom_teacher"]}
+        )
+    batch = principal.post(f"/can-bo/{SCHOOL_A}/duyet-ky", data={"items": [new_id], "csrf_token": csrf["principal"]})
+    assert "Đã ký và cấp xong" in _wait_for_batch(principal, batch.headers["location"])
+
+    # 7. revocation: reason required, principal or school admin, signed with the seal, logged
+    admin = world.login("school_admin-a")
+    csrf["school_admin"] = world.csrf["school_admin-a"]
+    no_reason = admin.post(
+        f"/can-bo/{SCHOOL_A}/van-ban/{first.id}/thu-hoi", data={"reason": "", "csrf_token": csrf["school_admin"]}
+    )
+    assert "loi=1" in no_reason.headers["location"]
+    revoked = admin.post(
+        f"/can-bo/{SCHOOL_A}/van-ban/{first.id}/thu-hoi",
+        data={"reason": "Cấp nhầm học bạ của học sinh khác", "csrf_token": csrf["school_admin"]},
+    )
+    assert revoked.status_code == 303 and "loi" not in revoked.headers["location"]
+
+    ledger, _ = ledger_for(dep)
+    with Session(dep.engine) as session:
+        records = {r.id: r for r in session.exec(select(DocumentRecord)).all()}
+    with dep.engine.connect() as conn:
+        entries = [Entry.parse(ledger.entry(conn, i)) for i in range(ledger.size(conn))]
+    assert (
+        records[first.id].status == "revoked" and records[first.id].status_reason == "Cấp nhầm học bạ của học sinh khác"
+    )
+    (revoke_entry,) = [e for e in entries if e.type == "revoke"]
+    assert revoke_entry.doc_id == first.id and revoke_entry.refers == first.leaf_index
+    statement = tmp_path / "thu-hoi.xml"
+    statement.write_bytes(blobs.get(revoke_entry.xml_sha256, "xml"))
+    assert "Cấp nhầm học bạ".encode() in statement.read_bytes()
+    root, ca = _trust(world, tmp_path)
+    from tests.signing.test_xades import ID_ATTRS
+
+    args = ["xmlsec1", "--verify", "--node-id", "sig-seal", "--trusted-pem", str(root), "--untrusted-pem", str(ca)]
+    for attr in ID_ATTRS:
+        args += ["--id-attr:Id", attr]
+    check = subprocess.run([*args, str(statement)], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and "OK" in check.stderr, check.stderr
+    again = admin.post(
+        f"/can-bo/{SCHOOL_A}/van-ban/{first.id}/thu-hoi",
+        data={"reason": "lần nữa cho chắc", "csrf_token": csrf["school_admin"]},
+    )
+    assert "loi=1" in again.headers["location"]  # already revoked: no second entry
+    assert records[second_doc].status == "superseded"
+    (sup,) = [e for e in entries if e.type == "supersede"]
+    assert records[second_doc].superseded_by == sup.doc_id and sup.refers == records[second_doc].leaf_index
+    (correction,) = [i for i in _items(world).values() if i.supersedes == second_doc]
+    assert correction.doc_id == sup.doc_id and records[sup.doc_id].status == "issued"
+
+    # 8. the public page says so, and the whole installation still audits clean
+    public = world.client().get(f"/v/{records[first.id].token}")
+    assert "thu hồi" in public.text.lower()
+    assert audit_deployment(dep) == []
+    export = admin.get(f"/can-bo/{SCHOOL_A}/nhat-ky?dinh-dang=json")
+    actions = {row["action"] for row in export.json()}
+    assert {
+        "workflow.submit",
+        "workflow.check",
+        "workflow.approve",
+        "sign.issued",
+        "sign.failed",
+        "document.revoke",
+    } <= actions
+
+
+def test_two_principals_approving_the_same_items_at_once_move_them_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale read cannot move an item: the state change is conditional on the state that was read."""
+    import threading
+
+    from sealtrail.accounts import service
+    from sealtrail.accounts import workflow as wf
+
+    ctx = world.app.state.accounts  # type: ignore[attr-defined]
+    engine = world.dep.engine
+
+    def actor(username: str):  # type: ignore[no-untyped-def]
+        person = service.person_by_username(engine, username)
+        assert person is not None
+        return service.actor_for(engine, person, "staff")
+
+    items = wf.submit(ctx, None, actor("registrar-a"), SCHOOL_A, schemas.load_sample("class_9a1"))
+    ids = [i.id for i in items]
+    for action in ("check", "teacher_sign"):
+        wf.move(ctx, None, actor("homeroom_teacher-a"), SCHOOL_A, ids, action)
+    principal = actor("principal-a")
+    outcomes: list[str] = []
+    barrier = threading.Barrier(4, timeout=30)
+    waited: set[int] = set()
+    real_find_move = wf.find_move
+
+    def find_move_after_everyone_has_read(*args: str):  # type: ignore[no-untyped-def]
+        if threading.get_ident() not in waited:  # every thread has read the item before anyone writes
+            waited.add(threading.get_ident())
+            barrier.wait()
+        return real_find_move(*args)
+
+    monkeypatch.setattr(wf, "find_move", find_move_after_everyone_has_read)
+
+    def approve() -> None:
+        try:
+            wf.start_batch(ctx, None, principal, SCHOOL_A, ids[:1])
+            outcomes.append("ok")
+        except (WorkflowError, Exception) as exc:  # a database lock error is also a refusal
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=approve) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outcomes.count("ok") == 1, outcomes
+    with Session(engine) as session:
+        approvals = session.exec(select(Transition).where(Transition.action == "approve")).all()
+        batches = session.exec(select(wf.SigningBatch)).all()
+    assert len(approvals) == 1 and len(batches) == 1
