@@ -239,7 +239,6 @@ def make_student_router() -> APIRouter:
             session.expunge(record)
             session.expunge(link)
         if request.query_params.get("tai") == "pdf" and "pdf" in link.fields and record.sha256_pdf:
-
             data = ctx.dep.blobs.get(record.sha256_pdf, "pdf")
             return Response(data, media_type="application/pdf", headers={"Cache-Control": "no-store"})
         base = ctx.dep.settings.public_base_url.rstrip("/")
