@@ -49,12 +49,26 @@ STUDENT_ROUTES = {
     ("POST", "/hoc-sinh/chia-se/{share_id}/thu-hoi"),
 }
 SIGNED_IN = {("GET", "/can-bo"), ("POST", "/dang-xuat")}  # anyone signed in: their own page, signing out
-API_KEY_ONLY = {("POST", "/api/v1/documents")}  # school software; tested in tests/test_api.py and below
+API_KEY_ONLY = {  # school software; tested in tests/test_api.py, tests/jobs, tests/interop and below
+    ("POST", "/api/v1/documents"),
+    ("GET", "/api/v1/batches/{batch_id}"),
+    ("POST", "/api/v1/batches/{batch_id}/cancel"),
+    ("GET", "/api/v1/documents/{doc_id}/vc"),
+}
+SIGNER_ONLY = {  # a registered signer's bearer credential (sealtrail agent / remote-sign); tested in tests/deferred
+    ("GET", "/api/v1/signing/me"),
+    ("GET", "/api/v1/signing/pending"),
+    ("GET", "/api/v1/signing/{task_id}/prepared.{ext}"),
+    ("POST", "/api/v1/signing/{task_id}/signature"),
+}
 PUBLIC = {
     ("GET", "/dang-nhap"), ("POST", "/dang-nhap"), ("GET", "/hoc-sinh/dang-nhap"), ("POST", "/hoc-sinh/dang-nhap"),
     ("GET", "/chia-se/{token}"), ("GET", "/healthz"), ("GET", "/kiem-tra"), ("POST", "/kiem-tra"),
     ("POST", "/api/v1/verify"), ("POST", "/api/v1/verify/bulk"), ("GET", "/v/{token}"), ("POST", "/v/{token}"),
     ("GET", "/v/{token}/tlog-proof"), ("GET", "/log/checkpoint"), ("GET", "/log/key"), ("GET", "/log/tile/{path:path}"),
+    ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/lo/{batch_id}"), ("GET", "/issuers/{school}"),
+    ("GET", "/status/{school}/{year}/{purpose}"), ("GET", "/ns/credentials/v1"),
+    ("GET", "/ns/credentials/transcript-credential.schema.json"),
 }  # fmt: skip
 
 
@@ -89,7 +103,7 @@ def _call(client: TestClient, method: str, path: str, csrf: str | None) -> int:
 
 def test_every_endpoint_has_a_rule(world: World) -> None:
     routes = _app_routes(world.app)
-    ruled = set(RULES) | STUDENT_ROUTES | SIGNED_IN | API_KEY_ONLY | PUBLIC
+    ruled = set(RULES) | STUDENT_ROUTES | SIGNED_IN | API_KEY_ONLY | SIGNER_ONLY | PUBLIC
     unknown = {r for r in routes if r not in ruled and not r[1].startswith(("/docs", "/redoc", "/openapi"))}
     assert not unknown, f"endpoints without an access rule in this table: {sorted(unknown)}"
     assert not (ruled - PUBLIC - routes), "rules for endpoints that no longer exist"
@@ -115,6 +129,15 @@ def test_every_role_against_every_endpoint_in_its_school_and_another(world: Worl
     with Session(world.dep.engine) as session:
         refusals = session.exec(select(AuditEvent).where(AuditEvent.action == "access.refused")).all()
     assert {r.org_code for r in refusals} == {SCHOOL_A, SCHOOL_B}  # every refusal is in the audit trail
+
+
+def test_machine_endpoints_refuse_anonymous_callers_and_staff_sessions(world: World) -> None:
+    """API-key and signer-credential endpoints answer 401 without their credential, even to a signed-in principal."""
+    anonymous, principal = world.client(), world.login("principal-a")
+    for method, path in sorted(API_KEY_ONLY | SIGNER_ONLY):
+        for client, csrf in ((anonymous, None), (principal, world.csrf["principal-a"])):
+            status = _call(client, method, _fill(path, SCHOOL_A), csrf)
+            assert status == 401, (method, path, status)
 
 
 def test_unauthenticated_callers_are_sent_to_sign_in_or_get_401(world: World) -> None:
