@@ -7,22 +7,26 @@ token gone, container too small) leaves nothing half-written.
 
 from __future__ import annotations
 
-import asyncio
+import binascii
+import hashlib
 import re
-import tempfile
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from asn1crypto import tsp, x509
+from asn1crypto import cms, tsp, x509
 from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.content import ImportedPdfPage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.misc import PdfReadError
-from pyhanko.sign import fields, signers
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import attributes, fields, signers
 from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.stamp import StaticStampStyle
@@ -41,21 +45,68 @@ class SigningError(Exception):
     """Signing failed; the document was left as it was. The message says what to do."""
 
 
+class _EncodedSigningCertificateV2(attributes.SigningCertificateV2Provider):
+    """The signing-certificate-v2 attribute, encoded once per certificate and then reused as DER.
+
+    pyHanko rebuilds this attribute (ESSCertIDv2 with the issuer's GeneralNames) for every signature, and
+    asn1crypto re-encodes the freshly built tree three times while the CMS is assembled; that was over half of
+    the signing time in the profile (docs/performance.md). An attribute parsed from DER dumps its cached bytes.
+    """
+
+    def __init__(self, signing_cert: x509.Certificate) -> None:
+        super().__init__(signing_cert)
+        value = as_signing_certificate_v2(signing_cert)
+        self._der = simple_cms_attribute(self.attribute_type, value).dump()
+
+    async def get_attribute(self, dry_run: bool = False) -> cms.CMSAttribute:
+        return cms.CMSAttribute.load(self._der)
+
+
 class BackendSigner(signers.Signer):
-    """pyHanko signer that hashes the signed attributes itself and asks a KeyBackend to sign the digest."""
+    """pyHanko signer that hashes the signed attributes itself and asks a KeyBackend to sign the digest.
+
+    Built once per key and reused (PadesSigner keeps one per backend): the certificate registry and the
+    encoded signing-certificate attribute are computed here, not per document.
+    """
 
     def __init__(self, backend: KeyBackend) -> None:
         registry = SimpleCertificateStore.from_certs([backend.certificate, *backend.chain])
         super().__init__(signing_cert=backend.certificate, cert_registry=registry, embed_roots=True)
         self.backend = backend
+        self._signing_cert_attr = _EncodedSigningCertificateV2(backend.certificate)
+
+    def _signed_attr_providers(self, *args: object, **kwargs: object) -> Iterable[attributes.CMSAttributeProvider]:
+        # pyHanko's internal hook (PAdES and generic CMS alike take their providers from here).
+        for provider in super()._signed_attr_providers(*args, **kwargs):  # type: ignore[arg-type]
+            if type(provider) is attributes.SigningCertificateV2Provider:
+                yield self._signing_cert_attr
+            else:
+                yield provider
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
-        import hashlib
-
         digest = hashlib.new(digest_algorithm, data).digest()
         if dry_run:
             return bytes(512)
-        return await asyncio.to_thread(self.backend.sign_digest, digest, digest_algorithm)
+        # Called directly, not through a worker thread: sign_pdf runs its own event loop per signature, so
+        # there is nothing else to keep responsive, and the thread hop cost ~3 ms per signature.
+        return self.backend.sign_digest(digest, digest_algorithm)
+
+
+class _ImportedPdfBytes(ImportedPdfPage):
+    """A page of a PDF held in memory, imported as a form XObject (pyHanko's version wants a file name)."""
+
+    def __init__(self, data: bytes, page_ix: int = 0) -> None:
+        super().__init__("", page_ix=page_ix)
+        self.data = data
+
+    def render(self) -> bytes:
+        r = PdfFileReader(BytesIO(self.data))
+        xobj = self._ensure_writer.import_page_as_xobject(r, page_ix=self.page_ix)
+        resource_name = b"/Import" + binascii.hexlify(uuid.uuid4().bytes)
+        self.resources.xobject[resource_name.decode("ascii")] = xobj
+        x1, y1, x2, y2 = xobj.get_object()["/BBox"]
+        self.box = BoxConstraints(width=abs(x1 - x2), height=abs(y1 - y2))
+        return resource_name + b" Do"
 
 
 class FailoverTimeStamper(TimeStamper):
@@ -149,6 +200,14 @@ class PadesSigner:
         self.long_term = long_term
         self.initial_reservation = initial_reservation
         self._appearances = AppearanceRenderer()
+        self._signers: dict[int, BackendSigner] = {}
+
+    def _signer_for(self, backend: KeyBackend) -> BackendSigner:
+        """One pyHanko signer per key backend, built on first use (the backend object is the key's identity)."""
+        signer = self._signers.get(id(backend))
+        if signer is None or signer.backend is not backend:
+            signer = self._signers[id(backend)] = BackendSigner(backend)
+        return signer
 
     def _validation_context(self) -> ValidationContext:
         return ValidationContext(
@@ -195,25 +254,22 @@ class PadesSigner:
             validation_context=self._validation_context() if self.long_term else None,
             docmdp_permissions=fields.MDPPerm.NO_CHANGES if request.lock_document else fields.MDPPerm.FILL_FORMS,
         )
-        with tempfile.TemporaryDirectory(prefix="sealtrail-stamp-") as tmp:
-            stamp = self._stamp(writer, request, Path(tmp))
-            pdf_signer = signers.PdfSigner(
-                meta,
-                signer=BackendSigner(backend),
-                timestamper=self.timestamper,
-                stamp_style=stamp,
-                new_field_spec=new_field,
-            )
-            return self._run(pdf_signer, writer, reserved)
+        pdf_signer = signers.PdfSigner(
+            meta,
+            signer=self._signer_for(backend),
+            timestamper=self.timestamper,
+            stamp_style=self._stamp(writer, request),
+            new_field_spec=new_field,
+        )
+        return self._run(pdf_signer, writer, reserved)
 
-    def _stamp(self, writer: IncrementalPdfFileWriter, request: SignatureRequest, tmp: Path) -> StaticStampStyle | None:
+    def _stamp(self, writer: IncrementalPdfFileWriter, request: SignatureRequest) -> StaticStampStyle | None:
         size = _field_box(writer, request.field_name)
         if size is None:
             return None
         when = signing_time_text(datetime.now(VN_TZ))
-        path = tmp / "appearance.pdf"
-        path.write_bytes(self._appearances.render(request.signer_name, when, *size))
-        return StaticStampStyle.from_pdf_file(str(path), border_width=0)
+        appearance = self._appearances.render(request.signer_name, when, *size)
+        return StaticStampStyle(background=_ImportedPdfBytes(appearance), border_width=0)
 
     @staticmethod
     def _run(pdf_signer: signers.PdfSigner, writer: IncrementalPdfFileWriter, reserved: int) -> bytes:
