@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     )
     public_rate_per_minute: int = Field(default=120, ge=1, description="QR page requests per client per minute")
     verify_rate_per_minute: int = Field(default=30, ge=1, description="Upload checks per client per minute")
+    public_proof_cache: bool = Field(
+        default=True, description="Cache the QR page's log proofs per signed checkpoint (off: prove every request)"
+    )
 
     @cached_property
     def resolved_data_dir(self) -> Path:

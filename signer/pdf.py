@@ -10,13 +10,19 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
+import ssl
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from io import BytesIO
 from zoneinfo import ZoneInfo
 
+import aiohttp
+import certifi
 from asn1crypto import cms, tsp, x509
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.content import ImportedPdfPage
@@ -31,6 +37,9 @@ from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+from pyhanko_certvalidator.fetchers.aiohttp_fetchers.util import LazySession
+from pyhanko_certvalidator.fetchers.api import OwnedFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hsm_adapters.base import KeyBackend, KeyBackendError
@@ -39,6 +48,26 @@ from signer.render import AppearanceRenderer, keep_xmp
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 _FIRST_RESERVATION = 16 * 1024
 _MAX_RESERVATION = 256 * 1024
+_REVOCATION_REUSE_SECONDS = 60.0
+
+
+@cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every OCSP/CRL/TSA request: building one loads the CA bundle (~0.1-0.2 s each time)."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _http_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_tls_context()))
+
+
+class _SharedTlsSession(LazySession):
+    """pyHanko's lazy per-event-loop HTTP session, but built on the shared TLS context."""
+
+    def get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = _http_session()
+        return self._session
 
 
 class SigningError(Exception):
@@ -93,15 +122,17 @@ class BackendSigner(signers.Signer):
 
 
 class _ImportedPdfBytes(ImportedPdfPage):
-    """A page of a PDF held in memory, imported as a form XObject (pyHanko's version wants a file name)."""
+    """A page of an already parsed PDF, imported as a form XObject (pyHanko's version wants a file name).
 
-    def __init__(self, data: bytes, page_ix: int = 0) -> None:
+    The reader is shared by every signature that uses the same stamp, so its objects are parsed only once.
+    """
+
+    def __init__(self, reader: PdfFileReader, page_ix: int = 0) -> None:
         super().__init__("", page_ix=page_ix)
-        self.data = data
+        self.reader = reader
 
     def render(self) -> bytes:
-        r = PdfFileReader(BytesIO(self.data))
-        xobj = self._ensure_writer.import_page_as_xobject(r, page_ix=self.page_ix)
+        xobj = self._ensure_writer.import_page_as_xobject(self.reader, page_ix=self.page_ix)
         resource_name = b"/Import" + binascii.hexlify(uuid.uuid4().bytes)
         self.resources.xobject[resource_name.decode("ascii")] = xobj
         x1, y1, x2, y2 = xobj.get_object()["/BBox"]
@@ -117,15 +148,18 @@ class FailoverTimeStamper(TimeStamper):
         if not urls:
             raise ValueError("at least one timestamp authority URL is needed")
         self.urls = list(urls)
-        self._clients = [HTTPTimeStamper(url, timeout=timeout) for url in self.urls]
+        self.timeout = timeout
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         failures: list[str] = []
-        for url, client in zip(self.urls, self._clients, strict=True):
-            try:
-                return await client.async_request_tsa_response(req)
-            except Exception as exc:  # any failure of one TSA means: try the next one
-                failures.append(f"{url}: {exc.__class__.__name__} {exc}".strip())
+        # One HTTP session per request, in the running event loop, on the shared TLS context.
+        async with _http_session() as session:
+            for url in self.urls:
+                client = HTTPTimeStamper(url, timeout=self.timeout, session=session)
+                try:
+                    return await client.async_request_tsa_response(req)
+                except Exception as exc:  # any failure of one TSA means: try the next one
+                    failures.append(f"{url}: {exc.__class__.__name__} {exc}".strip())
         raise TimestampRequestError("no timestamp authority answered (" + "; ".join(failures) + ")")
 
 
@@ -193,14 +227,18 @@ class PadesSigner:
         other_certs: Sequence[x509.Certificate] = (),
         long_term: bool = True,
         initial_reservation: int = _FIRST_RESERVATION,
+        revocation_reuse_seconds: float = _REVOCATION_REUSE_SECONDS,
     ) -> None:
         self.trust_roots = list(trust_roots)
         self.other_certs = list(other_certs)
         self.timestamper = FailoverTimeStamper(timestamp_urls) if timestamp_urls else None
         self.long_term = long_term
         self.initial_reservation = initial_reservation
+        self.revocation_reuse_seconds = revocation_reuse_seconds
+        self._local = threading.local()
         self._appearances = AppearanceRenderer()
         self._signers: dict[int, BackendSigner] = {}
+        self._stamps: dict[tuple[str, str, float, float], PdfFileReader] = {}
 
     def _signer_for(self, backend: KeyBackend) -> BackendSigner:
         """One pyHanko signer per key backend, built on first use (the backend object is the key's identity)."""
@@ -210,12 +248,26 @@ class PadesSigner:
         return signer
 
     def _validation_context(self) -> ValidationContext:
-        return ValidationContext(
+        """The validation context for B-LT, reused for up to a minute per thread.
+
+        A fresh context per signature fetched the same CRLs and OCSP responses again for every signature and
+        opened new HTTP sessions each time (docs/performance.md); within a minute the answers are the same.
+        A context is bound to no event loop (its sessions are released after each signature), but it is kept
+        per thread, since signatures on different threads run concurrently.
+        """
+        now = time.monotonic()
+        cached = getattr(self._local, "context", None)
+        if cached is not None and now - cached[0] < self.revocation_reuse_seconds:
+            return cached[1]
+        context = ValidationContext(
             trust_roots=self.trust_roots,
             other_certs=self.other_certs,
             allow_fetching=True,
             revocation_mode="require",
+            fetcher_backend=OwnedFetcherBackend(AIOHttpFetcherBackend(session=_SharedTlsSession())),
         )
+        self._local.context = (now, context)
+        return context
 
     def sign(self, pdf: bytes, backend: KeyBackend, request: SignatureRequest) -> bytes:
         """Return a new PDF with one more signature; raise SigningError and return nothing on failure."""
@@ -267,8 +319,15 @@ class PadesSigner:
         size = _field_box(writer, request.field_name)
         if size is None:
             return None
-        when = signing_time_text(datetime.now(VN_TZ))
-        appearance = self._appearances.render(request.signer_name, when, *size)
+        key = (request.signer_name, stamp_time_text(datetime.now(VN_TZ)), *size)
+        appearance = self._stamps.get(key)
+        if appearance is None:
+            # Laying out a stamp with WeasyPrint costs more than the rest of a signature; in a batch the same
+            # signer signs many documents within the same minute, and the stamp says nothing finer than that.
+            if len(self._stamps) >= 64:
+                self._stamps.clear()
+            pdf = self._appearances.render(request.signer_name, key[1], *size)
+            appearance = self._stamps[key] = PdfFileReader(BytesIO(pdf))
         return StaticStampStyle(background=_ImportedPdfBytes(appearance), border_width=0)
 
     @staticmethod
@@ -286,6 +345,12 @@ class PadesSigner:
         except OSError as exc:
             raise SigningError(f"A network or device error stopped the signature: {exc}") from exc
         return out.getvalue()
+
+
+def stamp_time_text(when: datetime) -> str:
+    """'17:06 ngày 23/11/2026' in Vietnam time, as the visible stamp (and the QR page) print it."""
+    local = when.astimezone(VN_TZ)
+    return f"{local:%H:%M} ngày {local:%d/%m/%Y}"
 
 
 def signing_time_text(when: datetime) -> str:
