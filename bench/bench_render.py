@@ -44,7 +44,7 @@ def batch_seconds_per_doc(renderer: Renderer, n: int, workers: int) -> float:
 
 
 def main() -> list[Figure]:
-    repeat, n, scales = (2, 4, (1, 10)) if QUICK else (5, 6, (1, 10, 50))
+    repeat, n, scales = (2, 3, (1, 10)) if QUICK else (4, 4, (1, 10))
     workers = os.cpu_count() or 2
     job = render_job()
     renderer = Renderer()
