@@ -123,6 +123,15 @@ def test_unknown_tokens_do_the_same_work_as_known_ones(
         return real(d, record)
 
     monkeypatch.setattr(wiring, "prove_record", spy)
+    import sealtrail.proofcache as proofcache  # the page's default path: proofs cached per checkpoint
+
+    cached_call = proofcache.CachedProver.__call__
+
+    def cached_spy(self: proofcache.CachedProver, record: DocumentRecord) -> bool:
+        calls.append(record.id)
+        return cached_call(self, record)
+
+    monkeypatch.setattr(proofcache.CachedProver, "__call__", cached_spy)
     client = _client(dep)
     assert client.get(f"/v/{docs[0].token}").status_code == 200
     missing = client.get("/v/AAAAAAAAAAAAAAAAAAAAAAAAAA")
