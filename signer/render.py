@@ -163,15 +163,29 @@ class Renderer:
             for job in jobs:
                 yield self.render(job.doc, doc_id=job.doc_id, qr_payload=job.qr_payload, xml=job.xml)
             return
-        context = multiprocessing.get_context("spawn")  # no fork: the parent may hold threads, sessions, tokens
-        with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(self.template_dir,)) as pool:
-            pending: deque[Future[RenderedDocument]] = deque()
-            for job in jobs:
-                pending.append(pool.submit(_render_in_worker, job))
-                if len(pending) >= 4 * workers:
-                    yield pending.popleft().result()
-            while pending:
+        pool = self._pool(workers)
+        pending: deque[Future[RenderedDocument]] = deque()
+        for job in jobs:
+            pending.append(pool.submit(_render_in_worker, job))
+            if len(pending) >= 4 * workers:
                 yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def _pool(self, workers: int) -> ProcessPoolExecutor:
+        """The worker processes, started on first use and kept for later batches (starting one costs seconds)."""
+        pools: dict[int, ProcessPoolExecutor] = self.__dict__.setdefault("_pools", {})
+        if workers not in pools:
+            context = multiprocessing.get_context("spawn")  # no fork: the parent may hold threads, sessions, tokens
+            pools[workers] = ProcessPoolExecutor(
+                workers, context, initializer=_init_worker, initargs=(self.template_dir,)
+            )
+        return pools[workers]
+
+    def close(self) -> None:
+        """Stop the worker processes of `render_many`, if any were started."""
+        for pool in self.__dict__.pop("_pools", {}).values():
+            pool.shutdown()
 
     def render(self, doc: schemas.Document, *, doc_id: str, qr_payload: str, xml: bytes) -> RenderedDocument:
         html = self.env.get_template(TEMPLATES[doc.kind]).render(
