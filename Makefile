@@ -10,8 +10,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 TEST_APT_PACKAGES := chromium docker-compose
+BENCH_APT_PACKAGES := wrk
 
-.PHONY: install system-deps test-system-deps python-deps demo serve test lint bench
+.PHONY: install system-deps test-system-deps bench-system-deps python-deps demo serve test lint bench
 
 install: system-deps python-deps
 
@@ -49,5 +50,13 @@ lint: python-deps
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 
-bench: install
+bench-system-deps:
+	@if ! dpkg-query -W -f='$${Status}\n' $(BENCH_APT_PACKAGES) 2>/dev/null | grep -q 'install ok installed'; then \
+	  echo "Installing benchmark packages (the QR page load comes from wrk): $(BENCH_APT_PACKAGES)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(BENCH_APT_PACKAGES); \
+	fi
+
+# BENCH_QUICK=1: small sizes (under 2 minutes on a quiet machine). See docs/performance.md.
+bench: install bench-system-deps
 	$(UV) run python -m bench

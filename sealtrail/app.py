@@ -38,6 +38,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def ledger_check(record: DocumentRecord) -> bool:
         return prove_record(deployment, record)
 
+    if deployment.settings.public_proof_cache:
+        from sealtrail.proofcache import CachedProver
+
+        ledger_check = CachedProver(deployment)  # type: ignore[assignment]  # same answers, cached per checkpoint
+
     from ledger.web import make_router as make_log_router
 
     ledger, vkey = ledger_for(deployment)

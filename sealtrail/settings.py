@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = Field(
         default=True, description="Sign-in cookies only over HTTPS (__Host- prefix); false only for plain-HTTP tests"
     )
+    public_proof_cache: bool = Field(
+        default=True, description="Cache the QR page's log proofs per signed checkpoint (off: prove every request)"
+    )
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,7 +34,7 @@ from ledger.store import Ledger
 from schemas.xml import to_xml
 from signer.pdf import PadesSigner, SignatureRequest, signing_time_text
 from signer.redact import personal_data, personal_values
-from signer.render import Renderer
+from signer.render import RenderedDocument, Renderer, RenderJob
 from signer.storage import Blobs
 from signer.xades import XadesSigner, XmlSignatureRequest, envelope
 from verifier.lookup import lookup_columns
@@ -112,15 +113,43 @@ class Issuer:
         ``entry_type`` is "copy" for certified copies (bản sao). A batch passes the ``doc_id`` and ``token`` it
         reserved so that a retry issues the same document. Raises AlreadyIssued when that id is no longer pending."""
         with personal_data(personal_values(_holder(doc))):
-            return self._issue(doc, entry_type, doc_id=doc_id, token=token)
+            job, token = self._prepare(doc, doc_id=doc_id, token=token)
+            rendered = self.renderer.render(doc, doc_id=job.doc_id, qr_payload=job.qr_payload, xml=job.xml)
+            return self._complete(job, token, rendered, entry_type)
+
+    def issue_many(self, docs: Iterable[schemas.Document], *, render_workers: int = 0) -> Iterator[IssuedDocument]:
+        """Issue a batch, each document exactly as `issue` does, yielding them in order.
+
+        With ``render_workers >= 1`` the PDFs are laid out in that many worker processes while this process
+        signs, stores and logs the documents already rendered, so on two cores rendering and signing overlap.
+        """
+        prepared: deque[tuple[RenderJob, str]] = deque()
+
+        def jobs() -> Iterator[RenderJob]:
+            for doc in docs:
+                prepared.append(self._prepare(doc))
+                yield prepared[-1][0]
+
+        for rendered in self.renderer.render_many(jobs(), workers=render_workers):
+            job, token = prepared.popleft()
+            with personal_data(personal_values(_holder(job.doc))):
+                yield self._complete(job, token, rendered)
 
     def start(
         self, doc: schemas.Document, *, doc_id: str | None = None, token: str | None = None
     ) -> tuple[str, str, str, Any, schemas.School]:
         """Render the document and write its *pending* row: (doc id, QR token, QR payload, rendering, school).
 
-        A reserved ``doc_id`` whose row is still pending (a retried batch item) is reused; any other existing row
-        raises AlreadyIssued."""
+        Used by deferred signing (signer's own keys), which signs later; `issue` does all of it at once."""
+        job, token = self._prepare(doc, doc_id=doc_id, token=token)
+        rendered = self.renderer.render(doc, doc_id=job.doc_id, qr_payload=job.qr_payload, xml=job.xml)
+        self._record_pending(job, token)
+        return job.doc_id, token, job.qr_payload, rendered, _school(doc)
+
+    def _prepare(
+        self, doc: schemas.Document, *, doc_id: str | None = None, token: str | None = None
+    ) -> tuple[RenderJob, str]:
+        """The document id, its QR token and payload, and the canonical XML: everything the render needs."""
         doc_id = doc_id or new_doc_id(doc)
         token = token or new_token()
         xml = to_xml(doc)
@@ -135,10 +164,15 @@ class Issuer:
             xml_sha256=hashlib.sha256(xml).digest(),
         )
         payload = qr_payload(self.verify_base_url, token, make_seal(claims, self.qr_key))  # type: ignore[arg-type]
-        rendered = self.renderer.render(doc, doc_id=doc_id, qr_payload=payload, xml=xml)
+        return RenderJob(doc, doc_id, payload, xml), token
 
+    def _record_pending(self, job: RenderJob, token: str) -> None:
+        """Write the *pending* row. A reserved id whose row is still pending (a retried batch item) is reused;
+        any other existing row raises AlreadyIssued."""
+        doc = job.doc
+        holder, school = _holder(doc), _school(doc)
         record = DocumentRecord(
-            id=doc_id,
+            id=job.doc_id,
             token=token,
             kind=doc.kind,
             school_code=school.code,
@@ -149,17 +183,19 @@ class Issuer:
             **(lookup_columns(self.lookup_key, doc) if self.lookup_key else {}),
         )
         with Session(self.engine) as session:
-            existing = session.get(DocumentRecord, doc_id)
+            existing = session.get(DocumentRecord, job.doc_id)
         if existing is None:
             add_with_status_index(self.engine, record)  # pending row, with its random place in the status list
         elif existing.status != DocumentStatus.PENDING.value or existing.token != token:
-            raise AlreadyIssued(doc_id)
-        return doc_id, token, payload, rendered, school
+            raise AlreadyIssued(job.doc_id)
 
-    def _issue(
-        self, doc: schemas.Document, entry_type: EntryType, *, doc_id: str | None, token: str | None
+    def _complete(
+        self, job: RenderJob, token: str, rendered: RenderedDocument, entry_type: EntryType = "issue"
     ) -> IssuedDocument:
-        doc_id, token, payload, rendered, school = self.start(doc, doc_id=doc_id, token=token)
+        """Record as pending, sign the PDF and the XML in the law's order, store, then log and mark issued."""
+        doc, doc_id, payload = job.doc, job.doc_id, job.qr_payload
+        school = _school(doc)
+        self._record_pending(job, token)
         slots = sorted(
             (s for s in rendered.slots if s.role in self.keys),
             key=lambda s: ROLE_ORDER.index(s.role) if s.role in ROLE_ORDER else len(ROLE_ORDER),
@@ -192,7 +228,7 @@ class Issuer:
         xades = self.xades or XadesSigner(
             timestamp_urls=self.timestamp_urls, trust_roots=self.pades.trust_roots, other_certs=self.pades.other_certs
         )
-        signed_xml = envelope(to_xml(doc))
+        signed_xml = envelope(job.xml)
         for slot in slots:
             signed_xml = xades.sign(
                 signed_xml,

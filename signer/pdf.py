@@ -7,26 +7,39 @@ token gone, container too small) leaves nothing half-written.
 
 from __future__ import annotations
 
-import asyncio
+import binascii
+import hashlib
 import re
-import tempfile
-from collections.abc import Sequence
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from io import BytesIO
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from asn1crypto import tsp, x509
+import aiohttp
+import certifi
+from asn1crypto import cms, tsp, x509
 from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.content import ImportedPdfPage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.misc import PdfReadError
-from pyhanko.sign import fields, signers
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import attributes, fields, signers
 from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+from pyhanko_certvalidator.fetchers.aiohttp_fetchers.util import LazySession
+from pyhanko_certvalidator.fetchers.api import OwnedFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hsm_adapters.base import KeyBackend, KeyBackendError
@@ -36,27 +49,96 @@ from signer.render import AppearanceRenderer, keep_xmp
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 _FIRST_RESERVATION = 16 * 1024
 _MAX_RESERVATION = 256 * 1024
+_REVOCATION_REUSE_SECONDS = 60.0
+
+
+@cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every OCSP/CRL/TSA request: building one loads the CA bundle (~0.1-0.2 s each time)."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def _http_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_tls_context()))
+
+
+class _SharedTlsSession(LazySession):
+    """pyHanko's lazy per-event-loop HTTP session, but built on the shared TLS context."""
+
+    def get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = _http_session()
+        return self._session
 
 
 class SigningError(Exception):
     """Signing failed; the document was left as it was. The message says what to do."""
 
 
+class _EncodedSigningCertificateV2(attributes.SigningCertificateV2Provider):
+    """The signing-certificate-v2 attribute, encoded once per certificate and then reused as DER.
+
+    pyHanko rebuilds this attribute (ESSCertIDv2 with the issuer's GeneralNames) for every signature, and
+    asn1crypto re-encodes the freshly built tree three times while the CMS is assembled; that was over half of
+    the signing time in the profile (docs/performance.md). An attribute parsed from DER dumps its cached bytes.
+    """
+
+    def __init__(self, signing_cert: x509.Certificate) -> None:
+        super().__init__(signing_cert)
+        value = as_signing_certificate_v2(signing_cert)
+        self._der = simple_cms_attribute(self.attribute_type, value).dump()
+
+    async def get_attribute(self, dry_run: bool = False) -> cms.CMSAttribute:
+        return cms.CMSAttribute.load(self._der)
+
+
 class BackendSigner(signers.Signer):
-    """pyHanko signer that hashes the signed attributes itself and asks a KeyBackend to sign the digest."""
+    """pyHanko signer that hashes the signed attributes itself and asks a KeyBackend to sign the digest.
+
+    Built once per key and reused (PadesSigner keeps one per backend): the certificate registry and the
+    encoded signing-certificate attribute are computed here, not per document.
+    """
 
     def __init__(self, backend: KeyBackend) -> None:
         registry = SimpleCertificateStore.from_certs([backend.certificate, *backend.chain])
         super().__init__(signing_cert=backend.certificate, cert_registry=registry, embed_roots=True)
         self.backend = backend
+        self._signing_cert_attr = _EncodedSigningCertificateV2(backend.certificate)
+
+    def _signed_attr_providers(self, *args: object, **kwargs: object) -> Iterable[attributes.CMSAttributeProvider]:
+        # pyHanko's internal hook (PAdES and generic CMS alike take their providers from here).
+        for provider in super()._signed_attr_providers(*args, **kwargs):  # type: ignore[arg-type]
+            if type(provider) is attributes.SigningCertificateV2Provider:
+                yield self._signing_cert_attr
+            else:
+                yield provider
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
-        import hashlib
-
         digest = hashlib.new(digest_algorithm, data).digest()
         if dry_run:
             return bytes(512)
-        return await asyncio.to_thread(self.backend.sign_digest, digest, digest_algorithm)
+        # Called directly, not through a worker thread: sign_pdf runs its own event loop per signature, so
+        # there is nothing else to keep responsive, and the thread hop cost ~3 ms per signature.
+        return self.backend.sign_digest(digest, digest_algorithm)
+
+
+class _ImportedPdfBytes(ImportedPdfPage):
+    """A page of an already parsed PDF, imported as a form XObject (pyHanko's version wants a file name).
+
+    The reader is shared by every signature that uses the same stamp, so its objects are parsed only once.
+    """
+
+    def __init__(self, reader: PdfFileReader, page_ix: int = 0) -> None:
+        super().__init__("", page_ix=page_ix)
+        self.reader = reader
+
+    def render(self) -> bytes:
+        xobj = self._ensure_writer.import_page_as_xobject(self.reader, page_ix=self.page_ix)
+        resource_name = b"/Import" + binascii.hexlify(uuid.uuid4().bytes)
+        self.resources.xobject[resource_name.decode("ascii")] = xobj
+        x1, y1, x2, y2 = xobj.get_object()["/BBox"]
+        self.box = BoxConstraints(width=abs(x1 - x2), height=abs(y1 - y2))
+        return resource_name + b" Do"
 
 
 class FailoverTimeStamper(TimeStamper):
@@ -67,16 +149,19 @@ class FailoverTimeStamper(TimeStamper):
         if not urls:
             raise ValueError("at least one timestamp authority URL is needed")
         self.urls = list(urls)
-        self._clients = [HTTPTimeStamper(url, timeout=timeout) for url in self.urls]
+        self.timeout = timeout
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         failures: list[str] = []
-        for url, client in zip(self.urls, self._clients, strict=True):
-            try:
-                return await client.async_request_tsa_response(req)
-            except Exception as exc:  # any failure of one TSA means: try the next one
-                TSA_ERRORS.labels(url=url).inc()
-                failures.append(f"{url}: {exc.__class__.__name__} {exc}".strip())
+        # One HTTP session per request, in the running event loop, on the shared TLS context.
+        async with _http_session() as session:
+            for url in self.urls:
+                client = HTTPTimeStamper(url, timeout=self.timeout, session=session)
+                try:
+                    return await client.async_request_tsa_response(req)
+                except Exception as exc:  # any failure of one TSA means: try the next one
+                    TSA_ERRORS.labels(url=url).inc()
+                    failures.append(f"{url}: {exc.__class__.__name__} {exc}".strip())
         raise TimestampRequestError("no timestamp authority answered (" + "; ".join(failures) + ")")
 
 
@@ -144,21 +229,47 @@ class PadesSigner:
         other_certs: Sequence[x509.Certificate] = (),
         long_term: bool = True,
         initial_reservation: int = _FIRST_RESERVATION,
+        revocation_reuse_seconds: float = _REVOCATION_REUSE_SECONDS,
     ) -> None:
         self.trust_roots = list(trust_roots)
         self.other_certs = list(other_certs)
         self.timestamper = FailoverTimeStamper(timestamp_urls) if timestamp_urls else None
         self.long_term = long_term
         self.initial_reservation = initial_reservation
+        self.revocation_reuse_seconds = revocation_reuse_seconds
+        self._local = threading.local()
         self._appearances = AppearanceRenderer()
+        self._signers: dict[int, BackendSigner] = {}
+        self._stamps: dict[tuple[str, str, float, float], PdfFileReader] = {}
+
+    def _signer_for(self, backend: KeyBackend) -> BackendSigner:
+        """One pyHanko signer per key backend, built on first use (the backend object is the key's identity)."""
+        signer = self._signers.get(id(backend))
+        if signer is None or signer.backend is not backend:
+            signer = self._signers[id(backend)] = BackendSigner(backend)
+        return signer
 
     def _validation_context(self) -> ValidationContext:
-        return ValidationContext(
+        """The validation context for B-LT, reused for up to a minute per thread.
+
+        A fresh context per signature fetched the same CRLs and OCSP responses again for every signature and
+        opened new HTTP sessions each time (docs/performance.md); within a minute the answers are the same.
+        A context is bound to no event loop (its sessions are released after each signature), but it is kept
+        per thread, since signatures on different threads run concurrently.
+        """
+        now = time.monotonic()
+        cached = getattr(self._local, "context", None)
+        if cached is not None and now - cached[0] < self.revocation_reuse_seconds:
+            return cached[1]
+        context = ValidationContext(
             trust_roots=self.trust_roots,
             other_certs=self.other_certs,
             allow_fetching=True,
             revocation_mode="require",
+            fetcher_backend=OwnedFetcherBackend(AIOHttpFetcherBackend(session=_SharedTlsSession())),
         )
+        self._local.context = (now, context)
+        return context
 
     def sign(self, pdf: bytes, backend: KeyBackend, request: SignatureRequest) -> bytes:
         """Return a new PDF with one more signature; raise SigningError and return nothing on failure."""
@@ -197,25 +308,29 @@ class PadesSigner:
             validation_context=self._validation_context() if self.long_term else None,
             docmdp_permissions=fields.MDPPerm.NO_CHANGES if request.lock_document else fields.MDPPerm.FILL_FORMS,
         )
-        with tempfile.TemporaryDirectory(prefix="sealtrail-stamp-") as tmp:
-            stamp = self._stamp(writer, request, Path(tmp))
-            pdf_signer = signers.PdfSigner(
-                meta,
-                signer=BackendSigner(backend),
-                timestamper=self.timestamper,
-                stamp_style=stamp,
-                new_field_spec=new_field,
-            )
-            return self._run(pdf_signer, writer, reserved)
+        pdf_signer = signers.PdfSigner(
+            meta,
+            signer=self._signer_for(backend),
+            timestamper=self.timestamper,
+            stamp_style=self._stamp(writer, request),
+            new_field_spec=new_field,
+        )
+        return self._run(pdf_signer, writer, reserved)
 
-    def _stamp(self, writer: IncrementalPdfFileWriter, request: SignatureRequest, tmp: Path) -> StaticStampStyle | None:
+    def _stamp(self, writer: IncrementalPdfFileWriter, request: SignatureRequest) -> StaticStampStyle | None:
         size = _field_box(writer, request.field_name)
         if size is None:
             return None
-        when = signing_time_text(datetime.now(VN_TZ))
-        path = tmp / "appearance.pdf"
-        path.write_bytes(self._appearances.render(request.signer_name, when, *size))
-        return StaticStampStyle.from_pdf_file(str(path), border_width=0)
+        key = (request.signer_name, stamp_time_text(datetime.now(VN_TZ)), *size)
+        appearance = self._stamps.get(key)
+        if appearance is None:
+            # Laying out a stamp with WeasyPrint costs more than the rest of a signature; in a batch the same
+            # signer signs many documents within the same minute, and the stamp says nothing finer than that.
+            if len(self._stamps) >= 64:
+                self._stamps.clear()
+            pdf = self._appearances.render(request.signer_name, key[1], *size)
+            appearance = self._stamps[key] = PdfFileReader(BytesIO(pdf))
+        return StaticStampStyle(background=_ImportedPdfBytes(appearance), border_width=0)
 
     @staticmethod
     def _run(pdf_signer: signers.PdfSigner, writer: IncrementalPdfFileWriter, reserved: int) -> bytes:
@@ -232,6 +347,12 @@ class PadesSigner:
         except OSError as exc:
             raise SigningError(f"A network or device error stopped the signature: {exc}") from exc
         return out.getvalue()
+
+
+def stamp_time_text(when: datetime) -> str:
+    """'17:06 ngày 23/11/2026' in Vietnam time, as the visible stamp (and the QR page) print it."""
+    local = when.astimezone(VN_TZ)
+    return f"{local:%H:%M} ngày {local:%d/%m/%Y}"
 
 
 def signing_time_text(when: datetime) -> str:

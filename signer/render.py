@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import base64
 import io
+import multiprocessing
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -50,6 +54,16 @@ class RenderedDocument:
     page_count: int
 
 
+@dataclass(frozen=True)
+class RenderJob:
+    """One document of a batch: the arguments of `Renderer.render`."""
+
+    doc: schemas.Document
+    doc_id: str
+    qr_payload: str
+    xml: bytes
+
+
 def date_line(place: str, day: date) -> str:
     """'Hà Nội, ngày 05 tháng 09 năm 2025' (Decree 30/2020: leading zero for days 1–9 and months 1–2)."""
     month = f"{day.month:02d}" if day.month <= 2 else str(day.month)
@@ -57,6 +71,21 @@ def date_line(place: str, day: date) -> str:
 
 
 NO_FETCHING = URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
+
+
+def qr_png_data_uri(payload: str) -> str:
+    """The QR code as a 1-bit PNG, 4 pixels per module, drawn without smoothing (image-rendering: pixelated).
+
+    Used on the pages instead of the SVG: WeasyPrint parses and draws an SVG path of a few thousand modules
+    again on every page, which took about half of a transcript's render time (docs/performance.md). The PNG
+    is decoded once per document and embedded once; its pixel grid is exact, so scanning is unaffected.
+    """
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0, box_size=4)
+    qr.add_data(payload)
+    qr.make(fit=True)
+    buf = io.BytesIO()
+    qr.make_image().get_image().convert("1").save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def qr_svg_data_uri(payload: str) -> str:
@@ -105,6 +134,7 @@ class Renderer:
     """Built once (fonts, stylesheet and templates loaded once), then renders many documents."""
 
     def __init__(self, template_dir: Path | None = None) -> None:
+        self.template_dir = template_dir
         loaders = [FileSystemLoader(str(template_dir))] if template_dir else []
         self.env = Environment(
             loader=ChoiceLoader([*loaders, FileSystemLoader(str(PACKAGED))]),
@@ -117,9 +147,49 @@ class Renderer:
         css_source = self.env.loader.get_source(self.env, "document.css")[0]  # type: ignore[union-attr]
         self.stylesheet = CSS(string=css_source, font_config=self.font_config)
 
+    @staticmethod
+    def _qr_uri(payload: str) -> str:
+        return qr_png_data_uri(payload)
+
+    def render_many(self, jobs: Iterable[RenderJob], *, workers: int = 0) -> Iterator[RenderedDocument]:
+        """Render a batch, yielding results in the jobs' order.
+
+        With ``workers=0`` everything happens in this process, with this Renderer. With ``workers >= 1`` the
+        documents are laid out in that many worker processes (WeasyPrint holds the GIL, so threads would not
+        help), each with its own Renderer built once for the whole batch. At most ``4 * workers`` documents are
+        in flight, so memory stays flat however long the batch is.
+        """
+        if workers < 1:
+            for job in jobs:
+                yield self.render(job.doc, doc_id=job.doc_id, qr_payload=job.qr_payload, xml=job.xml)
+            return
+        pool = self._pool(workers)
+        pending: deque[Future[RenderedDocument]] = deque()
+        for job in jobs:
+            pending.append(pool.submit(_render_in_worker, job))
+            if len(pending) >= 4 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def _pool(self, workers: int) -> ProcessPoolExecutor:
+        """The worker processes, started on first use and kept for later batches (starting one costs seconds)."""
+        pools: dict[int, ProcessPoolExecutor] = self.__dict__.setdefault("_pools", {})
+        if workers not in pools:
+            context = multiprocessing.get_context("spawn")  # no fork: the parent may hold threads, sessions, tokens
+            pools[workers] = ProcessPoolExecutor(
+                workers, context, initializer=_init_worker, initargs=(self.template_dir,)
+            )
+        return pools[workers]
+
+    def close(self) -> None:
+        """Stop the worker processes of `render_many`, if any were started."""
+        for pool in self.__dict__.pop("_pools", {}).values():
+            pool.shutdown()
+
     def render(self, doc: schemas.Document, *, doc_id: str, qr_payload: str, xml: bytes) -> RenderedDocument:
         html = self.env.get_template(TEMPLATES[doc.kind]).render(
-            doc=doc, doc_id=doc_id, qr=qr_svg_data_uri(qr_payload), slots=self._slot_roles(doc)
+            doc=doc, doc_id=doc_id, qr=self._qr_uri(qr_payload), slots=self._slot_roles(doc)
         )
         document = HTML(string=html, url_fetcher=NO_FETCHING).render(
             stylesheets=[self.stylesheet], font_config=self.font_config
@@ -167,6 +237,19 @@ class Renderer:
         out = io.BytesIO()
         writer.write(out)
         return out.getvalue()
+
+
+_worker_renderer: Renderer | None = None
+
+
+def _init_worker(template_dir: Path | None) -> None:
+    global _worker_renderer
+    _worker_renderer = Renderer(template_dir)
+
+
+def _render_in_worker(job: RenderJob) -> RenderedDocument:
+    assert _worker_renderer is not None, "the worker was started without its initializer"
+    return _worker_renderer.render(job.doc, doc_id=job.doc_id, qr_payload=job.qr_payload, xml=job.xml)
 
 
 class AppearanceRenderer:

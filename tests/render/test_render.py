@@ -146,3 +146,22 @@ def test_a_province_can_override_one_template(tmp_path: Path) -> None:
 )
 def test_date_line_follows_decree_30(day: date, expected: str) -> None:
     assert date_line("Hà Nội", day) == expected
+
+
+def test_a_batch_in_a_worker_process_comes_back_in_order_and_scans(renderer: Renderer, tmp_path: Path) -> None:
+    """`render_many` with a worker process: each document is its own (id printed, fields in place, QR scans)."""
+    from signer.render import RenderJob
+
+    doc = schemas.parse_document(schemas.load_sample("diploma_thpt"))
+    jobs = [RenderJob(doc, f"VB-2025-BATCH{i}", f"{QR}{i}", to_xml(doc)) for i in range(3)]
+    single = renderer.render(doc, doc_id=jobs[0].doc_id, qr_payload=jobs[0].qr_payload, xml=jobs[0].xml)
+    batch = list(renderer.render_many(jobs, workers=1))
+    assert [b.page_count for b in batch] == [single.page_count] * 3
+    assert [b.slots for b in batch] == [single.slots] * 3
+    for i, out in enumerate(batch):
+        path = tmp_path / f"{i}.pdf"
+        path.write_bytes(out.pdf)
+        assert f"VB-2025-BATCH{i}" in _run("pdftotext", str(path), "-")
+        _run("pdftoppm", "-r", "150", "-png", "-f", "1", "-l", "1", str(path), str(tmp_path / f"p{i}"))
+        png = next(tmp_path.glob(f"p{i}*.png"))
+        assert f"{QR}{i}" in _run("zbarimg", "-q", "--raw", str(png))

@@ -126,6 +126,15 @@ def test_unknown_tokens_do_the_same_work_as_known_ones(
         return real(d, record)
 
     monkeypatch.setattr(wiring, "prove_record", spy)
+    import sealtrail.proofcache as proofcache  # the page's default path: proofs cached per checkpoint
+
+    cached_call = proofcache.CachedProver.__call__
+
+    def cached_spy(self: proofcache.CachedProver, record: DocumentRecord) -> bool:
+        calls.append(record.id)
+        return cached_call(self, record)
+
+    monkeypatch.setattr(proofcache.CachedProver, "__call__", cached_spy)
     client = _client(dep)
     assert client.get(f"/v/{docs[0].token}").status_code == 200
     missing = client.get("/v/AAAAAAAAAAAAAAAAAAAAAAAAAA")
@@ -264,3 +273,40 @@ def test_uploads_are_checked_against_the_register_too(issued: tuple[Deployment, 
     assert dep.pdf_verifier.verify(stray).verdict == "valid"  # the signature alone is fine
     unknown = client.post("/api/v1/verify", files={"file": ("s.pdf", stray)}).json()
     assert unknown["verdict"] == "indeterminate" and "NOT_IN_REGISTER" in {r["code"] for r in unknown["reasons"]}
+
+
+def test_cached_proofs_give_the_same_answers_as_proving_every_time(
+    issued: tuple[Deployment, list[IssuedDocument]],
+) -> None:
+    """The QR page's proof cache (on by default) is fail-closed like the uncached proof it replaces."""
+    from sealtrail.ledgerwiring import prove_record
+    from sealtrail.proofcache import CachedProver
+
+    dep, docs = issued
+    cached = CachedProver(dep)
+    for doc in docs:
+        record = doc.record
+        assert prove_record(dep, record) is True
+        assert cached(record) is True
+        assert cached(record) is True  # second time from the cache
+        for change in ({"sha256_pdf": "0" * 64}, {"sha256_xml": "f" * 64}, {"id": "VB-2025-FORGED"}):
+            forged = record.model_copy(update=change)
+            assert prove_record(dep, forged) is False
+            assert cached(forged) is False, change
+        assert cached(record.model_copy(update={"leaf_index": 10_000})) is False  # not in the signed tree
+        assert cached(record.model_copy(update={"leaf_index": None})) is False
+    assert len(cached._proven) == len(docs)  # one proof per entry and checkpoint, not per request
+
+
+def test_qr_page_with_and_without_the_proof_cache_agree(
+    issued: tuple[Deployment, list[IssuedDocument]], tmp_path: Path
+) -> None:
+    from sealtrail.app import create_app
+
+    dep, docs = issued
+    uncached = TestClient(create_app(dep.settings.model_copy(update={"public_proof_cache": False})))
+    cached = _client(dep)
+    for doc in docs:
+        a, b = cached.get(f"/v/{doc.token}"), uncached.get(f"/v/{doc.token}")
+        assert a.status_code == b.status_code == 200
+        assert ("HỢP LỆ" in a.text) == ("HỢP LỆ" in b.text)
