@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ RECEIPT_XSD = Path(__file__).parent / "receipt.xsd"
 MAX_ENTRIES = 500
 MAX_ENTRY_BYTES = 50 * 1024 * 1024
 MAX_TOTAL_BYTES = 500 * 1024 * 1024
+MAX_RATIO = 50
 
 
 class BulkError(ValueError):
@@ -50,12 +52,14 @@ Check = Callable[[bytes], tuple[str, Any]]
 
 
 def _read_limited(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
-    limit = min(MAX_ENTRY_BYTES, budget)
+    # An entry may inflate to at most MAX_RATIO times its compressed size (plus 1 MB): signed PDFs barely compress
+    # and XML about 10:1, while a bomb compresses 1000:1.
+    limit = min(MAX_ENTRY_BYTES, budget, MAX_RATIO * info.compress_size + 1024 * 1024)
     with archive.open(info) as f:
         data = f.read(limit + 1)
     if len(data) > limit:
         raise BulkError(
-            f"'{info.filename}' giải nén ra quá lớn / unpacks to more than {limit // (1024 * 1024)} MB "
+            f"'{info.filename}' giải nén ra quá lớn / unpacks to more than {limit / (1024 * 1024):.1f} MB "
             "(a ZIP bomb or a file too large to check)"
         )
     return data
@@ -64,7 +68,7 @@ def _read_limited(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) 
 def check_zip(data: bytes, check: Check) -> list[BulkItem]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise BulkError("Tệp tải lên không phải là tệp ZIP đọc được / the upload is not a readable ZIP file") from exc
     entries = [i for i in archive.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
     if not entries:
@@ -72,13 +76,13 @@ def check_zip(data: bytes, check: Check) -> list[BulkItem]:
     if len(entries) > MAX_ENTRIES:
         raise BulkError(f"Tệp ZIP có quá nhiều tệp / the ZIP holds more than {MAX_ENTRIES} files; split it")
     items: list[BulkItem] = []
-    budget = MAX_TOTAL_BYTES
+    budget = min(MAX_TOTAL_BYTES, MAX_RATIO * len(data) + 1024 * 1024)  # overlapping entries share their bytes
     for info in entries:
         if info.flag_bits & 0x1:
             raise BulkError(f"'{info.filename}' được mã hoá / is encrypted; upload it without a password")
         try:
             content = _read_limited(archive, info, budget)
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, zlib.error, ValueError) as exc:
             raise BulkError(f"'{info.filename}' bị hỏng trong tệp ZIP / is damaged inside the ZIP: {exc}") from exc
         budget -= len(content)
         fmt, report = check(content)
@@ -88,6 +92,13 @@ def check_zip(data: bytes, check: Check) -> list[BulkItem]:
     return items
 
 
+def _cell(text: str) -> str:
+    """A file name from the upload, made safe for a spreadsheet: a leading =, +, -, @, tab or CR would make Excel or
+    LibreOffice run it as a formula (CSV injection), so it is prefixed with an apostrophe; and it is cut to 255."""
+    text = text[:255]
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def to_csv(items: list[BulkItem]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -95,7 +106,7 @@ def to_csv(items: list[BulkItem]) -> str:
     for item in items:
         writer.writerow(
             [
-                item.name,
+                _cell(item.name),
                 item.sha256,
                 item.format,
                 item.verdict,
