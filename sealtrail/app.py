@@ -34,6 +34,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
     )
     app.state.deployment = deployment
+    from sealtrail.limits import MULTIPART_OVERHEAD, BodySizeLimit
+    from verifier.bulk import MAX_TOTAL_BYTES
+
+    app.add_middleware(
+        BodySizeLimit,
+        limits=[
+            ("/api/v1/verify/bulk", MAX_TOTAL_BYTES + MULTIPART_OVERHEAD),
+            ("/api/v1/verify", MAX_PDF_BYTES + MULTIPART_OVERHEAD),
+            ("/kiem-tra", MAX_PDF_BYTES + MULTIPART_OVERHEAD),
+        ],
+        default=16 * 1024 * 1024,  # JSON batches of documents, forms
+    )
 
     from sealtrail.ledgerwiring import check_not_forked, ledger_for, prove_record
 

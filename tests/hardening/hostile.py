@@ -7,6 +7,7 @@ import zipfile
 import zlib
 from io import BytesIO
 
+from hypothesis import strategies as st
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
@@ -107,3 +108,28 @@ def overlapping_zip_bomb(entries: int, size: int) -> bytes:
     )
     assert info.file_size == size
     return bytes(out)
+
+
+@st.composite
+def mutated(draw: st.DrawFn, original: bytes) -> bytes:
+    """1–4 edits of a real file: flip, overwrite, insert, delete, duplicate a range, or truncate."""
+    data = bytearray(original)
+    for _ in range(draw(st.integers(1, 4))):
+        if not data:
+            break
+        op = draw(st.sampled_from(["flip", "overwrite", "insert", "delete", "duplicate", "truncate"]))
+        at = draw(st.integers(0, max(0, len(data) - 1)))
+        if op == "flip":
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "overwrite":
+            chunk = draw(st.binary(min_size=1, max_size=32))
+            data[at : at + len(chunk)] = chunk
+        elif op == "insert":
+            data[at:at] = draw(st.sampled_from([b"[", b"<<", b"(", b"<", b"obj", b"%%EOF", b"\x00" * 64, b"9" * 40]))
+        elif op == "delete":
+            del data[at : at + draw(st.integers(1, 4096))]
+        elif op == "duplicate":
+            data[at:at] = data[at : at + draw(st.integers(1, 4096))]
+        else:
+            del data[at:]
+    return bytes(data)

@@ -21,6 +21,7 @@ from tests.hardening.hostile import (
     deep_pdf,
     flate_bomb,
     make_zip,
+    mutated,
     overlapping_zip_bomb,
 )
 
@@ -31,31 +32,6 @@ FUZZ = settings(
     derandomize=not EXAMPLES,  # the short run is the same every time; a deep run explores
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
-
-
-@st.composite
-def mutated(draw: st.DrawFn, original: bytes) -> bytes:
-    """1–4 edits of a real file: flip, overwrite, insert, delete, duplicate a range, or truncate."""
-    data = bytearray(original)
-    for _ in range(draw(st.integers(1, 4))):
-        if not data:
-            break
-        op = draw(st.sampled_from(["flip", "overwrite", "insert", "delete", "duplicate", "truncate"]))
-        at = draw(st.integers(0, max(0, len(data) - 1)))
-        if op == "flip":
-            data[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "overwrite":
-            chunk = draw(st.binary(min_size=1, max_size=32))
-            data[at : at + len(chunk)] = chunk
-        elif op == "insert":
-            data[at:at] = draw(st.sampled_from([b"[", b"<<", b"(", b"<", b"obj", b"%%EOF", b"\x00" * 64, b"9" * 40]))
-        elif op == "delete":
-            del data[at : at + draw(st.integers(1, 4096))]
-        elif op == "duplicate":
-            data[at:at] = data[at : at + draw(st.integers(1, 4096))]
-        else:
-            del data[at:]
-    return bytes(data)
 
 
 def _not_valid(result: dict[str, object]) -> None:
