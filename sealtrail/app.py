@@ -25,6 +25,13 @@ from verifier.xml import looks_like_xml
 UPLOAD_CHUNK = 1024 * 1024
 
 
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route gives (a JSON ``detail``), so clients and schemathesis know."""
+    text = {400: "Not a readable upload", 401: "API key missing or wrong", 403: "Not allowed for this key",
+            404: "Not found", 413: "Body too large", 429: "Too many requests (Retry-After)"}  # fmt: skip
+    return {code: {"description": text[code], "content": {"application/json": {}}} for code in codes}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     deployment = Deployment(settings or Settings())
     engine = deployment.engine
@@ -103,7 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         report, fmt, _record = full_check(data)
         return fmt, report
 
-    @app.post("/api/v1/verify", tags=["verification"], dependencies=[Depends(verify_limit)])
+    @app.post(
+        "/api/v1/verify", tags=["verification"], dependencies=[Depends(verify_limit)], responses=_errors(413, 429)
+    )
     async def verify_upload(file: UploadFile) -> dict[str, Any]:
         """Check an uploaded signed PDF or signed XML (told apart by content). Nothing is fetched from the network."""
         data = await read_upload(file, MAX_PDF_BYTES)
@@ -138,7 +147,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     bulk_limit = RateLimiter(1 / 60, burst=3)  # bulk checks are heavy: a few per client, then one a minute
 
-    @app.post("/api/v1/verify/bulk", tags=["verification"], dependencies=[Depends(bulk_limit)], response_model=None)
+    @app.post(
+        "/api/v1/verify/bulk",
+        tags=["verification"],
+        dependencies=[Depends(bulk_limit)],
+        response_model=None,
+        responses={**_errors(400, 413, 429), 200: {"content": {"text/csv": {}}}},
+    )
     async def verify_bulk(file: UploadFile, format: str = "json") -> dict[str, Any] | PlainTextResponse:
         """Check a ZIP of signed PDFs/XMLs. JSON (with a signed receipt) or CSV (`?format=csv`)."""
         from verifier.bulk import MAX_TOTAL_BYTES, BulkError, check_zip, to_csv
