@@ -34,6 +34,7 @@ def issuer_for(dep: Deployment) -> Issuer:
         blobs=BlobStore(dep.settings.documents_dir),
         verify_base_url=dep.settings.public_base_url,
         timestamp_urls=[pki.tsa_url],
+        pending_dir=dep.settings.resolved_data_dir / "pending",
     )
 
 

@@ -12,10 +12,14 @@ between leaves a pending row that can be issued again; no half-signed file is ev
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import secrets
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -52,6 +56,26 @@ class IssuedDocument:
     record: DocumentRecord
 
 
+def _write_synced(path: Path, text: str) -> None:
+    """Write ``path`` atomically and durably (temp file, fsync, rename, fsync of the directory)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def _holder(doc: schemas.Document) -> schemas.Person:
     return doc.holder
 
@@ -79,10 +103,41 @@ class Issuer:
     timestamp_urls: Sequence[str] = ()
     xades: XadesSigner | None = None
 
+    pending_dir: Path | None = None  # the issuing journal (see ``issue``); None: no resuming, no de-duplication
+
     def issue(self, doc: schemas.Document) -> IssuedDocument:
-        doc_id = f"{ID_PREFIX[doc.kind]}-{doc.issue_date.year}-{secrets.token_hex(6).upper()}"
-        token = new_token()
+        """Issue ``doc``; with a journal, issuing the same data again resumes or returns the earlier document.
+
+        The journal entry (``pending_dir/<sha256 of the canonical XML>.json``: id, token, QR payload) is written
+        and synced before the pending row, so after a crash at any point a re-run with the same data finishes that
+        document under the same id and QR code instead of issuing a second one, and a re-run after it was issued
+        returns it unchanged. A revoked or superseded document is not returned: the same data is issued anew."""
         xml = to_xml(doc)
+        journal = self._journal(xml)
+        if journal is not None and journal.exists():
+            known = json.loads(journal.read_text(encoding="utf-8"))
+            with Session(self.engine) as session:
+                existing = session.get(DocumentRecord, known["doc_id"])
+                if existing is not None:
+                    session.expunge(existing)
+            if existing is not None and existing.status == DocumentStatus.ISSUED.value:
+                return self._issued(existing, known["qr_payload"])
+            if existing is None or existing.status == DocumentStatus.PENDING.value:
+                return self._issue(doc, xml, known["doc_id"], known["token"], journal, resume=existing is not None)
+        doc_id = f"{ID_PREFIX[doc.kind]}-{doc.issue_date.year}-{secrets.token_hex(6).upper()}"
+        return self._issue(doc, xml, doc_id, new_token(), journal, resume=False)
+
+    def _journal(self, xml: bytes) -> Path | None:
+        return None if self.pending_dir is None else self.pending_dir / f"{hashlib.sha256(xml).hexdigest()}.json"
+
+    def _issued(self, record: DocumentRecord, payload: str) -> IssuedDocument:
+        assert record.sha256_pdf and record.sha256_xml and record.leaf_index is not None
+        pdf, xml = self.blobs.get(record.sha256_pdf, "pdf"), self.blobs.get(record.sha256_xml, "xml")
+        return IssuedDocument(record.id, record.token, payload, pdf, xml, record.leaf_index, record)
+
+    def _issue(
+        self, doc: schemas.Document, xml: bytes, doc_id: str, token: str, journal: Path | None, *, resume: bool
+    ) -> IssuedDocument:
         holder, school = _holder(doc), _school(doc)
         claims = SealClaims(
             doc_id=doc_id,
@@ -94,6 +149,12 @@ class Issuer:
             xml_sha256=hashlib.sha256(xml).digest(),
         )
         payload = qr_payload(self.verify_base_url, token, make_seal(claims, self.qr_key))  # type: ignore[arg-type]
+        if journal is not None:
+            known = json.loads(journal.read_text(encoding="utf-8")) if journal.exists() else {}
+            if known.get("doc_id") == doc_id:
+                payload = known["qr_payload"]  # resuming: the same QR code again
+            else:
+                _write_synced(journal, json.dumps({"doc_id": doc_id, "token": token, "qr_payload": payload}))
         rendered = self.renderer.render(doc, doc_id=doc_id, qr_payload=payload, xml=xml)
 
         record = DocumentRecord(
@@ -106,9 +167,10 @@ class Issuer:
             issue_date=doc.issue_date,
             status=DocumentStatus.PENDING.value,
         )
-        with Session(self.engine) as session:
-            session.add(record)
-            session.commit()
+        if not resume:
+            with Session(self.engine) as session:
+                session.add(record)
+                session.commit()
 
         slots = sorted(
             (s for s in rendered.slots if s.role in self.keys),
