@@ -151,11 +151,15 @@ class PadesSigner:
         self._appearances = AppearanceRenderer()
 
     def _validation_context(self) -> ValidationContext:
+        from signer.fetching import signing_fetchers
+
+        tsa_urls = self.timestamper.urls if self.timestamper is not None else ()
         return ValidationContext(
             trust_roots=self.trust_roots,
             other_certs=self.other_certs,
             allow_fetching=True,
             revocation_mode="require",
+            fetcher_backend=signing_fetchers([*self.trust_roots, *self.other_certs], tsa_urls),
         )
 
     def sign(self, pdf: bytes, backend: KeyBackend, request: SignatureRequest) -> bytes:

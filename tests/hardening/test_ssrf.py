@@ -152,3 +152,31 @@ def test_upload_api_and_bulk_never_fetch(
     assert bulk.status_code == 200, bulk.text
     assert [i["verdict"] for i in bulk.json()["items"]] != ["valid", "valid"]
     assert recorder.hits == []
+
+
+def test_signing_fetches_only_from_allow_listed_hosts(recorder: Recorder, signed: Signed) -> None:
+    """The one online path (revocation data while signing) refuses URLs whose host is not on the allow-list,
+    and still fetches from allowed ones (the dev PKI's own responders, named by our CA certificates)."""
+    from pyhanko_certvalidator import CertificateValidator, ValidationContext
+
+    from signer.fetching import allowed_hosts, signing_fetchers
+
+    trust = [*signed.dep.trust_roots, *signed.dep.intermediates]
+    assert allowed_hosts(trust) == {"127.0.0.1"}  # the dev PKI's host, from the CA certificates themselves
+    _key, cert, ca = _ssrf_pki(recorder.url.replace("127.0.0.1", "localhost"))
+    context = ValidationContext(
+        trust_roots=[_asn1(ca)], allow_fetching=True, revocation_mode="require", fetcher_backend=signing_fetchers(trust)
+    )
+    with pytest.raises(Exception):  # noqa: B017 - revocation cannot be fetched: that is the point
+        asyncio.run(CertificateValidator(_asn1(cert), validation_context=context).async_validate_path())
+    assert recorder.hits == []
+    # The same validation with the host allowed does fetch, so the refusal above came from the allow-list.
+    allowed = ValidationContext(
+        trust_roots=[_asn1(ca)],
+        allow_fetching=True,
+        revocation_mode="require",
+        fetcher_backend=signing_fetchers(trust, extra_hosts=["localhost"]),
+    )
+    with pytest.raises(Exception):  # noqa: B017 - the recorder's answers are not OCSP/CRL
+        asyncio.run(CertificateValidator(_asn1(cert), validation_context=allowed).async_validate_path())
+    assert recorder.hits
