@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from sqlmodel import Session, select
 
+import schemas
 from ledger.registry import DocumentRecord, DocumentStatus
 from sealtrail.deployment import Deployment
 from sealtrail.settings import Settings
@@ -146,3 +147,49 @@ def test_database_connections_killed_mid_batch(tmp_path, pg_url: str) -> None:  
         admin.dispose()
         if services:
             services.stop()
+
+
+def _fsize_limited(limit: int):  # type: ignore[no-untyped-def]
+    def apply() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_leaves_the_document_pending_and_the_same_command_finishes_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`sealtrail issue` under RLIMIT_FSIZE (no file may grow 32 KiB past the database's size, like a disk that fills
+    up while the signed PDF is stored): a clear error, the document pending, no log entry; the same command then
+    finishes it."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.hardening.live import ROOT, settings_env
+
+    dep = _deployment(tmp_path / "data")
+    dep.engine  # noqa: B018 - migrate first (the database file is written without the limit)
+    dep.dev_pki  # noqa: B018
+    data = tmp_path / "diploma.json"
+    data.write_text(json.dumps(schemas.load_sample("diploma_thpt"), ensure_ascii=False), encoding="utf-8")
+    command = [sys.executable, "-m", "sealtrail", "issue", "--kind", "diploma", "--data", str(data),
+               "--out", str(tmp_path / "out" / "vb.pdf")]  # fmt: skip
+    env = settings_env(dep.settings)
+    limit = (dep.settings.resolved_data_dir / "sealtrail.db").stat().st_size + 32 * 1024
+    full = subprocess.run(
+        command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, preexec_fn=_fsize_limited(limit)
+    )
+    assert full.returncode == 1, full.stdout + full.stderr
+    assert "chạy lại đúng lệnh này" in full.stderr and "still pending" in full.stderr, full.stderr[-2000:]
+    print(full.stderr.strip().splitlines()[-1])
+    assert check_consistent(dep) in ((0, 1), (0, 0))  # pending, or stopped before its row: never half-issued
+
+    again = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert check_consistent(dep) == (1, 0)
+    (record,) = _records(dep)
+    assert record.id in again.stdout  # the same document, finished
+    assert (tmp_path / "out" / "vb.pdf").read_bytes().startswith(b"%PDF")
