@@ -18,7 +18,10 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 def make_router(get_conn: Callable[[], AbstractContextManager[Connection]], ledger: Ledger, vkey: str) -> APIRouter:
     router = APIRouter(prefix="/log", tags=["public log"])
 
-    @router.get("/checkpoint")
+    text = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+    missing = {"description": "Not found", "content": {"application/json": {}}}
+
+    @router.get("/checkpoint", response_class=Response, responses={200: text, 404: missing})
     def checkpoint() -> Response:
         with get_conn() as conn:
             note = ledger.latest_checkpoint(conn)
@@ -26,11 +29,13 @@ def make_router(get_conn: Callable[[], AbstractContextManager[Connection]], ledg
             raise HTTPException(404, "The log has no signed checkpoint yet")
         return Response(note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "max-age=5"})
 
-    @router.get("/key")
+    @router.get("/key", response_class=Response, responses={200: text})
     def key() -> Response:
         return Response(vkey + "\n", media_type="text/plain; charset=utf-8", headers={"Cache-Control": "max-age=3600"})
 
-    @router.get("/tile/{path:path}")
+    binary = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+
+    @router.get("/tile/{path:path}", response_class=Response, responses={200: binary, 404: missing})
     def tile(path: str) -> Response:
         try:
             level, n, width = parse_tile_path("tile/" + path)

@@ -116,7 +116,10 @@ def make_staff_router(dep: Deployment) -> APIRouter:
     def school(request: Request) -> str:
         return _school_for(dep, request)
 
-    @router.post("/documents", status_code=201)
+    answers = ((401, "API key missing or wrong"), (403, "A document of another school"), (413, "Body too large"))
+    errors = {code: {"description": text, "content": {"application/json": {}}} for code, text in answers}
+
+    @router.post("/documents", status_code=201, responses=errors)  # type: ignore[arg-type]
     async def issue_documents(
         request: Request,
         response: Response,

@@ -21,6 +21,13 @@ from verifier.web import SECURITY_HEADERS, TEMPLATES, make_public_router
 UPLOAD_CHUNK = 1024 * 1024
 
 
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route gives (a JSON ``detail``), so clients and schemathesis know."""
+    text = {400: "Not a readable upload", 401: "API key missing or wrong", 403: "Not allowed for this key",
+            404: "Not found", 413: "Body too large", 429: "Too many requests (Retry-After)"}  # fmt: skip
+    return {code: {"description": text[code], "content": {"application/json": {}}} for code in codes}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     deployment = Deployment(settings or Settings())
     engine = deployment.engine
@@ -30,6 +37,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
     )
     app.state.deployment = deployment
+    from sealtrail.limits import MULTIPART_OVERHEAD, BodySizeLimit
+    from verifier.bulk import MAX_TOTAL_BYTES
+
+    app.add_middleware(
+        BodySizeLimit,
+        limits=[
+            ("/api/v1/verify/bulk", MAX_TOTAL_BYTES + MULTIPART_OVERHEAD),
+            ("/api/v1/verify", MAX_PDF_BYTES + MULTIPART_OVERHEAD),
+            ("/kiem-tra", MAX_PDF_BYTES + MULTIPART_OVERHEAD),
+        ],
+        default=16 * 1024 * 1024,  # JSON batches of documents, forms
+    )
 
     from sealtrail.ledgerwiring import check_not_forked, ledger_for, prove_record
 
@@ -77,7 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         report, fmt, _record = full_check(data)
         return fmt, report
 
-    @app.post("/api/v1/verify", tags=["verification"], dependencies=[Depends(verify_limit)])
+    @app.post(
+        "/api/v1/verify", tags=["verification"], dependencies=[Depends(verify_limit)], responses=_errors(413, 429)
+    )
     async def verify_upload(file: UploadFile) -> dict[str, Any]:
         """Check an uploaded signed PDF or signed XML (told apart by content). Nothing is fetched from the network."""
         data = await read_upload(file, MAX_PDF_BYTES)
@@ -139,7 +160,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["verification"],
         dependencies=[Depends(bulk_limit)],
         response_model=None,
-        responses={200: {"content": {"application/json": {}, "text/csv": {}, "application/x-ndjson": {}}}},
+        responses={
+            **_errors(400, 413, 429),
+            200: {"content": {"application/json": {}, "text/csv": {}, "application/x-ndjson": {}}},
+        },
     )
     async def verify_bulk(
         request: Request, file: UploadFile, format: str = "json"

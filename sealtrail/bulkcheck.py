@@ -48,10 +48,10 @@ class BulkJob:
 def prepare(dep: Deployment, data: bytes, check: Check, filename: str = "") -> BulkJob:
     """Raise BulkError or LookupCsvError for an upload that cannot be checked at all."""
     if is_zip(data, filename):
-        archive, entries = open_zip(data)
+        archive, entries, budget = open_zip(data)
 
         def zip_items() -> Iterator[tuple[dict[str, Any], BulkItem, LookupResult | None]]:
-            for item in iter_zip(archive, entries, check):
+            for item in iter_zip(archive, entries, check, budget):
                 yield item_json(item), item, None
 
         return BulkJob("zip", len(entries), zip_items())

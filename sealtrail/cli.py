@@ -206,6 +206,8 @@ def issue(
 
     dep = _deployment()
     services = dep.start_dev_pki_services() if dep.settings.mode == "development" else None
+    from sqlalchemy.exc import OperationalError
+
     from signer.pdf import SigningError
 
     try:
@@ -213,6 +215,14 @@ def issue(
             issued = issuer_for(dep).issue(doc)
     except SigningError as exc:
         typer.echo(f"Chưa ký được, không có gì được phát hành / not signed, nothing was issued: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except (OSError, OperationalError) as exc:  # the disk is full, the database went away: nothing half-done
+        why = getattr(exc, "strerror", None) or str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        typer.echo(
+            f"Không ghi được ({why}); văn bản vẫn đang chờ, chạy lại đúng lệnh này để hoàn tất / "
+            f"could not write ({why}); the document is still pending: run the same command again to finish it",
+            err=True,
+        )
         raise typer.Exit(1) from None
     finally:
         if services:

@@ -34,6 +34,7 @@ def issuer_for(dep: Deployment) -> Issuer:
         verify_base_url=dep.settings.public_base_url,
         timestamp_urls=[pki.tsa_url],
         lookup_key=dep.lookup_key,
+        pending_dir=dep.settings.resolved_data_dir / "pending",
     )
 
 

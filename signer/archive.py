@@ -57,11 +57,14 @@ def extend_to_lta(
     reader = _read(pdf)
     if not reader.embedded_regular_signatures:
         raise SigningError("The document carries no signature, so there is nothing to preserve. Sign it first.")
+    from signer.fetching import signing_fetchers
+
     context = ValidationContext(
         trust_roots=list(trust_roots),
         other_certs=list(other_certs),
         allow_fetching=True,
         revocation_mode="require",
+        fetcher_backend=signing_fetchers([*trust_roots, *other_certs], timestamp_urls),
     )
     try:
         return asyncio.run(_extend(pdf, reader, FailoverTimeStamper(timestamp_urls), context))

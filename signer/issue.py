@@ -15,11 +15,15 @@ retried or by how many workers at once (the loser's transaction, entry included,
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import secrets
+import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -38,7 +42,8 @@ from signer.render import RenderedDocument, Renderer, RenderJob
 from signer.storage import Blobs
 from signer.xades import XadesSigner, XmlSignatureRequest, envelope
 from verifier.lookup import lookup_columns
-from verifier.qrseal import SealClaims, make_seal, new_token, qr_payload
+from verifier.qrseal import SealClaims, make_seal, new_token
+from verifier.qrseal import qr_payload as make_qr_payload
 
 ROLE_ORDER = ("homeroom_teacher", "principal", "seal")
 ROLE_TITLES = {
@@ -66,6 +71,26 @@ class IssuedDocument:
     xml: bytes
     leaf_index: int
     record: DocumentRecord
+
+
+def _write_synced(path: Path, text: str) -> None:
+    """Write ``path`` atomically and durably (temp file, fsync, rename, fsync of the directory)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def new_doc_id(doc: schemas.Document) -> str:
@@ -99,6 +124,7 @@ class Issuer:
     timestamp_urls: Sequence[str] = ()
     xades: XadesSigner | None = None
     lookup_key: bytes | None = None  # the installation secret for the bulk look-up hashes (verifier.lookup)
+    pending_dir: Path | None = None  # the issuing journal (see ``issue``); None: no resuming, no de-duplication
 
     def issue(
         self,
@@ -111,11 +137,44 @@ class Issuer:
         """Render, sign, store and log one document; the holder's data is masked in every log line meanwhile.
 
         ``entry_type`` is "copy" for certified copies (bản sao). A batch passes the ``doc_id`` and ``token`` it
-        reserved so that a retry issues the same document. Raises AlreadyIssued when that id is no longer pending."""
+        reserved so that a retry issues the same document. Raises AlreadyIssued when that id is no longer pending.
+
+        Without a reserved id and with a journal (``pending_dir``), issuing the same data again resumes or returns
+        the earlier document: the journal entry (``<sha256 of the canonical XML>.json``: id, token, QR payload) is
+        written and synced before the pending row, so after a crash at any point a re-run with the same data
+        finishes that document under the same id and QR code instead of issuing a second one, and a re-run after
+        it was issued returns it unchanged. A revoked or superseded document is not returned: the data is issued
+        anew."""
         with personal_data(personal_values(_holder(doc))):
-            job, token = self._prepare(doc, doc_id=doc_id, token=token)
+            payload: str | None = None
+            journal = self._journal(doc) if entry_type == "issue" and doc_id is None else None
+            if journal is not None and journal.exists():
+                known = json.loads(journal.read_text(encoding="utf-8"))
+                with Session(self.engine) as session:
+                    existing = session.get(DocumentRecord, known["doc_id"])
+                    if existing is not None:
+                        session.expunge(existing)
+                if existing is not None and existing.status == DocumentStatus.ISSUED.value:
+                    return self._issued(existing, known["qr_payload"])
+                if existing is None or existing.status == DocumentStatus.PENDING.value:
+                    doc_id, token, payload = known["doc_id"], known["token"], known["qr_payload"]
+            job, token = self._prepare(doc, doc_id=doc_id, token=token, qr_payload=payload)
+            if journal is not None and payload is None:
+                record = {"doc_id": job.doc_id, "token": token, "qr_payload": job.qr_payload}
+                _write_synced(journal, json.dumps(record))
             rendered = self.renderer.render(doc, doc_id=job.doc_id, qr_payload=job.qr_payload, xml=job.xml)
             return self._complete(job, token, rendered, entry_type)
+
+    def _journal(self, doc: schemas.Document) -> Path | None:
+        """The issuing journal entry for this exact data (``pending_dir/<sha256 of the canonical XML>.json``)."""
+        if self.pending_dir is None:
+            return None
+        return self.pending_dir / f"{hashlib.sha256(to_xml(doc)).hexdigest()}.json"
+
+    def _issued(self, record: DocumentRecord, payload: str) -> IssuedDocument:
+        assert record.sha256_pdf and record.sha256_xml and record.leaf_index is not None
+        pdf, xml = self.blobs.get(record.sha256_pdf, "pdf"), self.blobs.get(record.sha256_xml, "xml")
+        return IssuedDocument(record.id, record.token, payload, pdf, xml, record.leaf_index, record)
 
     def issue_many(self, docs: Iterable[schemas.Document], *, render_workers: int = 0) -> Iterator[IssuedDocument]:
         """Issue a batch, each document exactly as `issue` does, yielding them in order.
@@ -147,7 +206,12 @@ class Issuer:
         return job.doc_id, token, job.qr_payload, rendered, _school(doc)
 
     def _prepare(
-        self, doc: schemas.Document, *, doc_id: str | None = None, token: str | None = None
+        self,
+        doc: schemas.Document,
+        *,
+        doc_id: str | None = None,
+        token: str | None = None,
+        qr_payload: str | None = None,
     ) -> tuple[RenderJob, str]:
         """The document id, its QR token and payload, and the canonical XML: everything the render needs."""
         doc_id = doc_id or new_doc_id(doc)
@@ -163,7 +227,7 @@ class Issuer:
             issuer=school.code,
             xml_sha256=hashlib.sha256(xml).digest(),
         )
-        payload = qr_payload(self.verify_base_url, token, make_seal(claims, self.qr_key))  # type: ignore[arg-type]
+        payload = qr_payload or make_qr_payload(self.verify_base_url, token, make_seal(claims, self.qr_key))  # type: ignore[arg-type]
         return RenderJob(doc, doc_id, payload, xml), token
 
     def _record_pending(self, job: RenderJob, token: str) -> None:

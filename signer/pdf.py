@@ -39,7 +39,6 @@ from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers.util import LazySession
-from pyhanko_certvalidator.fetchers.api import OwnedFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hsm_adapters.base import KeyBackend, KeyBackendError
@@ -261,12 +260,19 @@ class PadesSigner:
         cached = getattr(self._local, "context", None)
         if cached is not None and now - cached[0] < self.revocation_reuse_seconds:
             return cached[1]
+        from signer.fetching import signing_fetchers
+
+        tsa_urls = self.timestamper.urls if self.timestamper is not None else ()
         context = ValidationContext(
             trust_roots=self.trust_roots,
             other_certs=self.other_certs,
             allow_fetching=True,
             revocation_mode="require",
-            fetcher_backend=OwnedFetcherBackend(AIOHttpFetcherBackend(session=_SharedTlsSession())),
+            fetcher_backend=signing_fetchers(
+                [*self.trust_roots, *self.other_certs],
+                tsa_urls,
+                inner=AIOHttpFetcherBackend(session=_SharedTlsSession()),
+            ),
         )
         self._local.context = (now, context)
         return context

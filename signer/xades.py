@@ -42,6 +42,7 @@ from signxml.xades import XAdESDataObjectFormat, XAdESSigner
 
 from hsm_adapters.base import KeyBackend, KeyBackendError, SignatureMechanism
 from schemas.xml import parse_xml_securely
+from signer.fetching import signing_fetchers
 from signer.pdf import FailoverTimeStamper, SigningError
 
 SIGNED_NS = "urn:sealtrail:signed:1"
@@ -248,6 +249,7 @@ def _add_validation_data(
         other_certs=[*backend.chain, *other_certs, *tsa_certs],
         allow_fetching=True,  # our own signers' certificates, from our own CA's responders; never uploaded files
         revocation_mode="require",
+        fetcher_backend=signing_fetchers([*trust_roots, *other_certs, *backend.chain]),  # hosts on the allow-list
     )
 
     async def collect() -> list[asn1_x509.Certificate]:

@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ RECEIPT_XSD = Path(__file__).parent / "receipt.xsd"
 MAX_ENTRIES = 500
 MAX_ENTRY_BYTES = 50 * 1024 * 1024
 MAX_TOTAL_BYTES = 500 * 1024 * 1024
+MAX_RATIO = 50
 
 
 class BulkError(ValueError):
@@ -50,22 +52,24 @@ Check = Callable[[bytes], tuple[str, Any]]
 
 
 def _read_limited(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
-    limit = min(MAX_ENTRY_BYTES, budget)
+    # An entry may inflate to at most MAX_RATIO times its compressed size (plus 1 MB): signed PDFs barely compress
+    # and XML about 10:1, while a bomb compresses 1000:1.
+    limit = min(MAX_ENTRY_BYTES, budget, MAX_RATIO * info.compress_size + 1024 * 1024)
     with archive.open(info) as f:
         data = f.read(limit + 1)
     if len(data) > limit:
         raise BulkError(
-            f"'{info.filename}' giải nén ra quá lớn / unpacks to more than {limit // (1024 * 1024)} MB "
+            f"'{info.filename}' giải nén ra quá lớn / unpacks to more than {limit / (1024 * 1024):.1f} MB "
             "(a ZIP bomb or a file too large to check)"
         )
     return data
 
 
-def open_zip(data: bytes) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+def open_zip(data: bytes) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo], int]:
     """The archive and its file entries, checked as a whole before any entry is read (BulkError if unusable)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise BulkError("Tệp tải lên không phải là tệp ZIP đọc được / the upload is not a readable ZIP file") from exc
     entries = [i for i in archive.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
     if not entries:
@@ -75,16 +79,19 @@ def open_zip(data: bytes) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
     for info in entries:
         if info.flag_bits & 0x1:
             raise BulkError(f"'{info.filename}' được mã hoá / is encrypted; upload it without a password")
-    return archive, entries
+    budget = min(MAX_TOTAL_BYTES, MAX_RATIO * len(data) + 1024 * 1024)  # overlapping entries share their bytes
+    return archive, entries, budget
 
 
-def iter_zip(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], check: Check) -> Iterator[BulkItem]:
-    """Check the entries one by one (a generator, so a caller can report progress); BulkError on a bad entry."""
-    budget = MAX_TOTAL_BYTES
+def iter_zip(
+    archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], check: Check, budget: int = MAX_TOTAL_BYTES
+) -> Iterator[BulkItem]:
+    """Check the entries one by one (a generator, so a caller can report progress); BulkError on a bad entry.
+    ``budget`` bounds the bytes all entries may inflate to together (see open_zip)."""
     for info in entries:
         try:
             content = _read_limited(archive, info, budget)
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, zlib.error, ValueError) as exc:
             raise BulkError(f"'{info.filename}' bị hỏng trong tệp ZIP / is damaged inside the ZIP: {exc}") from exc
         budget -= len(content)
         fmt, report = check(content)
@@ -94,8 +101,8 @@ def iter_zip(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], check: Ch
 
 
 def check_zip(data: bytes, check: Check) -> list[BulkItem]:
-    archive, entries = open_zip(data)
-    return list(iter_zip(archive, entries, check))
+    archive, entries, budget = open_zip(data)
+    return list(iter_zip(archive, entries, check, budget))
 
 
 def item_json(item: BulkItem) -> dict[str, Any]:
@@ -109,6 +116,13 @@ def item_json(item: BulkItem) -> dict[str, Any]:
     }
 
 
+def safe_cell(text: str) -> str:
+    """A file name from the upload, made safe for a spreadsheet: a leading =, +, -, @, tab or CR would make Excel or
+    LibreOffice run it as a formula (CSV injection), so it is prefixed with an apostrophe; and it is cut to 255."""
+    text = text[:255]
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def to_csv(items: list[BulkItem]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -116,7 +130,7 @@ def to_csv(items: list[BulkItem]) -> str:
     for item in items:
         writer.writerow(
             [
-                item.name,
+                safe_cell(item.name),
                 item.sha256,
                 item.format,
                 item.verdict,

@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from ledger.registry import DocumentRecord, DocumentStatus
+from verifier.bulk import safe_cell
 from verifier.pdf import Reason, Verdict
 from verifier.status import document_standing
 
@@ -282,7 +283,7 @@ def results_csv(results: list[LookupResult]) -> str:
         writer.writerow(
             [
                 r.line,
-                r.number,
+                safe_cell(r.number),
                 r.result,
                 r.verdict,
                 r.document_id or "",

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +31,7 @@ from pyhanko_certvalidator import ValidationContext
 
 Verdict = Literal["valid", "invalid", "indeterminate"]
 MAX_PDF_BYTES = 50 * 1024 * 1024
+EOF_WINDOW = 1024  # the %%EOF marker must be within the last KiB
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class PdfReport:
 _INVALID_CODES = {"HASH_FAILURE", "SIG_CRYPTO_FAILURE", "REVOKED", "MODIFIED_AFTER_SIGNING", "FORMAT_FAILURE"}
 
 R_NOT_PDF = ("FORMAT_FAILURE", "Tệp không phải là PDF đọc được", "The file is not a readable PDF")
+R_UNCHECKED = ("GENERIC", "Không kiểm tra được tệp này", "This file could not be checked")
 R_NO_SIG = ("FORMAT_FAILURE", "Tài liệu không có chữ ký số", "The document carries no digital signature")
 R_TOO_BIG = ("FORMAT_FAILURE", "Tệp quá lớn để kiểm tra", "The file is too large to check")
 R_HASH = (
@@ -168,6 +172,26 @@ def _pdfa_claim(reader: PdfFileReader) -> str | None:
     return f"PDF/A-{part.group(1)}{conformance.group(1).upper() if conformance else ''}" if part else None
 
 
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # an attached XML larger than this is not inflated (a decompression bomb)
+
+
+def _bounded_data(stream: Any, limit: int = MAX_ATTACHMENT_BYTES) -> bytes | None:
+    """A stream's decoded bytes, inflating at most ``limit`` + 1 bytes; None when it is larger or uses a filter
+    other than (one) FlateDecode without predictors. pyHanko's ``.data`` would inflate everything into memory."""
+    raw = stream.encoded_data
+    filters = stream.get("/Filter")
+    if filters is None:
+        return raw[: limit + 1] if len(raw) <= limit else None
+    names = [str(f) for f in filters] if isinstance(filters, list) else [str(filters)]
+    if names != ["/FlateDecode"] or stream.get("/DecodeParms"):
+        return None
+    try:
+        out = zlib.decompressobj().decompress(raw, limit + 1)
+    except zlib.error:
+        return None
+    return out if len(out) <= limit else None
+
+
 def attachments(reader: PdfFileReader, *, keep_data: bool = False) -> list[dict[str, Any]]:
     """The associated files (PDF/A-3 /AF), each XML one checked against the published XSD (with its bytes under
     ``data`` when ``keep_data``)."""
@@ -183,8 +207,11 @@ def attachments(reader: PdfFileReader, *, keep_data: bool = False) -> list[dict[
         try:
             spec = ref.get_object()
             name = str(spec.get("/UF") or spec.get("/F") or "")
-            data = spec["/EF"]["/F"].get_object().data
+            data = _bounded_data(spec["/EF"]["/F"].get_object())
         except (KeyError, AttributeError, PdfError, ValueError):
+            continue
+        if data is None:  # too large or in an odd encoding to be our attached XML: it cannot be checked
+            out.append({"name": name, "relationship": "", "sha256": None, "xsd_valid": False})
             continue
         item: dict[str, Any] = {
             "name": name,
@@ -288,11 +315,18 @@ class PdfVerifier(TrustListVerifier):
         valid when a trusted timestamp proves it was made while the certificate was good (from the LT data)."""
         if len(pdf) > MAX_PDF_BYTES:
             return PdfReport("invalid", [_reason(R_TOO_BIG)], [])
+        if b"%%EOF" not in pdf[-EOF_WINDOW:]:
+            # pyHanko looks for the end marker byte by byte backwards (about 1 s per MB): refuse a file without one
+            # near its end (as Acrobat does) instead of letting trailing junk cost minutes of CPU.
+            return PdfReport("invalid", [_reason(R_NOT_PDF)], [])
         try:
             return asyncio.run(self._verify(pdf, at))
         except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             reason = Reason(R_NOT_PDF[0], f"{R_NOT_PDF[1]} ({exc.__class__.__name__})", f"{R_NOT_PDF[2]}: {exc}")
             return PdfReport("invalid", [reason], [])
+        except Exception:  # hostile input can reach corners of the parser nobody lists: never a 500, never "valid"
+            logging.getLogger("sealtrail.verify").warning("PDF check failed unexpectedly", exc_info=True)
+            return PdfReport("indeterminate", [_reason(R_UNCHECKED)], [])
 
     async def _verify(self, pdf: bytes, at: datetime | None = None) -> PdfReport:
         reader = PdfFileReader(BytesIO(pdf), strict=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,7 @@ from verifier.pdf import (
     R_CRYPTO,
     R_TS_BROKEN,
     R_TS_UNTRUSTED,
+    R_UNCHECKED,
     R_UNTRUSTED,
     Reason,
     TrustListVerifier,
@@ -135,6 +137,13 @@ class XmlVerifier(TrustListVerifier):
         )
 
     def verify(self, data: bytes) -> XmlReport:
+        try:
+            return self._verify(data)
+        except Exception:  # hostile input can reach corners of the libraries nobody lists: never a 500, never "valid"
+            logging.getLogger("sealtrail.verify").warning("XML check failed unexpectedly", exc_info=True)
+            return XmlReport("indeterminate", [Reason(*R_UNCHECKED)], [])
+
+    def _verify(self, data: bytes) -> XmlReport:
         if len(data) > MAX_XML_BYTES:
             return XmlReport("invalid", [Reason(*R_XML_TOO_BIG)], [])
         try:
@@ -213,7 +222,7 @@ class XmlVerifier(TrustListVerifier):
             reason = R_XML_HASH if "digest" in str(exc).lower() else R_CRYPTO
             report.reasons.append(Reason(*reason))
             return report, value_id
-        except (InvalidInput, ValueError):
+        except (InvalidInput, ValueError, etree.LxmlError):  # e.g. signxml's XAdES schema check: DocumentInvalid
             report.reasons.append(Reason(*R_NOT_XML))
             return report, value_id
         signed = {exc_c14n(r.signed_xml) for r in results if r.signed_xml is not None}
