@@ -24,15 +24,15 @@ def test_upgrade_from_0003_keeps_documents_and_adds_the_account_tables(database_
     command.upgrade(alembic_config(database_url), "0003_archives")
     engine = make_engine(database_url)
     assert not NEW_TABLES & set(sqlalchemy.inspect(engine).get_table_names())
-    with Session(engine) as session:
-        session.add(
-            DocumentRecord(
-                id="HB-2025-OLD", token="o" * 22, kind="transcript", school_code="01001503",
-                school_name="Trường THCS Nguyễn Du", holder_masked="N. T. T. Hằng", issue_date=date(2025, 6, 5),
-                status="issued", leaf_index=0,
-            )
-        )  # fmt: skip
-        session.commit()
+    with engine.begin() as conn:  # a row as the 0003 schema holds it (the current model has later columns)
+        conn.execute(
+            sqlalchemy.text(
+                "INSERT INTO documents (id, token, kind, school_code, school_name, holder_masked, issue_date, status,"
+                " leaf_index, signers, created_at) VALUES ('HB-2025-OLD', :token, 'transcript', '01001503',"
+                " 'Trường THCS Nguyễn Du', 'N. T. T. Hằng', :issued, 'issued', 0, '[]', :created)"
+            ),
+            {"token": "o" * 22, "issued": date(2025, 6, 5), "created": "2025-06-05 00:00:00+00:00"},
+        )
     migrate(database_url)
     engine.dispose()
     assert set(sqlalchemy.inspect(engine).get_table_names()) >= NEW_TABLES
@@ -51,5 +51,5 @@ def test_upgrade_from_0003_keeps_documents_and_adds_the_account_tables(database_
         session.commit()
     command.downgrade(alembic_config(database_url), "0003_archives")
     assert not NEW_TABLES & set(sqlalchemy.inspect(engine).get_table_names())
-    with Session(engine) as session:
-        assert session.exec(select(DocumentRecord)).one().id == "HB-2025-OLD"
+    with engine.connect() as conn:
+        assert conn.execute(sqlalchemy.text("SELECT id FROM documents")).scalars().all() == ["HB-2025-OLD"]
