@@ -20,10 +20,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import tempfile
 from dataclasses import dataclass
 from io import BytesIO
-from pathlib import Path
 from typing import Any
 
 from asn1crypto import cms, x509
@@ -190,12 +188,9 @@ class DeferredPades:
             docmdp_permissions=fields.MDPPerm.NO_CHANGES if request.lock_document else fields.MDPPerm.FILL_FORMS,
         )
         external = _external(identity, None)
-        with tempfile.TemporaryDirectory(prefix="sealtrail-stamp-") as tmp:
-            stamp = self.pades._stamp(writer, request, Path(tmp))
-            pdf_signer = signers.PdfSigner(meta, signer=external, stamp_style=stamp, new_field_spec=new_field)
-            prep, _tbs, output = await pdf_signer.async_digest_doc_for_signing(
-                writer, bytes_reserved=DEFERRED_RESERVATION
-            )
+        stamp = self.pades.stamp_style(writer, request)
+        pdf_signer = signers.PdfSigner(meta, signer=external, stamp_style=stamp, new_field_spec=new_field)
+        prep, _tbs, output = await pdf_signer.async_digest_doc_for_signing(writer, bytes_reserved=DEFERRED_RESERVATION)
         attrs = await external.signed_attrs(prep.document_digest, DIGEST_ALGORITHM, use_pades=True)
         return PreparedPdf(
             output.getvalue(), prep.document_digest, prep.reserved_region_start, prep.reserved_region_end, attrs.dump()

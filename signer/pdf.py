@@ -318,12 +318,12 @@ class PadesSigner:
             meta,
             signer=self._signer_for(backend),
             timestamper=self.timestamper,
-            stamp_style=self._stamp(writer, request),
+            stamp_style=self.stamp_style(writer, request),
             new_field_spec=new_field,
         )
         return self._run(pdf_signer, writer, reserved)
 
-    def _stamp(self, writer: IncrementalPdfFileWriter, request: SignatureRequest) -> StaticStampStyle | None:
+    def stamp_style(self, writer: IncrementalPdfFileWriter, request: SignatureRequest) -> StaticStampStyle | None:
         size = _field_box(writer, request.field_name)
         if size is None:
             return None
