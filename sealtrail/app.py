@@ -24,7 +24,8 @@ UPLOAD_CHUNK = 1024 * 1024
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error answers a route gives (a JSON ``detail``), so clients and schemathesis know."""
     text = {400: "Not a readable upload", 401: "API key missing or wrong", 403: "Not allowed for this key",
-            404: "Not found", 413: "Body too large", 429: "Too many requests (Retry-After)"}  # fmt: skip
+            404: "Not found", 409: "Conflicts with the current state (already handled, prepared again)",
+            413: "Body too large", 429: "Too many requests (Retry-After)"}  # fmt: skip
     return {code: {"description": text[code], "content": {"application/json": {}}} for code in codes}
 
 
@@ -35,6 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="SealTrail",
         description="Học bạ số và văn bằng số: cấp, ký, ghi sổ cái và xác thực / Digital transcripts and diplomas",
         version="0.1.0",
+        # Any route may answer these (credentials, tenants, unknown ids, state conflicts): documented once for all.
+        responses=_errors(400, 401, 403, 404, 409),
     )
     app.state.deployment = deployment
     from sealtrail.limits import MULTIPART_OVERHEAD, BodySizeLimit

@@ -235,7 +235,7 @@ def make_ops_router(dep: Deployment) -> APIRouter:
         }
         return JSONResponse(body, status_code=200 if ready else 503, headers={"Cache-Control": "no-store"})
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
     def metrics() -> Response:
         """Prometheus text format: this process's counters and histograms, then figures from the database."""
         return Response(generate_latest(REGISTRY) + generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

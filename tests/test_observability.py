@@ -228,24 +228,40 @@ def test_metrics_count_documents_signing_and_the_ledger(inst: Installation) -> N
 
 
 def test_job_queue_depth_reads_the_jobs_table_when_there_is_one(inst: Installation) -> None:
+    """On PostgreSQL the 0007_jobs migration made procrastinate's real table; on SQLite a stand-in with its columns."""
     import sqlalchemy as sa
 
-    jobs = sa.Table(
-        "procrastinate_jobs",
-        sa.MetaData(),
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("status", sa.String(16)),
-    )
     engine = inst.dep.engine
-    jobs.create(engine)
+    statuses = ("todo", "todo", "todo", "doing", "succeeded")
+    created = "procrastinate_jobs" not in sa.inspect(engine).get_table_names()
+    if created:
+        sa.Table(
+            "procrastinate_jobs",
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("queue_name", sa.String(64)),
+            sa.Column("task_name", sa.String(64)),
+            sa.Column("status", sa.String(16)),
+        ).create(engine)
+    rows = [{"queue_name": "test", "task_name": "test.depth", "status": s} for s in statuses]
     try:
         with engine.begin() as conn:
-            conn.execute(jobs.insert(), [{"status": s} for s in ("todo", "todo", "todo", "doing", "succeeded")])
+            conn.execute(
+                sa.text(
+                    "INSERT INTO procrastinate_jobs (queue_name, task_name, status)"
+                    " VALUES (:queue_name, :task_name, :status)"
+                ),
+                rows,
+            )
         m = _metrics(inst.client)
         assert m["sealtrail_job_queue_depth{status=todo}"] == 3
         assert m["sealtrail_job_queue_depth{status=doing}"] == 1
     finally:
-        jobs.drop(engine)
+        with engine.begin() as conn:
+            if created:
+                conn.execute(sa.text("DROP TABLE procrastinate_jobs"))
+            else:
+                conn.execute(sa.text("DELETE FROM procrastinate_jobs WHERE task_name = 'test.depth'"))
 
 
 def test_without_ocsp_and_tsa_it_is_not_ready(inst: Installation) -> None:
