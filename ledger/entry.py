@@ -1,7 +1,7 @@
 """One log entry: the canonical bytes of one event about a document. No personal data, ever.
 
 Encoding: UTF-8 JSON, keys sorted, no whitespace, a fixed set of fields; ``refers`` (the leaf index an entry
-revokes, supersedes or archives) only on those types. The parser re-encodes and refuses anything not byte-identical, so
+revokes, supersedes or archives, or the original a translation renders) only on those types. The parser re-encodes and refuses anything not byte-identical, so
 every entry has exactly one encoding and its leaf hash is unambiguous.
 """
 
@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Self
 
-EntryType = Literal["issue", "sign", "copy", "revoke", "supersede", "key", "archive"]
-_TYPES = ("issue", "sign", "copy", "revoke", "supersede", "key", "archive")
-_REFERRING = ("revoke", "supersede", "archive")  # entries about an earlier entry name its leaf index
+EntryType = Literal["issue", "sign", "copy", "revoke", "supersede", "key", "archive", "translation"]
+_TYPES = ("issue", "sign", "copy", "revoke", "supersede", "key", "archive", "translation")
+# Entries about an earlier entry name its leaf index (a translation names its original's issue entry).
+_REFERRING = ("revoke", "supersede", "archive", "translation")
 _HEX = re.compile(r"^([0-9a-f]{64})?$")
 VERSION = 1
 
@@ -41,7 +42,7 @@ class Entry:
             if not _HEX.match(value):
                 raise EntryError("hashes are lowercase hex SHA-256 (or empty)")
         if (self.refers is not None) != (self.type in _REFERRING):
-            raise EntryError("revoke, supersede and archive entries (only) refer to an earlier entry")
+            raise EntryError("revoke, supersede, archive and translation entries (only) refer to an earlier entry")
         if self.time.tzinfo is None:
             raise EntryError("entry times must carry a time zone")
 

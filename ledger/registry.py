@@ -56,3 +56,5 @@ class DocumentRecord(SQLModel, table=True):
     # Keyed hashes (HMAC-SHA256, installation secret) for bulk look-ups; no personal data in clear (verifier.lookup).
     lookup_number: str | None = Field(default=None, index=True, max_length=64)
     lookup_holder: str | None = Field(default=None, max_length=64)
+    # A signed English translation names the document it renders; its standing follows that original's.
+    translation_of: str | None = Field(default=None, index=True, max_length=64)

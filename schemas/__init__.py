@@ -1,4 +1,5 @@
-"""The data model of SealTrail's documents: transcripts (học bạ), diplomas (văn bằng), certified copies.
+"""The data model of SealTrail's documents: transcripts (học bạ), diplomas (văn bằng), certified copies,
+signed English translations.
 
 Validation here speaks to teachers: every problem names the pupil, the subject and the number. This package
 imports none of SealTrail's other packages.
@@ -9,8 +10,9 @@ from schemas.copy import CertifiedCopy
 from schemas.diploma import Diploma
 from schemas.parse import load_sample, parse_document
 from schemas.transcript import Transcript
+from schemas.translation import Translation
 
-Document = Transcript | Diploma | CertifiedCopy
+Document = Transcript | Diploma | CertifiedCopy | Translation
 
 __all__ = [
     "CertifiedCopy",
@@ -21,6 +23,7 @@ __all__ = [
     "School",
     "Signatory",
     "Transcript",
+    "Translation",
     "ValidationProblem",
     "load_sample",
     "parse_document",

@@ -21,8 +21,9 @@ NAMESPACES = {
     "transcript": "urn:sealtrail:hocba:1",
     "diploma": "urn:sealtrail:vanbang:1",
     "copy": "urn:sealtrail:bansao:1",
+    "translation": "urn:sealtrail:bandich:1",
 }
-ROOTS = {"transcript": "hocba", "diploma": "vanbang", "copy": "bansao"}
+ROOTS = {"transcript": "hocba", "diploma": "vanbang", "copy": "bansao", "translation": "bandich"}
 MAX_XML_BYTES = 5 * 1024 * 1024
 LIST_ITEM = "item"
 
@@ -110,7 +111,25 @@ def from_xml(data: bytes) -> Any:
     data_dict = _collect(root)
     data_dict = data_dict if isinstance(data_dict, dict) else {}
     _fix_lists(data_dict, kind)
+    if kind == "translation":  # never accepted as input (parse_document), only read back from a signed file
+        return _translation(data_dict)
     return parse_document({"kind": kind, **data_dict})
+
+
+def _translation(data: dict[str, Any]) -> Any:
+    from pydantic import ValidationError
+
+    from schemas.parse import parse_document
+    from schemas.translation import Translation
+
+    original = data.get("original")
+    if isinstance(original, dict):
+        _fix_lists(original, str(original.get("kind", "")))
+        data["original"] = parse_document(original)
+    try:
+        return Translation.model_validate({"kind": "translation", **data})
+    except ValidationError as exc:
+        raise SchemaError([ValidationProblem("", f"bản dịch sai cấu trúc / not a valid translation: {exc}")]) from exc
 
 
 def _fix_lists(data: dict[str, Any], kind: str) -> None:

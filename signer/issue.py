@@ -244,6 +244,7 @@ class Issuer:
             holder_masked=holder.masked_name,
             issue_date=doc.issue_date,
             status=DocumentStatus.PENDING.value,
+            translation_of=doc.original_doc_id if isinstance(doc, schemas.Translation) else None,
             **(lookup_columns(self.lookup_key, doc) if self.lookup_key else {}),
         )
         with Session(self.engine) as session:
@@ -300,7 +301,8 @@ class Issuer:
                 XmlSignatureRequest(slot.role, ROLE_TITLES.get(slot.role, slot.role)),
             )
 
-        leaf_index, stored = self.publish(doc_id, pdf, signed_xml, signers, entry_type)
+        refers = doc.original_leaf_index if isinstance(doc, schemas.Translation) else None
+        leaf_index, stored = self.publish(doc_id, pdf, signed_xml, signers, entry_type, refers=refers)
         return IssuedDocument(doc_id, token, payload, pdf, signed_xml, leaf_index, stored)
 
     def publish(
@@ -310,8 +312,11 @@ class Issuer:
         signed_xml: bytes,
         signers: list[dict[str, str]],
         entry_type: EntryType = "issue",
+        *,
+        refers: int | None = None,
     ) -> tuple[int, DocumentRecord]:
-        """Store the signed files and, in one transaction, log the issue and mark the row issued.
+        """Store the signed files and, in one transaction, log the issue and mark the row issued (``refers``: the
+        original's entry, for a translation).
 
         The status flip is conditional on the row still being pending, inside the ledger's transaction: a
         concurrent or repeated publish raises AlreadyIssued and its log entry rolls back with it."""
@@ -325,6 +330,7 @@ class Issuer:
             xml_sha256=sha_xml,
             signer_cert_sha256=signers[-1]["cert_sha256"] if signers else "",
             time=now,
+            refers=refers,
         )
         table = DocumentRecord.__table__  # type: ignore[attr-defined]
         with self.engine.begin() as conn:

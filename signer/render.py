@@ -30,11 +30,17 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher
 
 import schemas
+from signer import english
 
 PACKAGED = Path(__file__).parent / "templates"
 PX_TO_PT = 0.75
-TEMPLATES = {"transcript": "transcript.html.j2", "diploma": "diploma.html.j2", "copy": "copy.html.j2"}
-XML_NAMES = {"transcript": "hocba.xml", "diploma": "vanbang.xml", "copy": "bansao.xml"}
+TEMPLATES = {
+    "transcript": "transcript.html.j2",
+    "diploma": "diploma.html.j2",
+    "copy": "copy.html.j2",
+    "translation": "translation.html.j2",  # English, for either kind of original (signer/english.py)
+}
+XML_NAMES = {"transcript": "hocba.xml", "diploma": "vanbang.xml", "copy": "bansao.xml", "translation": "translation.xml"}
 LOCKING_ROLE = "seal"  # the institution's seal signs last; its field carries the lock from the start
 ROLE_TITLES = {"homeroom_teacher": "GIÁO VIÊN CHỦ NHIỆM", "principal": "HIỆU TRƯỞNG", "seal": "XÁC NHẬN CỦA NHÀ TRƯỜNG"}
 
@@ -143,6 +149,7 @@ class Renderer:
         )
         self.env.filters.update(gender=_gender, num=_num, d=lambda v: v.strftime("%d/%m/%Y") if v else "")
         self.env.globals.update(date_line=date_line, ROLE_TITLES=ROLE_TITLES)
+        english.install(self.env)
         self.font_config = FontConfiguration()
         css_source = self.env.loader.get_source(self.env, "document.css")[0]  # type: ignore[union-attr]
         self.stylesheet = CSS(string=css_source, font_config=self.font_config)
@@ -188,8 +195,9 @@ class Renderer:
             pool.shutdown()
 
     def render(self, doc: schemas.Document, *, doc_id: str, qr_payload: str, xml: bytes) -> RenderedDocument:
+        extra = {"original_qr": self._qr_uri(doc.original_qr)} if isinstance(doc, schemas.Translation) else {}
         html = self.env.get_template(TEMPLATES[doc.kind]).render(
-            doc=doc, doc_id=doc_id, qr=self._qr_uri(qr_payload), slots=self._slot_roles(doc)
+            doc=doc, doc_id=doc_id, qr=self._qr_uri(qr_payload), slots=self._slot_roles(doc), **extra
         )
         document = HTML(string=html, url_fetcher=NO_FETCHING).render(
             stylesheets=[self.stylesheet], font_config=self.font_config
@@ -199,7 +207,7 @@ class Renderer:
             string=xml.decode("utf-8"),
             name=XML_NAMES[doc.kind],
             relationship="Data",
-            description="Dữ liệu có cấu trúc của văn bản (XML)",
+            description=english.ATTACHMENT if doc.kind == "translation" else "Dữ liệu có cấu trúc của văn bản (XML)",
         )
         pdf = document.write_pdf(pdf_variant="pdf/a-3b", attachments=[attachment], uncompressed_pdf=False)
         return RenderedDocument(self._add_fields(pdf, slots), slots, len(document.pages))

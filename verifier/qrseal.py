@@ -32,7 +32,7 @@ ALG_ES256 = -7
 ALG_EDDSA = -8
 MAX_SEAL_CHARS = 2048
 MAX_INFLATED = 4096
-KINDS = ("transcript", "diploma", "copy")
+KINDS = ("transcript", "diploma", "copy", "translation")  # the code is the index: only append
 _EPOCH = date(1970, 1, 1).toordinal()
 
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
