@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel
 
 
 def utcnow() -> datetime:
@@ -58,3 +59,14 @@ class DocumentRecord(SQLModel, table=True):
     lookup_holder: str | None = Field(default=None, max_length=64)
     # A signed English translation names the document it renders; its standing follows that original's.
     translation_of: str | None = Field(default=None, index=True, max_length=64)
+
+
+def original_of(engine: Engine, record: DocumentRecord) -> DocumentRecord | None:
+    """The original a translation renders (None for other documents, or when the original is not registered)."""
+    if not record.translation_of:
+        return None
+    with Session(engine) as session:
+        original = session.get(DocumentRecord, record.translation_of)
+        if original is not None:
+            session.expunge(original)
+    return original

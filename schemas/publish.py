@@ -20,10 +20,16 @@ from schemas.common import SchemaError, ValidationProblem
 from schemas.copy import CertifiedCopy
 from schemas.diploma import Diploma
 from schemas.transcript import Transcript
+from schemas.translation import Translation
 from schemas.xml import LIST_ITEM, NAMESPACES, ROOTS, parse_xml_securely
 
 HERE = Path(__file__).parent
-MODELS: dict[str, type[BaseModel]] = {"transcript": Transcript, "diploma": Diploma, "copy": CertifiedCopy}
+MODELS: dict[str, type[BaseModel]] = {
+    "transcript": Transcript,
+    "diploma": Diploma,
+    "copy": CertifiedCopy,
+    "translation": Translation,
+}
 XS = "http://www.w3.org/2001/XMLSchema"
 _SIMPLE = {str: "xs:string", int: "xs:integer", Decimal: "xs:decimal", date: "xs:date", bool: "xs:boolean"}
 

@@ -4,9 +4,9 @@ id, SHA-256 hashes and log entry, and is rendered in English for admissions abro
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from schemas.common import Model, Person, School, Text
 from schemas.diploma import Diploma
@@ -29,4 +29,20 @@ class Translation(Model):
     issuer: School
     issue_date: date
     issue_place: Text
-    original: Annotated[Transcript | Diploma, Field(discriminator="kind")]
+    # The original's data, exactly as issued: one of the two, the one ``original_kind`` names (two optional
+    # elements rather than a union, so the published XSD stays deterministic).
+    transcript: Transcript | None = None
+    diploma: Diploma | None = None
+
+    @model_validator(mode="after")
+    def _one_original(self) -> Self:
+        given = [k for k in ("transcript", "diploma") if getattr(self, k) is not None]
+        if given != [self.original_kind]:
+            raise ValueError(f"the original's data must be given as '{self.original_kind}' (and only that)")
+        return self
+
+    @property
+    def original(self) -> Transcript | Diploma:
+        found = self.transcript or self.diploma
+        assert found is not None
+        return found

@@ -122,10 +122,10 @@ def _translation(data: dict[str, Any]) -> Any:
     from schemas.parse import parse_document
     from schemas.translation import Translation
 
-    original = data.get("original")
-    if isinstance(original, dict):
-        _fix_lists(original, str(original.get("kind", "")))
-        data["original"] = parse_document(original)
+    for key in ("transcript", "diploma"):  # the original's data, re-checked like any input
+        if isinstance(data.get(key), dict):
+            _fix_lists(data[key], key)
+            data[key] = parse_document(data[key])
     try:
         return Translation.model_validate({"kind": "translation", **data})
     except ValidationError as exc:

@@ -109,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         out: dict[str, Any] = {**report.to_json(), "format": fmt}
         if record is not None:
             out["document"] = {"id": record.id, "kind": record.kind, "status": record.status}
+            if record.translation_of:  # a translation: its standing (in the reasons) follows this original's
+                out["document"]["translation_of"] = record.translation_of
         return out
 
     from sealtrail.observability import make_ops_router

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import LargeBinary, bindparam, func
 from sqlmodel import Session, select
 
-from ledger.registry import DocumentRecord
+from ledger.registry import DocumentRecord, original_of
 from sealtrail.deployment import Deployment
 from verifier.status import apply_standing
 from verifier.xml import looks_like_xml
@@ -128,4 +128,5 @@ def check_upload(dep: Deployment, data: bytes, *, at: datetime | None = None) ->
             proven = prove_entry(dep, archive_leaf)
         except Exception:
             proven = None
-    return UploadCheck(apply_standing(report, record, proven), fmt, record, archive_leaf)
+    original = original_of(dep.engine, record) if record is not None else None
+    return UploadCheck(apply_standing(report, record, proven, original), fmt, record, archive_leaf)

@@ -119,7 +119,7 @@ def translate(
         issuer=school,
         issue_date=datetime.now(UTC).date(),
         issue_place=school.province,
-        original=original,
+        **{record.kind: original},
     )
     try:
         issued = issuer.issue(
@@ -147,9 +147,3 @@ def _existing(dep: Deployment, tid: str) -> Translated | None:
     assert record.sha256_pdf
     return Translated(record, dep.blobs.get(record.sha256_pdf, "pdf"), False)
 
-
-def original_of(dep: Deployment, record: DocumentRecord) -> DocumentRecord | None:
-    """The original a translation renders (None for other documents, or when the original is not registered)."""
-    if not record.translation_of:
-        return None
-    return _get(dep, record.translation_of)

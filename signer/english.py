@@ -92,6 +92,12 @@ DIPLOMA_TITLES = {
     "master": "Master's Degree",
     "doctor": "Doctoral Degree",
 }
+TITLES = {  # the signer's title on a diploma
+    "HIỆU TRƯỞNG": "Principal / Rector",
+    "GIÁM ĐỐC": "Director",
+    "GIÁM ĐỐC SỞ GIÁO DỤC VÀ ĐÀO TẠO": "Director of the Department of Education and Training",
+    "CHỦ TỊCH": "Chairperson",
+}
 GENDERS = {1: "Male", 2: "Female"}
 MONTHS = (
     "January", "February", "March", "April", "May", "June",
@@ -150,6 +156,12 @@ def authority(name: str) -> str:
     return name
 
 
+def signer_title(title: str) -> str:
+    """'HIỆU TRƯỞNG' → 'Principal / Rector (HIỆU TRƯỞNG)'; an unknown title as written."""
+    known = {_key(k).casefold(): v for k, v in TITLES.items()}.get(_key(title).casefold())
+    return f"{known} ({title})" if known else title
+
+
 def diploma_title(doc: object) -> str:
     english = getattr(doc, "english", None)
     if english is not None and english.title:
@@ -172,6 +184,7 @@ def install(env: Environment) -> None:
         en_trait=lambda s: _lookup(TRAITS, s),
         en_result=lambda s: _lookup(RESULTS, s),
         en_primary_result=lambda s: _lookup(PRIMARY_RESULTS, s),
+        en_title=signer_title,
         en_gender=lambda g: GENDERS.get(int(g), ""),
         en_school=school_name,
         en_authority=authority,

@@ -66,6 +66,12 @@ def _num(value: Decimal | None) -> str:
     return "" if value is None else str(value)
 
 
+MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
 def _dates(d: date) -> tuple[str, ...]:
     return (
         d.strftime("%d/%m/%Y"),
@@ -73,6 +79,7 @@ def _dates(d: date) -> tuple[str, ...]:
         f"ngày {d.day:02d} tháng {d.month:02d} năm {d.year}",
         f"ngày {d.day} tháng {d.month} năm {d.year}",
         d.isoformat(),
+        f"{d.day} {MONTHS[d.month - 1]} {d.year}",  # English translations
     )
 
 
@@ -89,7 +96,7 @@ def _subject_row(s: Any) -> str:
 
 
 def expected_data(doc: Any) -> list[Expected]:
-    """What the page must show of ``doc`` (a parsed transcript, diploma or copy). Primary transcripts (Circular
+    """What the page must show of ``doc`` (a parsed transcript, diploma, copy or translation). Primary transcripts (Circular
     27/2020) are checked on identity and numbers only."""
     holder = doc.holder
     out = [
@@ -99,6 +106,10 @@ def expected_data(doc: Any) -> list[Expected]:
     if doc.kind == "diploma":
         out.append(Expected("diploma number / số hiệu", (doc.diploma_number,)))
         out.append(Expected("register number / số vào sổ", (doc.register_number,)))
+    elif doc.kind == "translation":  # in English: identity, the original's id and its number
+        out.append(Expected("original document / văn bản gốc", (doc.original_doc_id,)))
+        number = doc.original.diploma_number if doc.original_kind == "diploma" else doc.original.record_id
+        out.append(Expected("original's number / số hiệu bản gốc", (number,)))
     elif doc.kind == "transcript":
         out.append(Expected("record id / số học bạ", (doc.record_id,)))
         out.append(Expected("student code / mã học sinh", (doc.student_code,)))

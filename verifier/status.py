@@ -16,6 +16,13 @@ KINDS = {
     "transcript": ("Học bạ số", "Digital school record (transcript)"),
     "diploma": ("Văn bằng", "Diploma"),
     "copy": ("Bản sao điện tử", "Certified electronic copy"),
+    "translation": ("Bản dịch tiếng Anh", "Signed English translation"),
+}
+STATUS_TEXT = {
+    DocumentStatus.ISSUED: ("còn hiệu lực", "in force"),
+    DocumentStatus.REVOKED: ("đã bị thu hồi", "revoked"),
+    DocumentStatus.SUPERSEDED: ("đã được thay thế", "superseded"),
+    DocumentStatus.PENDING: ("chưa cấp xong", "not issued yet"),
 }
 VERDICT_TEXT = {
     "valid": ("HỢP LỆ", "Valid"),
@@ -30,7 +37,55 @@ class DocumentStanding:
     reasons: tuple[Reason, ...]
 
 
-def document_standing(record: DocumentRecord, ledger_proven: bool | None) -> DocumentStanding:
+def document_standing(
+    record: DocumentRecord, ledger_proven: bool | None, original: DocumentRecord | None = None
+) -> DocumentStanding:
+    """The document's own standing; a translation's (``record.translation_of`` set) also follows its ``original``:
+    valid only while the original is in force, and never valid when the original cannot be found."""
+    own = _own_standing(record, ledger_proven)
+    if not record.translation_of:
+        return own
+    follows = translation_standing(record.translation_of, original)
+    verdict = own.verdict
+    if "invalid" in (own.verdict, follows.verdict):
+        verdict = "invalid"
+    elif "indeterminate" in (own.verdict, follows.verdict):
+        verdict = "indeterminate"
+    return DocumentStanding(verdict, (*follows.reasons, *own.reasons))
+
+
+def translation_standing(original_id: str, original: DocumentRecord | None) -> DocumentStanding:
+    """What a translation's original lends it: a line naming the original and its status, and the verdict that
+    status allows (revoked or superseded original: not valid; unknown or pending: cannot be confirmed)."""
+    if original is None or original.id != original_id:
+        return DocumentStanding(
+            "indeterminate",
+            (
+                Reason(
+                    "ORIGINAL_UNKNOWN",
+                    f"Bản dịch của văn bản {original_id}, nhưng không tìm thấy bản gốc trong sổ đăng ký",
+                    f"Translation of document {original_id}, but the original is not in the register",
+                ),
+            ),
+        )
+    status = DocumentStatus(original.status)
+    vi, en = STATUS_TEXT[status]
+    code = {DocumentStatus.REVOKED: "ORIGINAL_REVOKED", DocumentStatus.SUPERSEDED: "ORIGINAL_SUPERSEDED"}
+    line = Reason(
+        code.get(status, "TRANSLATION_OF"),
+        f"Bản dịch tiếng Anh của văn bản {original_id}; bản gốc tiếng Việt {vi} (bản gốc có giá trị pháp lý)",
+        f"English translation of document {original_id}; the Vietnamese original is {en} (the original prevails)",
+    )
+    verdict: Verdict = {
+        DocumentStatus.ISSUED: "valid",
+        DocumentStatus.REVOKED: "invalid",
+        DocumentStatus.SUPERSEDED: "invalid",
+        DocumentStatus.PENDING: "indeterminate",
+    }[status]  # type: ignore[assignment]
+    return DocumentStanding(verdict, (line,))
+
+
+def _own_standing(record: DocumentRecord, ledger_proven: bool | None) -> DocumentStanding:
     status = DocumentStatus(record.status)
     if status is DocumentStatus.REVOKED:
         when = record.status_changed_at.strftime("%d/%m/%Y") if record.status_changed_at else "?"
@@ -77,7 +132,9 @@ NOT_REGISTERED = Reason(
 )
 
 
-def apply_standing(report: Any, record: DocumentRecord | None, ledger_proven: bool | None) -> Any:
+def apply_standing(
+    report: Any, record: DocumentRecord | None, ledger_proven: bool | None, original: DocumentRecord | None = None
+) -> Any:
     """Combine a file's signature check with the registry: a revoked, superseded, unlogged or unknown document
     is never "valid", however good its signatures (fail-closed). ``report`` is a PDF or XML report."""
     if report.verdict == "invalid":
@@ -86,7 +143,7 @@ def apply_standing(report: Any, record: DocumentRecord | None, ledger_proven: bo
         report.verdict = "indeterminate"
         report.reasons.append(NOT_REGISTERED)
         return report
-    standing = document_standing(record, ledger_proven)
+    standing = document_standing(record, ledger_proven, original)
     if standing.verdict == "invalid" or (standing.verdict == "indeterminate" and report.verdict == "valid"):
         report.verdict = standing.verdict
     report.reasons.extend(standing.reasons)

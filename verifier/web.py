@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from ledger.registry import DocumentRecord
+from ledger.registry import DocumentRecord, original_of
 from verifier.ratelimit import RateLimiter
 from verifier.status import KINDS, VERDICT_TEXT, document_standing
 
@@ -140,7 +140,7 @@ def make_public_router(
     def _render(
         record: DocumentRecord, proven: bool | None, *, details: Details | None = None, dob_error: bool = False
     ) -> str:
-        standing = document_standing(record, proven)
+        standing = document_standing(record, proven, original_of(engine, record))
         kind_vi, kind_en = KINDS.get(record.kind, (record.kind, record.kind))
         verdict_vi, verdict_en = VERDICT_TEXT[standing.verdict]
         return TEMPLATES.get_template("document.html.j2").render(

@@ -41,7 +41,6 @@ def world(dev_pki, module_database_url, tmp_path_factory: pytest.TempPathFactory
 
     extra = {"database_url": module_database_url} if module_database_url else {}
     dep = deployment_on(dev_pki, tmp_path_factory.mktemp("translation") / "data", **extra)
-    dep.create_schema() if hasattr(dep, "create_schema") else None
     issuer = issuer_for(dep)
     issue = lambda name: issuer.issue(schemas.parse_document(schemas.load_sample(name)))  # noqa: E731
     yield World(dep, issuer, issue("transcript_thpt"), issue("transcript_primary"), issue("diploma_bachelor"))
@@ -124,7 +123,7 @@ def test_diploma_translation_shows_english_title_and_classification(world: World
     done = translate(world.dep, world.diploma.doc_id, issuer=world.issuer)
     pdf = tmp_path / "d.pdf"
     pdf.write_bytes(done.pdf)
-    text = " ".join(_run("pdftotext", pdf, "-").split())
+    text = " ".join(_run("pdftotext", "-layout", pdf, "-").split())
     assert "THE DEGREE OF BACHELOR" in text and "Classification Very good" in text
     assert "Computer Science" in text and "Diploma number" in text
 
@@ -133,7 +132,7 @@ def test_primary_transcript_translation_uses_circular_27_wording(world: World, t
     done = translate(world.dep, world.primary.doc_id, issuer=world.issuer)
     pdf = tmp_path / "p.pdf"
     pdf.write_bytes(done.pdf)
-    text = " ".join(_run("pdftotext", pdf, "-").split())
+    text = " ".join(_run("pdftotext", "-layout", pdf, "-").split())
     assert "Primary School" in text and "Vietnamese Language" in text and "Honesty" in text
     assert "Completed well" in text or "Completed with distinction" in text
     assert "Signature is Valid." in _run("pdfsig", pdf)
@@ -182,3 +181,49 @@ def _set_status(dep: Deployment, doc_id: str, status: DocumentStatus, **extra: o
             record.superseded_by = str(extra["superseded_by"])
         session.add(record)
         session.commit()
+
+
+def test_upload_check_names_the_original_and_follows_its_revocation(world: World) -> None:
+    from fastapi.testclient import TestClient
+
+    from sealtrail.accounts.deps import AccountsContext
+    from sealtrail.accounts.permissions import Actor
+    from sealtrail.accounts.workflow import revoke
+    from sealtrail.app import create_app
+    from sealtrail.checking import check_upload
+    from sealtrail.ledgerwiring import publish_checkpoint
+
+    original = world.issuer.issue(schemas.parse_document(schemas.load_sample("diploma_thpt")))
+    done = translate(world.dep, original.doc_id, issuer=world.issuer)
+    publish_checkpoint(world.dep)
+    before = check_upload(world.dep, done.pdf).report
+    assert before.verdict == "valid", before.reasons
+    assert [r.code for r in before.reasons] == ["TRANSLATION_OF"]
+    assert original.doc_id in before.reasons[0].en and "in force" in before.reasons[0].en
+
+    school = original.record.school_code
+    revoke(AccountsContext(world.dep), None, Actor("principal", "staff"), school, original.doc_id, "Cấp nhầm người")
+    after = check_upload(world.dep, done.pdf).report
+    assert after.verdict == "invalid" and "ORIGINAL_REVOKED" in {r.code for r in after.reasons}
+    assert check_upload(world.dep, world.dep.blobs.get(done.record.sha256_xml or "", "xml")).report.verdict == "invalid"
+
+    client = TestClient(create_app(world.dep.settings))
+    page = client.get(f"/v/{done.record.token}")
+    assert page.status_code == 200 and "KHÔNG HỢP LỆ" in page.text and original.doc_id in page.text
+    assert "the Vietnamese original is revoked" in page.text
+    api = client.post("/api/v1/verify", files={"file": ("t.pdf", done.pdf, "application/pdf")}).json()
+    assert api["verdict"] == "invalid" and api["document"]["translation_of"] == original.doc_id
+    with pytest.raises(TranslationError, match="was revoked"):  # and no new translation of a revoked original
+        translate(world.dep, original.doc_id, issuer=world.issuer)
+
+
+def test_translation_of_a_superseded_original_is_not_valid(world: World) -> None:
+    from sealtrail.checking import check_upload
+    from sealtrail.ledgerwiring import publish_checkpoint
+
+    original = world.issuer.issue(schemas.parse_document(schemas.load_sample("diploma_thpt")))
+    done = translate(world.dep, original.doc_id, issuer=world.issuer)
+    publish_checkpoint(world.dep)
+    _set_status(world.dep, original.doc_id, DocumentStatus.SUPERSEDED, superseded_by="VB-2025-CORRECTED")
+    report = check_upload(world.dep, done.pdf).report
+    assert report.verdict == "invalid" and "ORIGINAL_SUPERSEDED" in {r.code for r in report.reasons}
