@@ -1,8 +1,9 @@
 """One log entry: the canonical bytes of one event about a document. No personal data, ever.
 
 Encoding: UTF-8 JSON, keys sorted, no whitespace, a fixed set of fields; ``refers`` (the leaf index an entry
-revokes, supersedes or archives, or the original a translation renders) only on those types. The parser re-encodes and refuses anything not byte-identical, so
-every entry has exactly one encoding and its leaf hash is unambiguous.
+revokes, supersedes or archives, or the original's issue entry a translation renders) only on those types. The
+parser re-encodes and refuses anything not byte-identical, so every entry has exactly one encoding and its leaf
+hash is unambiguous.
 """
 
 from __future__ import annotations

@@ -164,6 +164,36 @@ def make_staff_router(dep: Deployment) -> APIRouter:
             issued.append({"id": result.doc_id, "kind": doc.kind, "url": result.qr_payload.split("#", 1)[0]})
         return {"issued": issued}
 
+    pdf_answer = {"description": "The translation's signed PDF", "content": {"application/pdf": {}}}
+    translation_errors = {
+        **errors,
+        200: pdf_answer,
+        201: pdf_answer,
+        404: {"description": "No such document of the key's school", "content": {"application/json": {}}},
+        409: {
+            "description": "Not issued, revoked, superseded, or not translatable",
+            "content": {"application/json": {}},
+        },
+    }
+
+    @router.post("/documents/{doc_id}/translation", status_code=201, responses=translation_errors)  # type: ignore[arg-type]
+    async def translate_document(doc_id: str, school_code: str = Depends(school)) -> Response:
+        """The signed English translation of an issued transcript or diploma of the key's school, as PDF: 201 when
+        made now, 200 when it was made before (the same file). ``X-Document-Id`` is the translation's id."""
+        from sealtrail.translation import TranslationError, translate
+
+        try:
+            done = await run_in_threadpool(translate, dep, doc_id, school_code=school_code)
+        except TranslationError as exc:
+            raise HTTPException(exc.status_code, str(exc)) from None
+        headers = {
+            "X-Document-Id": done.record.id,
+            "X-Translation-Of": doc_id,
+            "Content-Disposition": f'attachment; filename="{done.record.id}.pdf"',
+            "Cache-Control": "no-store",
+        }
+        return Response(done.pdf, 201 if done.created else 200, headers, media_type="application/pdf")
+
     from sealtrail.jobs_api import add_batch_routes
 
     add_batch_routes(router, dep, school)

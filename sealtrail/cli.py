@@ -301,6 +301,7 @@ def verify(
         from sealtrail.interop import apply_offline_status
 
         report = apply_offline_status(bundles[0], data, report)
+    report = _follow_original(data, report, bundles, trust)
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
@@ -316,6 +317,17 @@ def verify(
         for reason in report.reasons:
             typer.echo(f"  ! {reason.vi} / {reason.en}")
     raise typer.Exit(0 if report.verdict == "valid" else 1)
+
+
+def _follow_original(data: bytes, report, bundles: list[Path], trust: list[Path] | None):  # type: ignore[no-untyped-def]
+    """A translation's verdict also follows its original's status (register, or the one trust bundle)."""
+    from sealtrail.translation import embedded_translation, follow_original_offline
+
+    translation = embedded_translation(data) if report.verdict != "invalid" else None
+    if translation is None:
+        return report
+    bundle = bundles[0] if len(bundles) == 1 else None
+    return follow_original_offline(report, translation, None if trust else _deployment(), bundle)
 
 
 def _verify_credential(data: bytes, trust: list[Path] | None, as_json: bool) -> None:
@@ -478,6 +490,26 @@ def export_vc_command(
         raise typer.Exit(1) from None
     write_credential(out, token)
     typer.echo(f"Chứng chỉ số đã ghi vào / credential written to {out} (check it: sealtrail verify {out})")
+
+
+@app.command("translate")
+def translate_command(
+    doc_id: Annotated[str, typer.Argument(help="The issued original's id, e.g. HB-2025-… or VB-2025-…")],
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write the translation's PDF")] = None,
+) -> None:
+    """Make (or fetch) the signed English translation of an issued transcript or diploma, sealed by the school."""
+    from sealtrail.translation import TranslationError, translate
+
+    try:
+        done = translate(_deployment(), doc_id)
+    except TranslationError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    made = "Đã tạo bản dịch / translation issued" if done.created else "Bản dịch đã có / translation already issued"
+    typer.echo(f"{made}: {done.record.id} (bản gốc / original {doc_id})")
+    if out is not None:
+        out.write_bytes(done.pdf)
+        typer.echo(f"PDF: {out} (check it: sealtrail verify {out})")
 
 
 @exchange_app.command("export")

@@ -108,9 +108,10 @@ def write_status_lists(dep: Deployment, directory: Path) -> list[Path]:
     return written
 
 
-def apply_offline_status(bundle_dir: Path, data: bytes, report: Any) -> Any:
-    """A signed file checked offline with a trust bundle: look its hash up in the bundle's status index and read its
-    bit in the signed list. Set → invalid; not found or no list → never valid (indeterminate)."""
+def apply_offline_status(bundle_dir: Path, data: bytes, report: Any, *, digest: str | None = None) -> Any:
+    """A signed file checked offline with a trust bundle: look its hash (or ``digest``, another issued file's
+    SHA-256, e.g. a translation's original) up in the bundle's status index and read its bit in the signed list.
+    Set → invalid; not found or no list → never valid (indeterminate)."""
     from verifier.pdf import Reason
     from verifier.vc import R_NO_STATUS, R_REVOKED
 
@@ -121,7 +122,7 @@ def apply_offline_status(bundle_dir: Path, data: bytes, report: Any) -> Any:
     index_path = bundle_dir / STATUS_DIR / STATUS_INDEX
     try:
         index = json.loads(index_path.read_text(encoding="ascii")) if index_path.is_file() else {}
-        position = index.get(hashlib.sha256(data).hexdigest())
+        position = index.get(digest or hashlib.sha256(data).hexdigest())
         if position is not None:
             name, _, number = str(position).rpartition("#")
             school, year = split_name(name)

@@ -13,9 +13,11 @@ Decisions (README "English translations"):
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
@@ -147,3 +149,50 @@ def _existing(dep: Deployment, tid: str) -> Translated | None:
     assert record.sha256_pdf
     return Translated(record, dep.blobs.get(record.sha256_pdf, "pdf"), False)
 
+
+def embedded_translation(data: bytes) -> schemas.Translation | None:
+    """The translation data a signed PDF (its attached XML) or signed XML carries; None for other documents."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from verifier.pdf import attachments
+    from verifier.xml import looks_like_xml
+
+    try:
+        if looks_like_xml(data):
+            xml: bytes | None = signed_data(data)
+        else:
+            found = attachments(PdfFileReader(io.BytesIO(data), strict=False), keep_data=True)
+            xml = next((a.get("data") for a in found if a["name"] == "translation.xml"), None)
+        doc = from_xml(xml) if xml else None
+    except Exception:  # not one of ours, or damaged: the signature check says so
+        return None
+    return doc if isinstance(doc, schemas.Translation) else None
+
+
+def follow_original_offline(
+    report: Any, translation: schemas.Translation, dep: Deployment | None, bundle: Path | None
+) -> Any:
+    """`sealtrail verify` of a translation: name its original and let the original's status lower the verdict,
+    from this installation's register (``dep``) or a trust bundle's signed status lists (``bundle``)."""
+    from verifier.pdf import Reason
+    from verifier.status import merge_standing, translation_standing
+
+    oid = translation.original_doc_id
+    if bundle is not None:
+        from sealtrail.interop import apply_offline_status
+
+        before = len(report.reasons)
+        apply_offline_status(bundle, b"", report, digest=translation.original_sha256_pdf)
+        for i in range(before, len(report.reasons)):  # say whose status it was
+            r = report.reasons[i]
+            report.reasons[i] = Reason(r.code, f"Bản gốc {oid}: {r.vi}", f"Original {oid}: {r.en}")
+        report.reasons.insert(
+            before,
+            Reason("TRANSLATION_OF", f"Bản dịch tiếng Anh của văn bản {oid}", f"English translation of document {oid}"),
+        )
+        return report
+    if dep is None:  # trusted roots only, no status source: name the original, as the document itself is unchecked
+        line = ("TRANSLATION_OF", f"Bản dịch tiếng Anh của văn bản {oid}", f"English translation of document {oid}")
+        report.reasons.append(Reason(*line))
+        return report
+    return merge_standing(report, translation_standing(oid, _get(dep, oid)))

@@ -40,7 +40,12 @@ TEMPLATES = {
     "copy": "copy.html.j2",
     "translation": "translation.html.j2",  # English, for either kind of original (signer/english.py)
 }
-XML_NAMES = {"transcript": "hocba.xml", "diploma": "vanbang.xml", "copy": "bansao.xml", "translation": "translation.xml"}
+XML_NAMES = {
+    "transcript": "hocba.xml",
+    "diploma": "vanbang.xml",
+    "copy": "bansao.xml",
+    "translation": "translation.xml",
+}
 LOCKING_ROLE = "seal"  # the institution's seal signs last; its field carries the lock from the start
 ROLE_TITLES = {"homeroom_teacher": "GIÁO VIÊN CHỦ NHIỆM", "principal": "HIỆU TRƯỞNG", "seal": "XÁC NHẬN CỦA NHÀ TRƯỜNG"}
 

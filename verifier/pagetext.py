@@ -96,8 +96,9 @@ def _subject_row(s: Any) -> str:
 
 
 def expected_data(doc: Any) -> list[Expected]:
-    """What the page must show of ``doc`` (a parsed transcript, diploma, copy or translation). Primary transcripts (Circular
-    27/2020) are checked on identity and numbers only."""
+    """What the page must show of ``doc`` (a parsed transcript, diploma, copy or translation). Primary transcripts
+    (Circular 27/2020) are checked on identity and numbers only; English translations on identity and the original's
+    id and number."""
     holder = doc.holder
     out = [
         Expected("holder name / họ và tên", (holder.full_name,)),

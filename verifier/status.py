@@ -143,7 +143,11 @@ def apply_standing(
         report.verdict = "indeterminate"
         report.reasons.append(NOT_REGISTERED)
         return report
-    standing = document_standing(record, ledger_proven, original)
+    return merge_standing(report, document_standing(record, ledger_proven, original))
+
+
+def merge_standing(report: Any, standing: DocumentStanding) -> Any:
+    """The report's verdict lowered to the standing's (never raised), with the standing's reasons added."""
     if standing.verdict == "invalid" or (standing.verdict == "indeterminate" and report.verdict == "valid"):
         report.verdict = standing.verdict
     report.reasons.extend(standing.reasons)

@@ -179,6 +179,30 @@ def make_student_router() -> APIRouter:
         ctx.record(request, actor, "student.copy", org=item.school_code, target=copy_id, detail={"original": doc_id})
         return RedirectResponse(f"/hoc-sinh?tb=Đã cấp bản sao {copy_id}", status_code=303)
 
+    @router.post("/hoc-sinh/van-ban/{doc_id}/ban-dich")
+    def english_translation(
+        request: Request, doc_id: str, actor: Annotated[Actor, Depends(require_student())]
+    ) -> Response:
+        """The signed English translation of one of the student's own documents, as a download (made once)."""
+        from sealtrail.translation import TranslationError, translate
+
+        ctx = context(request)
+        item, record = _owned(ctx, actor, doc_id)
+        try:
+            done = translate(ctx.dep, record.id, school_code=item.school_code)
+        except TranslationError as exc:
+            raise HTTPException(exc.status_code, str(exc)) from None
+        detail = {"original": doc_id, "created": done.created}
+        ctx.record(request, actor, "student.translation", org=item.school_code, target=done.record.id, detail=detail)
+        return Response(
+            done.pdf,
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": f'attachment; filename="{done.record.id}.pdf"',
+                "Cache-Control": "no-store",
+            },
+        )
+
     @router.post("/hoc-sinh/chia-se")
     def create_share(
         request: Request,

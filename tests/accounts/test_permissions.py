@@ -45,6 +45,7 @@ STUDENT_ROUTES = {
     ("GET", "/hoc-sinh"),
     ("GET", "/hoc-sinh/van-ban/{doc_id}/tai/{fmt}"),
     ("POST", "/hoc-sinh/van-ban/{doc_id}/ban-sao"),
+    ("POST", "/hoc-sinh/van-ban/{doc_id}/ban-dich"),
     ("POST", "/hoc-sinh/chia-se"),
     ("POST", "/hoc-sinh/chia-se/{share_id}/thu-hoi"),
 }
@@ -54,6 +55,7 @@ API_KEY_ONLY = {  # school software; tested in tests/test_api.py, tests/jobs, te
     ("GET", "/api/v1/batches/{batch_id}"),
     ("POST", "/api/v1/batches/{batch_id}/cancel"),
     ("GET", "/api/v1/documents/{doc_id}/vc"),
+    ("POST", "/api/v1/documents/{doc_id}/translation"),
 }
 SIGNER_ONLY = {  # a registered signer's bearer credential (sealtrail agent / remote-sign); tested in tests/deferred
     ("GET", "/api/v1/signing/me"),

@@ -227,3 +227,70 @@ def test_translation_of_a_superseded_original_is_not_valid(world: World) -> None
     _set_status(world.dep, original.doc_id, DocumentStatus.SUPERSEDED, superseded_by="VB-2025-CORRECTED")
     report = check_upload(world.dep, done.pdf).report
     assert report.verdict == "invalid" and "ORIGINAL_SUPERSEDED" in {r.code for r in report.reasons}
+
+
+def _revoke(world: World, doc: IssuedDocument) -> None:
+    from sealtrail.accounts.deps import AccountsContext
+    from sealtrail.accounts.permissions import Actor
+    from sealtrail.accounts.workflow import revoke
+
+    school = doc.record.school_code
+    revoke(AccountsContext(world.dep), None, Actor("principal", "staff"), school, doc.doc_id, "Cấp nhầm người")
+
+
+def test_cli_translates_and_verify_follows_the_original_online_and_offline(world: World, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sealtrail.cli import app
+    from sealtrail.ledgerwiring import publish_checkpoint
+
+    settings = world.dep.settings
+    env = {"SEALTRAIL_DATA_DIR": str(settings.resolved_data_dir), "SEALTRAIL_DEV_PKI_URL": settings.dev_pki_url}
+    if settings.database_url:
+        env["SEALTRAIL_DATABASE_URL"] = settings.database_url
+    runner = CliRunner()
+    original = world.issuer.issue(schemas.parse_document(schemas.load_sample("diploma_thpt")))
+    out = tmp_path / "en.pdf"
+    made = runner.invoke(app, ["translate", original.doc_id, "--out", str(out)], env=env)
+    assert made.exit_code == 0 and "translation issued" in made.output and out.exists(), made.output
+    again = runner.invoke(app, ["translate", original.doc_id], env=env)
+    assert again.exit_code == 0 and "already issued" in again.output
+    publish_checkpoint(world.dep)
+    checked = runner.invoke(app, ["verify", str(out)], env=env)
+    assert checked.exit_code == 0, checked.output
+    assert f"English translation of document {original.doc_id}; the Vietnamese original is in force" in checked.output
+
+    _revoke(world, original)
+    revoked = runner.invoke(app, ["verify", str(out)], env=env)
+    assert revoked.exit_code == 1 and "the Vietnamese original is revoked" in revoked.output, revoked.output
+    trust = tmp_path / "trust"
+    assert runner.invoke(app, ["export-trust", str(trust)], env=env).exit_code == 0
+    offline = runner.invoke(app, ["verify", str(out), "--trust", str(trust)], env=env)
+    assert offline.exit_code == 1 and f"Original {original.doc_id}" in offline.output, offline.output
+    refused = runner.invoke(app, ["translate", original.doc_id], env=env)
+    assert refused.exit_code == 1 and "was revoked" in refused.output
+
+
+def test_api_translates_for_the_keys_school_only(world: World) -> None:
+    from fastapi.testclient import TestClient
+
+    from sealtrail.api import create_api_key
+    from sealtrail.app import create_app
+
+    doc = world.transcript
+    school = doc.record.school_code
+    client = TestClient(create_app(world.dep.settings))
+    url = f"/api/v1/documents/{doc.doc_id}/translation"
+    own = {"Authorization": f"Bearer {create_api_key(world.dep, school)}"}
+    first = client.post(url, headers=own)
+    assert first.status_code in (200, 201) and first.headers["content-type"] == "application/pdf"
+    assert first.headers["x-document-id"] == doc.doc_id + "-EN" and first.content.startswith(b"%PDF")
+    second = client.post(url, headers=own)
+    assert second.status_code == 200 and second.content == first.content
+    assert client.post(url).status_code == 401
+    reader = {"Authorization": f"Bearer {create_api_key(world.dep, school, ['workflow:read'])}"}
+    assert client.post(url, headers=reader).status_code == 403
+    foreign = {"Authorization": f"Bearer {create_api_key(world.dep, 'other-school')}"}
+    assert client.post(url, headers=foreign).status_code == 404
+    refused = client.post(f"/api/v1/documents/{first.headers['x-document-id']}/translation", headers=own)
+    assert refused.status_code == 409 and "only transcripts and diplomas" in refused.json()["detail"]
