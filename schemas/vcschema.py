@@ -48,12 +48,42 @@ def _registry() -> Registry[Any]:
     return Registry(retrieve=_offline).with_resources(resources)  # type: ignore[call-arg]
 
 
+OB_CONTEXT_PATTERN = r"^https://purl\.imsglobal\.org/spec/ob/v3p0/context(-3\.\d\.\d)*\.json$"
+
+
 def ob_schema_for_vc2() -> dict[str, Any]:
-    """The shipped OB 3.0 schema with its one VC 1.1 leftover adapted to VC 2.0: it requires ``issuanceDate``,
-    which VC 2.0 (and the OB 3.0.3 context) replaced with ``validFrom``. Everything else is checked as published."""
+    """The shipped OB 3.0 schema (the 1EdTech file as published for VC 1.1) with the top-level rules of its VC 2.0
+    revision: ``validFrom``/``validUntil`` (date-time) replace ``issuanceDate``/``expirationDate``, the required
+    properties are @context, id, type, credentialSubject, issuer and validFrom, @context starts with the VC 2.0
+    context followed by an OB 3.0 context, and ``type`` holds VerifiableCredential and AchievementCredential (or
+    OpenBadgeCredential). Every nested rule (AchievementSubject, Achievement, IdentityObject, Profile, Evidence,
+    CredentialStatus …) is checked as published. schemas/vc/README.md says why the file itself is not newer."""
     schema = copy.deepcopy(load(OB_SCHEMA))
-    schema["required"] = ["validFrom" if r == "issuanceDate" else r for r in schema["required"]]
-    schema["properties"]["validFrom"] = schema["properties"]["issuanceDate"]
+    props = schema["properties"]
+    props["validFrom"] = {**props.pop("issuanceDate"), "description": "Timestamp of when the credential becomes valid."}
+    props["validUntil"] = {**props.pop("expirationDate"), "description": "When the credential stops being valid."}
+    schema["required"] = ["@context", "id", "type", "credentialSubject", "issuer", "validFrom"]
+    schema["allOf"] = [
+        {
+            "properties": {
+                "@context": {
+                    "type": "array",
+                    "minItems": 2,
+                    "items": [  # draft 2019-09 tuple form, as the published schema uses
+                        {"const": "https://www.w3.org/ns/credentials/v2"},
+                        {"type": "string", "pattern": OB_CONTEXT_PATTERN},
+                    ],
+                },
+                "type": {
+                    "type": "array",
+                    "allOf": [
+                        {"contains": {"const": "VerifiableCredential"}},
+                        {"contains": {"enum": ["AchievementCredential", "OpenBadgeCredential"]}},
+                    ],
+                },
+            }
+        }
+    ]
     return schema
 
 

@@ -83,6 +83,31 @@ def test_the_schemas_catch_what_they_should(diploma_vc: str) -> None:
     assert "VC 2.0: @context" in errors
 
 
+def test_formats_are_checked_by_an_independent_jsonschema_validator(issued: Issued, diploma_vc: str) -> None:
+    """jsonschema's own validators with its FormatChecker over the shipped files: date-time, date and uri are
+    really checked (rfc3339-validator and rfc3986-validator installed), and the credential is VC 2.0 shaped."""
+    from jsonschema import Draft201909Validator, Draft202012Validator, FormatChecker
+
+    from schemas.vcschema import VC_SCHEMA, load, ob_schema_for_vc2
+
+    checker = FormatChecker()
+    assert {"date-time", "date", "uri"} <= set(checker.checkers)
+    vc = _payload(diploma_vc)
+    assert (
+        "validFrom" in vc and "issuanceDate" not in vc and vc["@context"][0] == "https://www.w3.org/ns/credentials/v2"
+    )
+    ob = Draft201909Validator(ob_schema_for_vc2(), format_checker=checker)
+    vc2 = Draft202012Validator(load(VC_SCHEMA), format_checker=checker)
+    assert list(ob.iter_errors(vc)) == [] and list(vc2.iter_errors(vc)) == []
+    vc["validFrom"] = "23/11/2026"
+    assert any("is not a 'date-time'" in e.message for e in ob.iter_errors(vc))
+    transcript = _payload(_export(issued, issued.transcript.doc_id, "01001503"))
+    transcript["credentialStatus"]["statusListCredential"] = "not a uri"
+    transcript["credentialSubject"]["birthDate"] = "2010-02-30"
+    errors = " | ".join(credential_errors(transcript))
+    assert "is not a 'uri'" in errors and "is not a 'date'" in errors
+
+
 def test_the_transcript_exports_with_its_results(issued: Issued) -> None:
     token = _export(issued, issued.transcript.doc_id, "01001503")
     vc = _payload(token)
