@@ -1,8 +1,8 @@
 """Status-list positions in the registry: a random unique index per document, and each list's current bits.
 
 The bits are computed from the documents' registry status every time they are asked for, so a list can never
-disagree with the registry: a document whose status becomes revoked or superseded, by whatever path, is set in
-the next list signed (see signer/vc.py, which signs a list on request and caches it by content).
+disagree with the registry: a document whose status becomes revoked or superseded, by whatever path (for a
+translation: its original's), is set in the next list signed (see signer/vc.py, which signs a list on request and caches it by content).
 """
 
 from __future__ import annotations
@@ -66,10 +66,16 @@ def list_names(engine: Engine, school_code: str | None = None) -> list[str]:
 
 
 def status_bits(engine: Engine, name: str) -> bytes:
-    """The list's bitstring as the registry stands now: revoked and superseded documents are set."""
+    """The list's bitstring as the registry stands now: revoked and superseded documents are set, and so are
+    translations whose original is revoked or superseded (a translation's standing follows its original's)."""
     table = DocumentRecord.__table__  # type: ignore[attr-defined]
+    original = table.alias("original")
+    own = select(table.c.status_index).where(table.c.status_list == name, table.c.status.in_(SET_STATUSES))
+    followed = (
+        select(table.c.status_index)
+        .join(original, original.c.id == table.c.translation_of)
+        .where(table.c.status_list == name, original.c.status.in_(SET_STATUSES))
+    )
     with engine.connect() as conn:
-        indexes = conn.execute(
-            select(table.c.status_index).where(table.c.status_list == name, table.c.status.in_(SET_STATUSES))
-        ).scalars()
+        indexes = conn.execute(own.union(followed)).scalars()
         return bitstring([i for i in indexes if i is not None])

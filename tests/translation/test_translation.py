@@ -186,12 +186,11 @@ def _set_status(dep: Deployment, doc_id: str, status: DocumentStatus, **extra: o
 def test_upload_check_names_the_original_and_follows_its_revocation(world: World) -> None:
     from fastapi.testclient import TestClient
 
-    from sealtrail.accounts.deps import AccountsContext
-    from sealtrail.accounts.permissions import Actor
-    from sealtrail.accounts.workflow import revoke
+    from ledger.statusindex import status_bits
     from sealtrail.app import create_app
     from sealtrail.checking import check_upload
     from sealtrail.ledgerwiring import publish_checkpoint
+    from verifier.statuslist import bit
 
     original = world.issuer.issue(schemas.parse_document(schemas.load_sample("diploma_thpt")))
     done = translate(world.dep, original.doc_id, issuer=world.issuer)
@@ -201,8 +200,10 @@ def test_upload_check_names_the_original_and_follows_its_revocation(world: World
     assert [r.code for r in before.reasons] == ["TRANSLATION_OF"]
     assert original.doc_id in before.reasons[0].en and "in force" in before.reasons[0].en
 
-    school = original.record.school_code
-    revoke(AccountsContext(world.dep), None, Actor("principal", "staff"), school, original.doc_id, "Cấp nhầm người")
+    position = (done.record.status_list or "", done.record.status_index or 0)
+    assert not bit(status_bits(world.dep.engine, position[0]), position[1])
+    _revoke(world, original)
+    assert bit(status_bits(world.dep.engine, position[0]), position[1])  # its status-list bit follows too
     after = check_upload(world.dep, done.pdf).report
     assert after.verdict == "invalid" and "ORIGINAL_REVOKED" in {r.code for r in after.reasons}
     assert check_upload(world.dep, world.dep.blobs.get(done.record.sha256_xml or "", "xml")).report.verdict == "invalid"
