@@ -2,7 +2,8 @@
 
 The bits are computed from the documents' registry status every time they are asked for, so a list can never
 disagree with the registry: a document whose status becomes revoked or superseded, by whatever path (for a
-translation: its original's), is set in the next list signed (see signer/vc.py, which signs a list on request and caches it by content).
+translation: its original's), is set in the next list signed (see signer/vc.py, which signs a list on request and
+caches it by content).
 """
 
 from __future__ import annotations
