@@ -112,6 +112,7 @@ _SCHOOL_NAMES = (
     (re.compile(r"^Trường (?:THPT|Trung học phổ thông) (.+)$", re.I), "{} Upper Secondary School"),
     (re.compile(r"^Trường (?:TH, THCS và THPT|Phổ thông) (.+)$", re.I), "{} School"),
 )
+_UNITS = {"thành phố", "tỉnh", "quận", "huyện", "thị xã", "phường", "xã", "thị trấn"}
 _AUTHORITIES = (
     (re.compile(r"^BỘ GIÁO DỤC VÀ ĐÀO TẠO$", re.I), "Ministry of Education and Training"),
     (re.compile(r"^SỞ GIÁO DỤC VÀ ĐÀO TẠO (.+)$", re.I), "Department of Education and Training, {}"),
@@ -138,6 +139,16 @@ def english_date(day: date | None) -> str:
     return f"{day.day} {MONTHS[day.month - 1]} {day.year}" if day else ""
 
 
+def _place(upper: str) -> str:
+    """'THÀNH PHỐ HÀ NỘI' → 'Thành phố Hà Nội': a place written in capitals, in the usual case (the kind of unit
+    in lower case after its first letter, the name capitalised)."""
+    words = upper.title().split()
+    for size in (2, 1):
+        if len(words) > size and " ".join(words[:size]).casefold() in _UNITS:
+            return " ".join([words[0], *(w.lower() for w in words[1:size]), *words[size:]])
+    return " ".join(words)
+
+
 def school_name(name: str) -> str:
     """'Trường THCS Nguyễn Du' → 'Nguyễn Du Lower Secondary School (Trường THCS Nguyễn Du)'; other names as written."""
     for pattern, form in _SCHOOL_NAMES:
@@ -152,7 +163,7 @@ def authority(name: str) -> str:
     for pattern, form in _AUTHORITIES:
         match = pattern.match(name.strip())
         if match:
-            return form.format(*(g.title() for g in match.groups()))
+            return form.format(*(_place(g) for g in match.groups()))
     return name
 
 
