@@ -145,9 +145,11 @@ def audit_deployment(dep: Deployment) -> list[str]:
         check_not_forked(dep)
     except Exception as exc:
         problems.append(str(exc))
-    by_doc = {e.doc_id: (i, e) for i, e in entries.items() if e.type in ("issue", "copy")}  # a copy is a document
+    documents = ("issue", "copy", "translation")  # a copy and a translation are documents of their own
+    by_doc = {e.doc_id: (i, e) for i, e in entries.items() if e.type in documents}
     with Session(dep.engine) as session:
         records = session.exec(select(DocumentRecord)).all()
+    leaves = {r.id: r.leaf_index for r in records}
     for record in records:
         if record.status == DocumentStatus.PENDING.value:
             if record.id in by_doc:
@@ -160,6 +162,8 @@ def audit_deployment(dep: Deployment) -> list[str]:
         entry = found[1]
         if (entry.pdf_sha256, entry.xml_sha256) != (record.sha256_pdf, record.sha256_xml):
             problems.append(f"{record.id}: the registry's hashes differ from its log entry")
+        if record.translation_of is not None and entry.refers != leaves.get(record.translation_of):
+            problems.append(f"{record.id}: its log entry does not refer to its original's issue entry")
         for digest, ext in ((entry.pdf_sha256, "pdf"), (entry.xml_sha256, "xml")):
             try:
                 blobs.get(digest, ext)

@@ -99,7 +99,7 @@ def test_transcript_translation_is_signed_english_and_carries_both_qr_codes(worl
 
 
 def test_translation_log_entry_refers_to_the_original_issue_entry(world: World) -> None:
-    from sealtrail.ledgerwiring import ledger_for
+    from sealtrail.ledgerwiring import audit_deployment, ledger_for
 
     done = translate(world.dep, world.diploma.doc_id, issuer=world.issuer)
     ledger, _ = ledger_for(world.dep)
@@ -109,6 +109,7 @@ def test_translation_log_entry_refers_to_the_original_issue_entry(world: World) 
     assert entry.type == "translation" and entry.doc_id == done.record.id
     assert (original.type, original.doc_id) == ("issue", world.diploma.doc_id)
     assert done.record.translation_of == world.diploma.doc_id
+    assert audit_deployment(world.dep) == []  # the registry, the log and the stored files agree
     xml = world.dep.blobs.get(done.record.sha256_xml or "", "xml")
     from schemas.xml import from_xml
     from signer.xades import signed_data
