@@ -296,12 +296,17 @@ def verify(
         dep = _deployment()
         verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
     report = verifier.verify(data)
+    translation = _translation_in(data, report)  # read before a status check may lower the verdict
     bundles = [p for p in trust or [] if p.is_dir()]
     if len(bundles) == 1:  # a trust bundle carries the status lists: a revoked document is not valid offline
         from sealtrail.interop import apply_offline_status
 
         report = apply_offline_status(bundles[0], data, report)
-    report = _follow_original(data, report, bundles, trust)
+    if translation is not None:  # a translation's verdict also follows its original's status
+        from sealtrail.translation import follow_original_offline
+
+        bundle = bundles[0] if len(bundles) == 1 else None
+        report = follow_original_offline(report, translation, None if trust else _deployment(), bundle)
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
@@ -319,15 +324,11 @@ def verify(
     raise typer.Exit(0 if report.verdict == "valid" else 1)
 
 
-def _follow_original(data: bytes, report, bundles: list[Path], trust: list[Path] | None):  # type: ignore[no-untyped-def]
-    """A translation's verdict also follows its original's status (register, or the one trust bundle)."""
-    from sealtrail.translation import embedded_translation, follow_original_offline
+def _translation_in(data: bytes, report):  # type: ignore[no-untyped-def]
+    """The translation data a correctly signed file carries (None for other documents or a failed signature)."""
+    from sealtrail.translation import embedded_translation
 
-    translation = embedded_translation(data) if report.verdict != "invalid" else None
-    if translation is None:
-        return report
-    bundle = bundles[0] if len(bundles) == 1 else None
-    return follow_original_offline(report, translation, None if trust else _deployment(), bundle)
+    return embedded_translation(data) if report.verdict != "invalid" else None
 
 
 def _verify_credential(data: bytes, trust: list[Path] | None, as_json: bool) -> None:

@@ -14,7 +14,7 @@ Decisions (README "English translations"):
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -169,6 +169,14 @@ def embedded_translation(data: bytes) -> schemas.Translation | None:
     return doc if isinstance(doc, schemas.Translation) else None
 
 
+@dataclass
+class _Probe:
+    """A report to read the original's offline status into (its verdict starts valid: only the status lowers it)."""
+
+    verdict: str = "valid"
+    reasons: list[Any] = field(default_factory=list)
+
+
 def follow_original_offline(
     report: Any, translation: schemas.Translation, dep: Deployment | None, bundle: Path | None
 ) -> Any:
@@ -178,21 +186,15 @@ def follow_original_offline(
     from verifier.status import merge_standing, translation_standing
 
     oid = translation.original_doc_id
-    if bundle is not None:
+    named = Reason("TRANSLATION_OF", f"Bản dịch tiếng Anh của văn bản {oid}", f"English translation of document {oid}")
+    if bundle is not None:  # the original's bit in the bundle's signed lists, found by its PDF's SHA-256
         from sealtrail.interop import apply_offline_status
+        from verifier.status import DocumentStanding
 
-        before = len(report.reasons)
-        apply_offline_status(bundle, b"", report, digest=translation.original_sha256_pdf)
-        for i in range(before, len(report.reasons)):  # say whose status it was
-            r = report.reasons[i]
-            report.reasons[i] = Reason(r.code, f"Bản gốc {oid}: {r.vi}", f"Original {oid}: {r.en}")
-        report.reasons.insert(
-            before,
-            Reason("TRANSLATION_OF", f"Bản dịch tiếng Anh của văn bản {oid}", f"English translation of document {oid}"),
-        )
-        return report
+        probe = apply_offline_status(bundle, b"", _Probe(), digest=translation.original_sha256_pdf)
+        said = [Reason(r.code, f"Bản gốc {oid}: {r.vi}", f"Original {oid}: {r.en}") for r in probe.reasons]
+        return merge_standing(report, DocumentStanding(probe.verdict, (named, *said)))
     if dep is None:  # trusted roots only, no status source: name the original, as the document itself is unchecked
-        line = ("TRANSLATION_OF", f"Bản dịch tiếng Anh của văn bản {oid}", f"English translation of document {oid}")
-        report.reasons.append(Reason(*line))
+        report.reasons.append(named)
         return report
     return merge_standing(report, translation_standing(oid, _get(dep, oid)))

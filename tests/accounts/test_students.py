@@ -92,6 +92,14 @@ def test_student_sees_downloads_copies_and_shares_only_their_own_documents(world
         entries = [Entry.parse(ledger.entry(conn, i)) for i in range(ledger.size(conn))]
     (copy_entry,) = [e for e in entries if e.type == "copy"]
     assert copy_entry.doc_id == copy_id.group()
+
+    # the English translation: sealed by the school, a download, made once
+    assert client.post(f"/hoc-sinh/van-ban/{theirs}/ban-dich", data={"csrf_token": csrf}).status_code == 404
+    assert client.post(f"/hoc-sinh/van-ban/{mine}/ban-dich").status_code == 403  # no CSRF token
+    english = client.post(f"/hoc-sinh/van-ban/{mine}/ban-dich", data={"csrf_token": csrf})
+    assert english.status_code == 200 and english.headers["content-type"] == "application/pdf"
+    assert client.post(f"/hoc-sinh/van-ban/{mine}/ban-dich", data={"csrf_token": csrf}).content == english.content
+    assert "Bản dịch tiếng Anh" in client.get("/hoc-sinh").text
     assert audit_deployment(world.dep) == []
 
     # a share link shows exactly what was ticked
