@@ -288,7 +288,14 @@ class RevocationCache:
             cached = self._entries.get(key)
         if cached is not None and self._fresh(cached):
             return cached
-        found = asyncio.run(self._fetch(cert, trust_roots, other_certs, fetch_hosts))
+        context = ValidationContext(
+            trust_roots=list(trust_roots),
+            other_certs=list(other_certs),
+            allow_fetching=True,  # our own signers' certificates, from our own CA's responders; never uploaded files
+            revocation_mode="require",
+            fetcher_backend=signing_fetchers(list(fetch_hosts)),  # hosts on the allow-list
+        )
+        found = asyncio.run(self._fetch(cert, context))
         with self._lock:
             self.fetches += 1
             self._entries = {k: v for k, v in self._entries.items() if self._fresh(v)}
@@ -298,21 +305,8 @@ class RevocationCache:
     def _fresh(self, entry: _Revocation) -> bool:
         return time.monotonic() - entry.fetched < self.reuse_seconds and datetime.now(UTC) < entry.expires
 
-    async def _fetch(
-        self,
-        cert: asn1_x509.Certificate,
-        trust_roots: Sequence[asn1_x509.Certificate],
-        other_certs: Sequence[asn1_x509.Certificate],
-        fetch_hosts: Sequence[asn1_x509.Certificate],
-    ) -> _Revocation:
+    async def _fetch(self, cert: asn1_x509.Certificate, context: ValidationContext) -> _Revocation:
         fetched, now = time.monotonic(), datetime.now(UTC)
-        context = ValidationContext(
-            trust_roots=list(trust_roots),
-            other_certs=list(other_certs),
-            allow_fetching=True,  # our own signers' certificates, from our own CA's responders; never uploaded files
-            revocation_mode="require",
-            fetcher_backend=signing_fetchers(list(fetch_hosts)),  # hosts on the allow-list
-        )
         try:
             path = await CertificateValidator(cert, validation_context=context).async_validate_path()
         finally:
