@@ -17,6 +17,7 @@ FIGURES = {
     "signing.soft.overhead",
     "signing.pkcs11",
     "signing.pkcs11.overhead",
+    "xades.blt",
     "render.batch",
     "render.single",
     "batch.rate",
