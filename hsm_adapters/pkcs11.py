@@ -37,6 +37,10 @@ _GONE = (
     p11.DeviceError,
     p11.UserNotLoggedIn,
     p11.OperationActive,
+    # A key object looked up earlier in this session (see _SessionPool.key) is gone: replaced or deleted on the
+    # token. Fresh sessions look it up again.
+    p11.KeyHandleInvalid,
+    p11.ObjectHandleInvalid,
 )
 # python-pkcs11 starts every module with C_Initialize(NULL), which tells the module (PKCS#11 v2.40 §5.4) that the
 # application will never call it from two threads at once. SoftHSM2 takes that at its word and fails with
