@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bench.common import QUICK, Figure, peak_rss_mb, report, rss_mb
 from bench.fixtures import two_page_transcript
+from bench.xades_blt import xades_figure
 
 
 def main() -> list[Figure]:
@@ -37,6 +38,7 @@ def main() -> list[Figure]:
         dep = Deployment(settings)
         services = dep.start_dev_pki_services()
         try:
+            xades = xades_figure(dep, 2 if QUICK else int(os.environ.get("BENCH_XADES", "10")))
             docs: list[schemas.Document] = [two_page_transcript(i) for i in range(max(size, baseline_docs))]
 
             t = time.perf_counter()
@@ -65,6 +67,7 @@ def main() -> list[Figure]:
     growth = {f"{k}docs": v / rss[checkpoints[0]] for k, v in rss.items() if k != checkpoints[0]}
     rss_text = ", ".join(f"{k}: {v:.0f} MiB" for k, v in rss.items())
     figures = [
+        xades,
         Figure(
             "batch.rate",
             f"issue 2-page transcripts end to end, B-LT ({size} docs)",

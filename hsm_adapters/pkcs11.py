@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +26,7 @@ from pkcs11 import exceptions as p11
 from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
 
-from hsm_adapters.base import KeyBackendError, SignatureMechanism, check_digest
+from hsm_adapters.base import DIGEST_SIZES, KeyBackendError, SignatureMechanism, check_digest
 
 # Errors after which the session (or the whole token connection) is gone and a fresh one may succeed.
 _GONE = (
@@ -37,6 +37,10 @@ _GONE = (
     p11.DeviceError,
     p11.UserNotLoggedIn,
     p11.OperationActive,
+    # A key object looked up earlier in this session (see _SessionPool.key) is gone: replaced or deleted on the
+    # token. Fresh sessions look it up again.
+    p11.KeyHandleInvalid,
+    p11.ObjectHandleInvalid,
 )
 # python-pkcs11 starts every module with C_Initialize(NULL), which tells the module (PKCS#11 v2.40 §5.4) that the
 # application will never call it from two threads at once. SoftHSM2 takes that at its word and fails with
@@ -164,6 +168,7 @@ class _SessionPool:
         self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
         self._opened = 0
         self._lock = threading.Lock()
+        self._keys: dict[int, Any] = {}  # id(session) -> the private key object found in it (handles are per session)
         self.token = _find_token(lib, config)
         self._open(login=True)  # log in now so a wrong PIN is reported at start-up, not at the first document
 
@@ -193,12 +198,22 @@ class _SessionPool:
             if broken:
                 with self._lock:
                     self._opened -= 1
+                    self._keys.pop(id(session), None)
                 with MODULE_LOCK, suppress(p11.PKCS11Error):
                     session.close()
             else:
                 self._idle.put(session)
 
+    def key(self, session: Any, find: Callable[[Any], Any]) -> Any:
+        """The private key in ``session``, looked up once per session: C_FindObjects on every signature cost
+        about as much as the rest of the adapter (docs/performance.md)."""
+        key = self._keys.get(id(session))
+        if key is None:
+            key = self._keys[id(session)] = find(session)
+        return key
+
     def close(self) -> None:
+        self._keys.clear()
         while True:
             try:
                 session = self._idle.get_nowait()
@@ -212,6 +227,10 @@ def _digest_info(digest: bytes, digest_algorithm: str) -> bytes:
     return algos.DigestInfo(
         {"digest_algorithm": {"algorithm": digest_algorithm, "parameters": core.Null()}, "digest": digest}
     ).dump()
+
+
+# DER DigestInfo is a fixed prefix per algorithm followed by the digest; built once instead of per signature.
+_DIGEST_INFO_PREFIX = {name: _digest_info(bytes(size), name)[:-size] for name, size in DIGEST_SIZES.items()}
 
 
 class Pkcs11KeyBackend:
@@ -245,13 +264,12 @@ class Pkcs11KeyBackend:
     def sign_digest(self, digest: bytes, digest_algorithm: str) -> bytes:
         check_digest(digest, digest_algorithm)
 
-        def sign(session: Any) -> bytes:
-            key = self._private_key(session)
+        def sign(key: Any) -> bytes:
             if self._key_type == KeyType.RSA:
-                return bytes(key.sign(_digest_info(digest, digest_algorithm), mechanism=Mechanism.RSA_PKCS))
+                return bytes(key.sign(_DIGEST_INFO_PREFIX[digest_algorithm] + digest, mechanism=Mechanism.RSA_PKCS))
             return encode_ecdsa_signature(key.sign(digest, mechanism=Mechanism.ECDSA))
 
-        return self._with_session(sign)
+        return self._with_session(sign, with_key=True)
 
     def check_ready(self) -> None:
         """Raise KeyBackendError unless the token answers in a logged-in session and the private key is there."""
@@ -276,12 +294,13 @@ class Pkcs11KeyBackend:
                 pool.close()
                 self._pool = None
 
-    def _with_session(self, action: Any) -> Any:
+    def _with_session(self, action: Any, *, with_key: bool = False) -> Any:
+        """``action(session)`` in a pooled session (``action(private key)`` with ``with_key``), reconnecting once."""
         for attempt in (1, 2):
             pool = self._current_pool()
             try:
                 with pool.session() as session, MODULE_LOCK:
-                    return action(session)
+                    return action(pool.key(session, self._private_key) if with_key else session)
             except _GONE as exc:
                 self._drop_pool(pool)
                 if attempt == 2:

@@ -30,10 +30,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from lxml import etree
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.misc import PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign import fields, signers
+from pyhanko.sign import signers
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.validation.dss import async_add_validation_info
@@ -42,20 +40,19 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hsm_adapters.base import KeyBackendError, SignatureMechanism
 from schemas.xml import parse_xml_securely
-from signer.pdf import PadesSigner, SignatureRequest, SigningError, _lock_field
-from signer.render import keep_xmp
+from signer.pdf import PadesSigner, SignatureRequest, SigningError, open_for_signing, signature_metadata
 from signer.xades import (
-    DATA_ID,
     DS_NS,
     XadesSigner,
     XmlSignatureRequest,
     _add_signature_timestamp,
     _add_validation_data,
-    _InteroperableXAdESSigner,
     _method,
     _q,
     _set_ids,
     exc_c14n,
+    open_envelope,
+    xades_signer,
 )
 
 DIGEST_ALGORITHM = "sha256"
@@ -165,28 +162,9 @@ class DeferredPades:
         return asyncio.run(self._prepare(pdf, identity, request))
 
     async def _prepare(self, pdf: bytes, identity: SignerIdentity, request: SignatureRequest) -> PreparedPdf:
-        try:
-            writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
-        except (PdfReadError, ValueError) as exc:
-            raise SigningError(f"The file is not a readable PDF: {exc}") from exc
-        keep_xmp(writer)
-        new_field = None
-        if request.lock_document and not _lock_field(writer, request.field_name):
-            new_field = fields.SigFieldSpec(
-                request.field_name,
-                field_mdp_spec=fields.FieldMDPSpec(fields.FieldMDPAction.ALL),
-                doc_mdp_update_value=fields.MDPPerm.NO_CHANGES,
-            )
-        meta = signers.PdfSignatureMetadata(
-            field_name=request.field_name,
-            md_algorithm=DIGEST_ALGORITHM,
-            subfilter=fields.SigSeedSubFilter.PADES,
-            reason=request.reason,
-            location=request.location or None,
-            name=request.signer_name,
-            embed_validation_info=False,  # added after the signature comes back (see the module docstring)
-            docmdp_permissions=fields.MDPPerm.NO_CHANGES if request.lock_document else fields.MDPPerm.FILL_FORMS,
-        )
+        writer, new_field = open_for_signing(pdf, request)
+        # Validation data is added after the signature comes back (see the module docstring).
+        meta = signature_metadata(request, embed_validation_info=False)
         external = _external(identity, None)
         stamp = self.pades.stamp_style(writer, request)
         pdf_signer = signers.PdfSigner(meta, signer=external, stamp_style=stamp, new_field_spec=new_field)
@@ -292,30 +270,8 @@ class DeferredXades:
         self.xades = xades
 
     def prepare(self, signed_xml: bytes, identity: SignerIdentity, request: XmlSignatureRequest) -> PreparedXml:
-        root = parse_xml_securely(signed_xml)
-        slots = root.find(_q("ChuKySo"))
-        if root.tag != _q("VanBanKySo") or slots is None:
-            raise SigningError("The XML is not a SealTrail signed-document envelope")
-        if root.find(f".//{{{DS_NS}}}Signature[@Id='sig-{request.role}']") is not None:
-            raise SigningError(f"The XML already carries a signature for the role {request.role}")
-        references = [f"#{DATA_ID}"]
-        previous = slots.findall(f"{_q('ChuKy')}/{{{DS_NS}}}Signature/{{{DS_NS}}}SignatureValue")
-        if previous:
-            references.append(f"#{previous[-1].get('Id')}")
-        from signxml import DigestAlgorithm
-        from signxml.algorithms import CanonicalizationMethod, SignatureConstructionMethod
-        from signxml.xades import XAdESDataObjectFormat
-
-        signer = _InteroperableXAdESSigner(
-            claimed_roles=[request.claimed_role],
-            data_object_format=XAdESDataObjectFormat(
-                Description="Học bạ / văn bằng số (SealTrail)", MimeType="application/xml"
-            ),
-            method=SignatureConstructionMethod.detached,
-            signature_algorithm=_method(identity),  # type: ignore[arg-type]
-            digest_algorithm=DigestAlgorithm.SHA256,
-            c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-        )
+        root, slots, references = open_envelope(signed_xml, request.role)
+        signer = xades_signer(request, _method(identity))  # type: ignore[arg-type]
         key = _CapturingKey(identity)
         certs = [cx509.load_der_x509_certificate(c.dump()) for c in [identity.certificate, *identity.chain]]
         try:
@@ -354,6 +310,7 @@ class DeferredXades:
                     token,
                     self.xades.trust_roots,
                     self.xades.other_certs,
+                    self.xades.revocation,
                 )
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 

@@ -126,6 +126,13 @@ class Issuer:
     lookup_key: bytes | None = None  # the installation secret for the bulk look-up hashes (verifier.lookup)
     pending_dir: Path | None = None  # the issuing journal (see ``issue``); None: no resuming, no de-duplication
 
+    def __post_init__(self) -> None:
+        if self.xades is None:  # one per Issuer, so a batch reuses its revocation data (RevocationCache)
+            pades = self.pades
+            self.xades = XadesSigner(
+                timestamp_urls=self.timestamp_urls, trust_roots=pades.trust_roots, other_certs=pades.other_certs
+            )
+
     def issue(
         self,
         doc: schemas.Document,
@@ -290,9 +297,8 @@ class Issuer:
                 }
             )
 
-        xades = self.xades or XadesSigner(
-            timestamp_urls=self.timestamp_urls, trust_roots=self.pades.trust_roots, other_certs=self.pades.other_certs
-        )
+        xades = self.xades
+        assert xades is not None  # set in __post_init__
         signed_xml = envelope(job.xml)
         for slot in slots:
             signed_xml = xades.sign(

@@ -48,7 +48,7 @@ from signer.render import AppearanceRenderer, keep_xmp
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 _FIRST_RESERVATION = 16 * 1024
 _MAX_RESERVATION = 256 * 1024
-_REVOCATION_REUSE_SECONDS = 60.0
+REVOCATION_REUSE_SECONDS = 60.0
 
 
 @cache
@@ -217,6 +217,45 @@ def _lock_field(writer: IncrementalPdfFileWriter, field_name: str) -> bool:
     return False
 
 
+def open_for_signing(
+    pdf: bytes, request: SignatureRequest
+) -> tuple[IncrementalPdfFileWriter, fields.SigFieldSpec | None]:
+    """A writer for the next revision of ``pdf`` and, when the request locks the document and the PDF has no such
+    field yet, the spec of a new locking field (None otherwise)."""
+    try:
+        writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
+    except (PdfReadError, ValueError) as exc:
+        raise SigningError(f"The file is not a readable PDF: {exc}") from exc
+    keep_xmp(writer)
+    if not request.lock_document or _lock_field(writer, request.field_name):
+        return writer, None
+    return writer, fields.SigFieldSpec(
+        request.field_name,
+        field_mdp_spec=fields.FieldMDPSpec(fields.FieldMDPAction.ALL),
+        doc_mdp_update_value=fields.MDPPerm.NO_CHANGES,
+    )
+
+
+def signature_metadata(
+    request: SignatureRequest,
+    *,
+    embed_validation_info: bool,
+    validation_context: ValidationContext | None = None,
+) -> signers.PdfSignatureMetadata:
+    """pyHanko's settings for one PAdES signature (SHA-256) as the request describes it."""
+    return signers.PdfSignatureMetadata(
+        field_name=request.field_name,
+        md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter.PADES,
+        reason=request.reason,
+        location=request.location or None,
+        name=request.signer_name,
+        embed_validation_info=embed_validation_info,
+        validation_context=validation_context,
+        docmdp_permissions=fields.MDPPerm.NO_CHANGES if request.lock_document else fields.MDPPerm.FILL_FORMS,
+    )
+
+
 class PadesSigner:
     """Adds PAdES signatures (B-T with a timestamp, B-LT with revocation data in the DSS) to PDFs."""
 
@@ -228,7 +267,7 @@ class PadesSigner:
         other_certs: Sequence[x509.Certificate] = (),
         long_term: bool = True,
         initial_reservation: int = _FIRST_RESERVATION,
-        revocation_reuse_seconds: float = _REVOCATION_REUSE_SECONDS,
+        revocation_reuse_seconds: float = REVOCATION_REUSE_SECONDS,
     ) -> None:
         self.trust_roots = list(trust_roots)
         self.other_certs = list(other_certs)
@@ -291,28 +330,11 @@ class PadesSigner:
                 raise SigningError(f"Could not sign the document in field {request.field_name}: {exc}") from exc
 
     def _sign_once(self, pdf: bytes, backend: KeyBackend, request: SignatureRequest, reserved: int) -> bytes:
-        try:
-            writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
-        except (PdfReadError, ValueError) as exc:
-            raise SigningError(f"The file is not a readable PDF: {exc}") from exc
-        keep_xmp(writer)
-        new_field = None
-        if request.lock_document and not _lock_field(writer, request.field_name):
-            new_field = fields.SigFieldSpec(
-                request.field_name,
-                field_mdp_spec=fields.FieldMDPSpec(fields.FieldMDPAction.ALL),
-                doc_mdp_update_value=fields.MDPPerm.NO_CHANGES,
-            )
-        meta = signers.PdfSignatureMetadata(
-            field_name=request.field_name,
-            md_algorithm="sha256",
-            subfilter=fields.SigSeedSubFilter.PADES,
-            reason=request.reason,
-            location=request.location or None,
-            name=request.signer_name,
+        writer, new_field = open_for_signing(pdf, request)
+        meta = signature_metadata(
+            request,
             embed_validation_info=self.long_term,
             validation_context=self._validation_context() if self.long_term else None,
-            docmdp_permissions=fields.MDPPerm.NO_CHANGES if request.lock_document else fields.MDPPerm.FILL_FORMS,
         )
         pdf_signer = signers.PdfSigner(
             meta,

@@ -26,11 +26,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from asn1crypto import cms
+from asn1crypto import cms, crl, ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes
@@ -43,7 +46,7 @@ from signxml.xades import XAdESDataObjectFormat, XAdESSigner
 from hsm_adapters.base import KeyBackend, KeyBackendError, SignatureMechanism
 from schemas.xml import parse_xml_securely
 from signer.fetching import signing_fetchers
-from signer.pdf import FailoverTimeStamper, SigningError
+from signer.pdf import REVOCATION_REUSE_SECONDS, FailoverTimeStamper, SigningError
 
 SIGNED_NS = "urn:sealtrail:signed:1"
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -154,31 +157,13 @@ class XadesSigner:
         self.timestamper = FailoverTimeStamper(timestamp_urls, timeout=timeout) if timestamp_urls else None
         self.trust_roots = list(trust_roots)
         self.other_certs = list(other_certs)
+        self.revocation = RevocationCache()
 
     def sign(self, signed_xml: bytes, backend: KeyBackend, request: XmlSignatureRequest) -> bytes:
         """Return a new envelope with the signer's signature appended; the input is never modified."""
-        root = parse_xml_securely(signed_xml)
-        slots = root.find(_q("ChuKySo"))
-        if root.tag != _q("VanBanKySo") or slots is None:
-            raise SigningError("The XML is not a SealTrail signed-document envelope; build it with envelope() first")
+        root, slots, references = open_envelope(signed_xml, request.role)
         sig_id = f"sig-{request.role}"
-        if root.find(f".//{{{DS_NS}}}Signature[@Id='{sig_id}']") is not None:
-            raise SigningError(f"The XML already carries a signature for the role {request.role}")
-        references = [f"#{DATA_ID}"]
-        previous = slots.findall(f"{_q('ChuKy')}/{{{DS_NS}}}Signature/{{{DS_NS}}}SignatureValue")
-        if previous:
-            references.append(f"#{previous[-1].get('Id')}")
-
-        signer = _InteroperableXAdESSigner(
-            claimed_roles=[request.claimed_role],
-            data_object_format=XAdESDataObjectFormat(
-                Description="Học bạ / văn bằng số (SealTrail)", MimeType="application/xml"
-            ),
-            method=SignatureConstructionMethod.detached,
-            signature_algorithm=_method(backend),
-            digest_algorithm=DigestAlgorithm.SHA256,
-            c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-        )
+        signer = xades_signer(request, _method(backend))
         certs = [cx509.load_der_x509_certificate(c.dump()) for c in [backend.certificate, *backend.chain]]
         try:
             signature = signer.sign(
@@ -196,10 +181,40 @@ class XadesSigner:
         if self.timestamper is not None:
             token = _add_signature_timestamp(signature, self.timestamper)
             if self.trust_roots:
-                _add_validation_data(signature, backend, token, self.trust_roots, self.other_certs)
+                _add_validation_data(signature, backend, token, self.trust_roots, self.other_certs, self.revocation)
         slot = etree.SubElement(slots, _q("ChuKy"), VaiTro=request.role)
         slot.append(signature)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def open_envelope(signed_xml: bytes, role: str) -> tuple[etree._Element, etree._Element, list[str]]:
+    """The parsed envelope, its signature slots and what a new signature for ``role`` covers: the data, and the
+    previous signature's value (so each signature also seals the ones before it)."""
+    root = parse_xml_securely(signed_xml)
+    slots = root.find(_q("ChuKySo"))
+    if root.tag != _q("VanBanKySo") or slots is None:
+        raise SigningError("The XML is not a SealTrail signed-document envelope; build it with envelope() first")
+    if root.find(f".//{{{DS_NS}}}Signature[@Id='sig-{role}']") is not None:
+        raise SigningError(f"The XML already carries a signature for the role {role}")
+    references = [f"#{DATA_ID}"]
+    previous = slots.findall(f"{_q('ChuKy')}/{{{DS_NS}}}Signature/{{{DS_NS}}}SignatureValue")
+    if previous:
+        references.append(f"#{previous[-1].get('Id')}")
+    return root, slots, references
+
+
+def xades_signer(request: XmlSignatureRequest, method: SignatureMethod) -> XAdESSigner:
+    """signxml's detached XAdES signer as every SealTrail signature uses it (SHA-256, exclusive c14n)."""
+    return _InteroperableXAdESSigner(
+        claimed_roles=[request.claimed_role],
+        data_object_format=XAdESDataObjectFormat(
+            Description="Học bạ / văn bằng số (SealTrail)", MimeType="application/xml"
+        ),
+        method=SignatureConstructionMethod.detached,
+        signature_algorithm=method,
+        digest_algorithm=DigestAlgorithm.SHA256,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+    )
 
 
 def _set_ids(signature: etree._Element, sig_id: str) -> None:
@@ -235,48 +250,110 @@ def _add_signature_timestamp(signature: etree._Element, timestamper: FailoverTim
     return token
 
 
+@dataclass(frozen=True)
+class _Revocation:
+    """One certificate's path to a trust root with the CRLs and OCSP responses that vouch for it."""
+
+    path: tuple[asn1_x509.Certificate, ...]
+    crls: tuple[crl.CertificateList, ...]
+    ocsps: tuple[ocsp.OCSPResponse, ...]
+    fetched: float  # time.monotonic() when fetched
+    expires: datetime  # the earliest nextUpdate among the answers (or fetched + the reuse window)
+
+
+class RevocationCache:
+    """Certificate paths and their OCSP/CRL answers, reused for every signature of a batch within a short window.
+
+    A B-LT signature needs the status of the signer's and the timestamp authority's certificates. In a batch the
+    same three signers and one TSA sign every document, so fetching per signature asked the responders the same
+    question thousands of times (docs/performance.md). An answer is reused for at most ``reuse_seconds`` and
+    never after its own nextUpdate; the signature still embeds the answer it relied on.
+    """
+
+    def __init__(self, reuse_seconds: float = REVOCATION_REUSE_SECONDS) -> None:
+        self.reuse_seconds = reuse_seconds
+        self.fetches = 0
+        self._entries: dict[tuple[bytes, ...], _Revocation] = {}
+        self._lock = threading.Lock()
+
+    def lookup(
+        self,
+        cert: asn1_x509.Certificate,
+        trust_roots: Sequence[asn1_x509.Certificate],
+        other_certs: Sequence[asn1_x509.Certificate],
+        fetch_hosts: Sequence[asn1_x509.Certificate],
+    ) -> _Revocation:
+        key = (cert.sha256, *(root.sha256 for root in trust_roots))
+        with self._lock:
+            cached = self._entries.get(key)
+        if cached is not None and self._fresh(cached):
+            return cached
+        context = ValidationContext(
+            trust_roots=list(trust_roots),
+            other_certs=list(other_certs),
+            allow_fetching=True,  # our own signers' certificates, from our own CA's responders; never uploaded files
+            revocation_mode="require",
+            fetcher_backend=signing_fetchers(list(fetch_hosts)),  # hosts on the allow-list
+        )
+        found = asyncio.run(self._fetch(cert, context))
+        with self._lock:
+            self.fetches += 1
+            self._entries = {k: v for k, v in self._entries.items() if self._fresh(v)}
+            self._entries[key] = found
+        return found
+
+    def _fresh(self, entry: _Revocation) -> bool:
+        return time.monotonic() - entry.fetched < self.reuse_seconds and datetime.now(UTC) < entry.expires
+
+    async def _fetch(self, cert: asn1_x509.Certificate, context: ValidationContext) -> _Revocation:
+        fetched, now = time.monotonic(), datetime.now(UTC)
+        try:
+            path = await CertificateValidator(cert, validation_context=context).async_validate_path()
+        finally:
+            await context.aclose()
+        updates = [c["tbs_cert_list"]["next_update"].native for c in context.crls]
+        for response in context.ocsps:
+            basic = response["response_bytes"]["response"].parsed
+            updates += [r["next_update"].native for r in basic["tbs_response_data"]["responses"]]
+        window = now + timedelta(seconds=self.reuse_seconds)
+        expires = min([u for u in updates if u is not None] + [window])
+        return _Revocation(tuple(path), tuple(context.crls), tuple(context.ocsps), fetched, expires)
+
+
 def _add_validation_data(
     signature: etree._Element,
     backend: KeyBackend,
     token: cms.ContentInfo,
     trust_roots: list[asn1_x509.Certificate],
     other_certs: list[asn1_x509.Certificate],
+    revocation: RevocationCache,
 ) -> None:
     """XAdES B-LT: CertificateValues and RevocationValues for the signer's and the TSA's certificate paths."""
     tsa_certs = [c.chosen for c in token["content"]["certificates"]]
-    context = ValidationContext(
-        trust_roots=trust_roots,
-        other_certs=[*backend.chain, *other_certs, *tsa_certs],
-        allow_fetching=True,  # our own signers' certificates, from our own CA's responders; never uploaded files
-        revocation_mode="require",
-        fetcher_backend=signing_fetchers([*trust_roots, *other_certs, *backend.chain]),  # hosts on the allow-list
-    )
-
-    async def collect() -> list[asn1_x509.Certificate]:
-        try:
-            paths = []
-            for cert in (backend.certificate, _tst_signer(token)):
-                validator = CertificateValidator(cert, validation_context=context)
-                paths.append(await validator.async_validate_path())
-            return [c for path in paths for c in path]
-        finally:
-            await context.aclose()
-
+    known = [*backend.chain, *other_certs, *tsa_certs]
+    hosts = [*trust_roots, *other_certs, *backend.chain]
     try:
-        certs = asyncio.run(collect())
+        signers = (backend.certificate, _tst_signer(token))
+        found = [revocation.lookup(cert, trust_roots, known, hosts) for cert in signers]
     except Exception as exc:  # revocation data is required for B-LT: without it nothing is added
         raise SigningError(
             f"The certificate status (OCSP/CRL) could not be obtained, so the XML was not signed: {exc}"
         ) from exc
     usp = signature.find(f".//{{{XADES_NS}}}UnsignedSignatureProperties")
     assert usp is not None
-    unique = list({cert.sha256: cert for cert in certs}.values())
-    _encapsulate(usp, "CertificateValues", "EncapsulatedX509Certificate", unique)
-    revocation = etree.SubElement(usp, f"{{{XADES_NS}}}RevocationValues")
-    if context.crls:
-        _encapsulate(revocation, "CRLValues", "EncapsulatedCRLValue", context.crls)
-    if context.ocsps:
-        _encapsulate(revocation, "OCSPValues", "EncapsulatedOCSPValue", context.ocsps)
+    _encapsulate(usp, "CertificateValues", "EncapsulatedX509Certificate", _unique(c for f in found for c in f.path))
+    revocation_values = etree.SubElement(usp, f"{{{XADES_NS}}}RevocationValues")
+    crls = _unique(c for f in found for c in f.crls)
+    ocsps = _unique(o for f in found for o in f.ocsps)
+    if crls:
+        _encapsulate(revocation_values, "CRLValues", "EncapsulatedCRLValue", crls)
+    if ocsps:
+        _encapsulate(revocation_values, "OCSPValues", "EncapsulatedOCSPValue", ocsps)
+
+
+def _unique(values: Iterable[Any]) -> list[Any]:
+    """DER objects without repeats, in first-seen order."""
+    return list({value.dump(): value for value in values}.values())
 
 
 def _encapsulate(parent: etree._Element, container: str, item: str, values: Sequence[Any]) -> None:

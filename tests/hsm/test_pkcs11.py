@@ -20,6 +20,7 @@ from pkcs11 import Attribute, ObjectClass
 
 from hsm_adapters.base import KeyBackend, KeyBackendError, SignatureMechanism
 from hsm_adapters.pkcs11 import (
+    MODULE_LOCK,
     Pkcs11Config,
     Pkcs11KeyBackend,
     generate_key,
@@ -253,3 +254,19 @@ def test_the_cli_reads_the_pin_from_a_file_only(softhsm: SoftHsm, tmp_path: Path
         app, ["hsm", "import-cert", "--label", "nope", str(csr)], env={**env, "SEALTRAIL_PKCS11_TOKEN_LABEL": "gone"}
     )
     assert bad.exit_code == 1 and "No token 'gone' is present" in bad.output
+
+
+def test_a_key_removed_from_the_token_is_looked_up_again_not_used_from_a_stale_handle(
+    softhsm: SoftHsm, dev_pki: DevPki, tmp_path: Path
+) -> None:
+    cert_file = tmp_path / "cert.pem"
+    cert_file.write_bytes(pem.armor("CERTIFICATE", dev_pki.cert("principal").dump()))
+    config = softhsm.config("sealtrail-keygen", "short-lived", cert_file=cert_file)
+    generate_key(config, key_type="ec")
+    backend = Pkcs11KeyBackend(config)
+    backend.sign_digest(hashlib.sha256(b"x").digest(), "sha256")  # the key is now found and kept for the session
+    with MODULE_LOCK, backend._current_pool().token.open(rw=True) as session:
+        session.get_key(object_class=ObjectClass.PRIVATE_KEY, label="short-lived").destroy()
+    with pytest.raises(KeyBackendError, match="There is no private key 'short-lived'"):
+        backend.sign_digest(hashlib.sha256(b"y").digest(), "sha256")
+    backend.close()

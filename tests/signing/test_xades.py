@@ -214,3 +214,25 @@ def test_correctly_signed_data_that_breaks_the_xsd_is_invalid(dev_pki: DevPki, c
     report = XmlVerifier([dev_pki.root], [dev_pki.issuing_ca]).verify(signed)
     assert report.signatures[0].indication == "valid"  # the signature itself is fine
     assert report.verdict == "invalid" and any("XSD" in r.en for r in report.reasons)
+
+
+def test_a_batch_asks_for_each_certificates_status_once_and_every_document_verifies(
+    dev_pki: DevPki, canonical: bytes
+) -> None:
+    signer = XadesSigner(timestamp_urls=[dev_pki.tsa_url], trust_roots=[dev_pki.root], other_certs=[dev_pki.issuing_ca])
+    backend = SoftKeyBackend.from_pkcs12(dev_pki.p12_path("seal"))
+    documents = [signer.sign(envelope(canonical), backend, XmlSignatureRequest("seal", "Con dấu")) for _ in range(3)]
+    assert signer.revocation.fetches == 2  # the seal's certificate and the TSA's, fetched for the first document
+    for signed in documents:
+        report = XmlVerifier([dev_pki.root], [dev_pki.issuing_ca]).verify(signed)
+        assert report.verdict == "valid" and report.signatures[0].long_term, report
+        assert b"EncapsulatedOCSPValue" in signed or b"EncapsulatedCRLValue" in signed
+
+
+def test_revocation_data_is_fetched_again_after_the_reuse_window(dev_pki: DevPki, canonical: bytes) -> None:
+    signer = XadesSigner(timestamp_urls=[dev_pki.tsa_url], trust_roots=[dev_pki.root], other_certs=[dev_pki.issuing_ca])
+    signer.revocation.reuse_seconds = 0
+    backend = SoftKeyBackend.from_pkcs12(dev_pki.p12_path("seal"))
+    for _ in range(2):
+        signer.sign(envelope(canonical), backend, XmlSignatureRequest("seal", "Con dấu"))
+    assert signer.revocation.fetches == 4
