@@ -18,7 +18,10 @@ from sealtrail.deployment import Deployment
 from verifier.ratelimit import RateLimiter
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-LEDGER_ACTIONS = {"role.grant", "role.revoke", "apikey.create", "key.change"}  # also logged publicly
+LEDGER_ACTIONS = {  # also logged publicly
+    "role.grant", "role.revoke", "apikey.create", "apikey.revoke", "key.change", "password.reset", "totp.reset",
+    "parent.link", "parent.unlink",
+}  # fmt: skip
 
 
 class AccountsContext:

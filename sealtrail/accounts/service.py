@@ -19,7 +19,7 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from sealtrail.accounts.models import (
     AuditEvent,
@@ -222,6 +222,8 @@ def actor_for(engine: Engine, person: Person, kind: str) -> Actor:
                     stack.extend(children.get(child.id or -1, []))
     if kind == "staff":  # a staff session never carries student powers, and the other way round
         roles = {org: held & STAFF_ROLES for org, held in roles.items() if held & STAFF_ROLES}
+    elif kind == PASSWORD_CHANGE:  # signed in with a temporary password: may only choose a new one
+        roles, inherited = {}, {}
     else:
         roles = {org: held & {"student", "parent"} for org, held in roles.items() if held & {"student", "parent"}}
         inherited = {}
@@ -229,6 +231,7 @@ def actor_for(engine: Engine, person: Person, kind: str) -> Actor:
 
 
 _REACHING = {OrgKind.DEPARTMENT.value, OrgKind.DISTRICT_OFFICE.value}
+PASSWORD_CHANGE = "pwchange"  # noqa: S105  # the session kind after a temporary password: no roles until a new one is chosen
 
 
 # --- signing in ------------------------------------------------------------------------------------------------
@@ -303,11 +306,15 @@ def issue_student_code(engine: Engine, username: str, org_code: str, created_by:
             raise AccountError("Không có học sinh này ở trường / no such student at this school")
         member = session.exec(
             select(Membership).where(
-                Membership.person_id == person.id, Membership.org_id == org.id, Membership.role == "student"
+                Membership.person_id == person.id,
+                Membership.org_id == org.id,
+                col(Membership.role).in_(["student", "parent"]),
             )
         ).first()
         if member is None:
-            raise AccountError("Người này không phải học sinh của trường / not a student of this school")
+            raise AccountError(
+                "Người này không phải học sinh hay phụ huynh của trường / not a pupil or parent of this school"
+            )
         assert person.id is not None and org.id is not None
         session.add(
             OneTimeCode(

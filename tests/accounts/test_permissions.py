@@ -40,6 +40,14 @@ RULES: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/schools/{school}/documents/{doc_id}/correction"): {"homeroom_teacher", "registrar"},
     ("POST", "/api/v1/schools/{school}/documents/{doc_id}/revoke"): {"principal", "school_admin"},
     ("GET", "/api/v1/schools/{school}/audit"): {"auditor", "school_admin"},
+    ("POST", "/can-bo/{school}/thanh-vien/moi"): {"school_admin"},
+    ("POST", "/can-bo/{school}/thanh-vien/{username}/dat-lai-mat-khau"): {"school_admin"},
+    ("POST", "/can-bo/{school}/thanh-vien/{username}/xac-thuc-lai"): {"school_admin"},
+    ("POST", "/can-bo/{school}/thanh-vien/{username}/ngung"): {"school_admin"},
+    ("POST", "/can-bo/{school}/phu-huynh"): {"school_admin"},
+    ("GET", "/can-bo/{school}/khoa-tra-cuu"): {"school_admin"},  # and verifier_org (tests/accounts/test_identity.py)
+    ("POST", "/can-bo/{school}/khoa-tra-cuu"): {"school_admin"},  # refused (422) outside verifier organisations
+    ("POST", "/can-bo/{school}/khoa-tra-cuu/{key_id}/thu-hoi"): {"school_admin"},
 }
 STUDENT_ROUTES = {
     ("GET", "/hoc-sinh"),
@@ -48,7 +56,9 @@ STUDENT_ROUTES = {
     ("POST", "/hoc-sinh/chia-se"),
     ("POST", "/hoc-sinh/chia-se/{share_id}/thu-hoi"),
 }
-SIGNED_IN = {("GET", "/can-bo"), ("POST", "/dang-xuat")}  # anyone signed in: their own page, signing out
+SIGNED_IN = {  # anyone signed in: their own page, signing out, changing their password
+    ("GET", "/can-bo"), ("POST", "/dang-xuat"), ("GET", "/doi-mat-khau"), ("POST", "/doi-mat-khau"),
+}  # fmt: skip
 API_KEY_ONLY = {  # school software; tested in tests/test_api.py, tests/jobs, tests/interop and below
     ("POST", "/api/v1/documents"),
     ("GET", "/api/v1/batches/{batch_id}"),
