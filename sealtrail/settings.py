@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = Field(
         default=True, description="Sign-in cookies only over HTTPS (__Host- prefix); false only for plain-HTTP tests"
     )
+    metrics_allow: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Client addresses (CIDR) that may read /metrics without a key; others need a 'metrics' API key",
+    )
     public_proof_cache: bool = Field(
         default=True, description="Cache the QR page's log proofs per signed checkpoint (off: prove every request)"
     )

@@ -64,6 +64,7 @@ API_KEY_ONLY = {  # school software; tested in tests/test_api.py, tests/jobs, te
     ("GET", "/api/v1/batches/{batch_id}"),
     ("POST", "/api/v1/batches/{batch_id}/cancel"),
     ("GET", "/api/v1/documents/{doc_id}/vc"),
+    ("GET", "/metrics"),  # or from SEALTRAIL_METRICS_ALLOW addresses (loopback); tests/accounts/test_identity.py
 }
 SIGNER_ONLY = {  # a registered signer's bearer credential (sealtrail agent / remote-sign); tested in tests/deferred
     ("GET", "/api/v1/signing/me"),
@@ -76,7 +77,7 @@ PUBLIC = {
     ("GET", "/chia-se/{token}"), ("GET", "/healthz"), ("GET", "/kiem-tra"), ("POST", "/kiem-tra"),
     ("POST", "/api/v1/verify"), ("POST", "/api/v1/verify/bulk"), ("GET", "/v/{token}"), ("POST", "/v/{token}"),
     ("GET", "/v/{token}/tlog-proof"), ("GET", "/log/checkpoint"), ("GET", "/log/key"), ("GET", "/log/tile/{path:path}"),
-    ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/lo/{batch_id}"), ("GET", "/issuers/{school}"),
+    ("GET", "/readyz"), ("GET", "/lo/{batch_id}"), ("GET", "/issuers/{school}"),
     ("GET", "/status/{school}/{year}/{purpose}"), ("GET", "/ns/credentials/v1"),
     ("GET", "/ns/credentials/transcript-credential.schema.json"),
 }  # fmt: skip
