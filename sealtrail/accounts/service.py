@@ -222,7 +222,7 @@ def actor_for(engine: Engine, person: Person, kind: str) -> Actor:
                     stack.extend(children.get(child.id or -1, []))
     if kind == "staff":  # a staff session never carries student powers, and the other way round
         roles = {org: held & STAFF_ROLES for org, held in roles.items() if held & STAFF_ROLES}
-    elif kind == PASSWORD_CHANGE:  # signed in with a temporary password: may only choose a new one
+    elif kind in (PASSWORD_CHANGE, SSO_SECOND_STEP):  # a step left before the roles count
         roles, inherited = {}, {}
     else:
         roles = {org: held & {"student", "parent"} for org, held in roles.items() if held & {"student", "parent"}}
@@ -232,6 +232,7 @@ def actor_for(engine: Engine, person: Person, kind: str) -> Actor:
 
 _REACHING = {OrgKind.DEPARTMENT.value, OrgKind.DISTRICT_OFFICE.value}
 PASSWORD_CHANGE = "pwchange"  # noqa: S105  # the session kind after a temporary password: no roles until a new one is chosen
+SSO_SECOND_STEP = "sso_totp"  # signed in through the provider, TOTP still to come: no roles yet
 
 
 # --- signing in ------------------------------------------------------------------------------------------------
@@ -281,6 +282,30 @@ def check_staff_login(engine: Engine, username: str, password: str, code: str) -
         session.refresh(person)
         session.expunge(person)
         return person
+
+
+def check_totp(engine: Engine, person_id: int, code: str) -> bool:
+    """The second step after single sign-on: the person's TOTP code, accepted once; failures count towards the
+    same temporary lock as password sign-ins."""
+    with Session(engine) as session:
+        person = session.get(Person, person_id)
+        now = utcnow()
+        if person is None or not person.active:
+            return False
+        if person.locked_until is not None and aware(person.locked_until) > now:
+            raise AccountError(_lockout_message(aware(person.locked_until)))
+        step = _totp_step(person.totp_secret, code)
+        if step is None or (person.totp_last_step is not None and step <= person.totp_last_step):
+            person.failed_logins += 1
+            if person.failed_logins >= MAX_FAILED_LOGINS:
+                person.locked_until, person.failed_logins = now + LOCKOUT, 0
+            session.add(person)
+            session.commit()
+            return False
+        person.totp_last_step, person.failed_logins = step, 0
+        session.add(person)
+        session.commit()
+        return True
 
 
 def _totp_step(secret: str | None, code: str) -> int | None:

@@ -119,6 +119,8 @@ def make_staff_web_router() -> APIRouter:
             return RedirectResponse("/hoc-sinh", status_code=303)
         if actor.kind == service.PASSWORD_CHANGE:
             return RedirectResponse("/doi-mat-khau", status_code=303)
+        if actor.kind == service.SSO_SECOND_STEP:
+            return RedirectResponse("/dang-nhap/sso/ma-xac-thuc", status_code=303)
         orgs = sorted((org, sorted(roles)) for org, roles in actor.roles.items())
         inherited = sorted((org, sorted(r)) for org, r in actor.inherited.items() if org not in actor.roles)
         return page("home.html.j2", request, actor, orgs=orgs, inherited=inherited)
@@ -486,8 +488,10 @@ def install(app: FastAPI, dep: Deployment, sign: SignFn | None = None) -> Accoun
     ctx.sign = sign
     app.state.accounts = ctx
     from sealtrail.accounts.people_web import make_people_router
+    from sealtrail.accounts.sso_web import make_sso_router
 
     app.include_router(make_people_router())
+    app.include_router(make_sso_router())
     app.include_router(make_staff_web_router())
     app.include_router(make_workflow_api_router())
     app.include_router(make_student_router())

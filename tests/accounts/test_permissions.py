@@ -45,6 +45,7 @@ RULES: dict[tuple[str, str], set[str]] = {
     ("POST", "/can-bo/{school}/thanh-vien/{username}/xac-thuc-lai"): {"school_admin"},
     ("POST", "/can-bo/{school}/thanh-vien/{username}/ngung"): {"school_admin"},
     ("POST", "/can-bo/{school}/phu-huynh"): {"school_admin"},
+    ("POST", "/can-bo/{school}/thanh-vien/{username}/sso"): {"school_admin"},
     ("GET", "/can-bo/{school}/khoa-tra-cuu"): {"school_admin"},  # and verifier_org (tests/accounts/test_identity.py)
     ("POST", "/can-bo/{school}/khoa-tra-cuu"): {"school_admin"},  # refused (422) outside verifier organisations
     ("POST", "/can-bo/{school}/khoa-tra-cuu/{key_id}/thu-hoi"): {"school_admin"},
@@ -58,6 +59,7 @@ STUDENT_ROUTES = {
 }
 SIGNED_IN = {  # anyone signed in: their own page, signing out, changing their password
     ("GET", "/can-bo"), ("POST", "/dang-xuat"), ("GET", "/doi-mat-khau"), ("POST", "/doi-mat-khau"),
+    ("GET", "/dang-nhap/sso/ma-xac-thuc"), ("POST", "/dang-nhap/sso/ma-xac-thuc"),  # the TOTP step after SSO
 }  # fmt: skip
 API_KEY_ONLY = {  # school software; tested in tests/test_api.py, tests/jobs, tests/interop and below
     ("POST", "/api/v1/documents"),
@@ -73,7 +75,8 @@ SIGNER_ONLY = {  # a registered signer's bearer credential (sealtrail agent / re
     ("POST", "/api/v1/signing/{task_id}/signature"),
 }
 PUBLIC = {
-    ("GET", "/dang-nhap"), ("POST", "/dang-nhap"), ("GET", "/hoc-sinh/dang-nhap"), ("POST", "/hoc-sinh/dang-nhap"),
+    ("GET", "/dang-nhap"), ("POST", "/dang-nhap"), ("GET", "/dang-nhap/sso"), ("GET", "/dang-nhap/sso/ve"),
+    ("GET", "/hoc-sinh/dang-nhap"), ("POST", "/hoc-sinh/dang-nhap"),
     ("GET", "/chia-se/{token}"), ("GET", "/healthz"), ("GET", "/kiem-tra"), ("POST", "/kiem-tra"),
     ("POST", "/api/v1/verify"), ("POST", "/api/v1/verify/bulk"), ("GET", "/v/{token}"), ("POST", "/v/{token}"),
     ("GET", "/v/{token}/tlog-proof"), ("GET", "/log/checkpoint"), ("GET", "/log/key"), ("GET", "/log/tile/{path:path}"),
