@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 
 from sealtrail.accounts import service, sso
 from sealtrail.accounts.models import AuditEvent, Person
-from tests.accounts.conftest import SCHOOL_A, World, make_deployment, populate
+from tests.accounts.conftest import PASSWORD, SCHOOL_A, World, make_deployment, populate
 from tests.accounts.oidc_provider import LoopbackProvider, Served
 from tests.conftest import free_port
 
@@ -212,3 +212,40 @@ def test_the_redirect_dance_in_headless_chromium(served_sso: SsoSetup) -> None:
         other.click("#sso")
         assert re.search("not linked", other.content())
         browser.close()
+
+
+def test_the_school_admin_links_an_identity_for_their_own_people_only(served_sso: SsoSetup) -> None:
+    world, base = served_sso.world, served_sso.base
+    with httpx.Client() as admin:
+        signed_in = admin.post(
+            f"{base}/dang-nhap",
+            data={
+                "username": "school_admin-a",
+                "password": PASSWORD,
+                "totp": pyotp.TOTP(world.totp["school_admin-a"]).now(),
+            },
+        )
+        assert signed_in.status_code == 303
+        csrf = _csrf(world, admin)
+        link = {"csrf_token": csrf, "subject": "gv-0002"}
+        assert admin.post(f"{base}/can-bo/{SCHOOL_A}/thanh-vien/homeroom_teacher-a/sso", data=link).status_code == 303
+        assert admin.post(f"{base}/can-bo/01000105/thanh-vien/principal-b/sso", data=link).status_code == 403
+        assert admin.post(f"{base}/can-bo/{SCHOOL_A}/thanh-vien/principal-b/sso", data=link).status_code == 422
+    served_sso.provider.user = {"sub": "gv-0002"}
+    with httpx.Client() as client:
+        assert _dance(client, served_sso.base).headers["location"] == "/dang-nhap/sso/ma-xac-thuc"
+        actor = service.actor_from_session(world.dep.engine, client.cookies["st_session"])
+        assert actor is not None and actor.name == "homeroom_teacher-a"
+    with Session(world.dep.engine) as session:
+        (event,) = session.exec(select(AuditEvent).where(AuditEvent.action == "key.change")).all()
+    assert event.actor == "school_admin-a" and event.leaf_index is not None
+
+
+def test_a_token_for_another_sign_in_attempt_fails_the_nonce_check(served_sso: SsoSetup) -> None:
+    from sealtrail.accounts.sso import Provider, SsoError
+
+    provider = Provider(served_sso.world.dep.settings)
+    token = served_sso.provider.id_token("the-nonce-of-another-attempt")
+    with pytest.raises(SsoError, match="not valid"):
+        provider.check_id_token(token, "this-attempts-nonce")
+    assert provider.check_id_token(token, "the-nonce-of-another-attempt").subject == "gv-0001"
