@@ -119,15 +119,23 @@ def add_person(
     return Credentials(username, password, made.totp_uri, made.person.totp_secret)
 
 
+def _staff_here(session: Session, org_code: str, username: str, refusal: str) -> Person:
+    """A staff member of ``org_code`` who works nowhere else (so an admin here alone may reset them)."""
+    org = _org(session, org_code)
+    person, roles = _member(session, username, org)
+    if not roles & STAFF_ROLES:
+        raise AccountError(refusal)
+    _only_here(session, person, org)
+    return person
+
+
 def reset_password(engine: Engine, org_code: str, username: str) -> Credentials:
     """A temporary password; the person must choose a new one at the next sign-in. Their sessions end."""
+    password = _temporary_password()
     with Session(engine) as session:
-        org = _org(session, org_code)
-        person, roles = _member(session, username, org)
-        if not roles & STAFF_ROLES:
-            raise AccountError("Học sinh và phụ huynh đăng nhập bằng mã, không có mật khẩu / no password to reset")
-        _only_here(session, person, org)
-        password = _temporary_password()
+        person = _staff_here(
+            session, org_code, username, "Học sinh và phụ huynh đăng nhập bằng mã, không có mật khẩu / no password"
+        )
         person.password_hash = service._hasher.hash(password)
         person.must_change_password = True
         person.failed_logins = 0
@@ -140,13 +148,11 @@ def reset_password(engine: Engine, org_code: str, username: str) -> Credentials:
 
 def reenrol_totp(engine: Engine, org_code: str, username: str) -> Credentials:
     """A new TOTP seed (the old one no longer signs in). Their sessions end."""
+    secret = pyotp.random_base32()
     with Session(engine) as session:
-        org = _org(session, org_code)
-        person, roles = _member(session, username, org)
-        if not roles & STAFF_ROLES:
-            raise AccountError("Người này không dùng mã xác thực / this person has no authenticator")
-        _only_here(session, person, org)
-        secret = pyotp.random_base32()
+        person = _staff_here(
+            session, org_code, username, "Người này không dùng mã xác thực / this person has no authenticator"
+        )
         person.totp_secret = secret
         person.totp_last_step = None
         _end_sessions(session, person)
@@ -230,22 +236,29 @@ def people_of(engine: Engine, org_code: str) -> list[dict[str, object]]:
         return list(people.values())
 
 
+def _link(
+    session: Session, org_code: str, parent: str, student: str
+) -> tuple[Person, Person, Organisation, ParentLink | None]:
+    org = _org(session, org_code)
+    parent_person, parent_roles = _member(session, parent, org)
+    child, child_roles = _member(session, student, org)
+    if "parent" not in parent_roles or "student" not in child_roles:
+        raise AccountError(
+            "Cần một phụ huynh và một học sinh của trường / link a parent to a pupil, both of this school"
+        )
+    row = session.exec(
+        select(ParentLink).where(
+            ParentLink.parent_id == parent_person.id, ParentLink.student_id == child.id, ParentLink.org_id == org.id
+        )
+    ).first()
+    return parent_person, child, org, row
+
+
 def link_parent(engine: Engine, org_code: str, parent: str, student: str, by: str) -> None:
     """Link a parent to a pupil of this school: both must hold that role here."""
     with Session(engine) as session:
-        org = _org(session, org_code)
-        parent_person, parent_roles = _member(session, parent, org)
-        child, child_roles = _member(session, student, org)
-        if "parent" not in parent_roles or "student" not in child_roles:
-            raise AccountError(
-                "Cần một phụ huynh và một học sinh của trường / link a parent to a pupil, both of this school"
-            )
-        exists = session.exec(
-            select(ParentLink).where(
-                ParentLink.parent_id == parent_person.id, ParentLink.student_id == child.id, ParentLink.org_id == org.id
-            )
-        ).first()
-        if exists is None:
+        parent_person, child, org, row = _link(session, org_code, parent, student)
+        if row is None:
             assert parent_person.id is not None and child.id is not None and org.id is not None
             session.add(ParentLink(parent_id=parent_person.id, student_id=child.id, org_id=org.id, created_by=by))
             session.commit()
@@ -253,14 +266,7 @@ def link_parent(engine: Engine, org_code: str, parent: str, student: str, by: st
 
 def unlink_parent(engine: Engine, org_code: str, parent: str, student: str) -> bool:
     with Session(engine) as session:
-        org = _org(session, org_code)
-        parent_person, _ = _member(session, parent, org)
-        child, _ = _member(session, student, org)
-        row = session.exec(
-            select(ParentLink).where(
-                ParentLink.parent_id == parent_person.id, ParentLink.student_id == child.id, ParentLink.org_id == org.id
-            )
-        ).first()
+        row = _link(session, org_code, parent, student)[3]
         if row is None:
             return False
         session.delete(row)

@@ -71,31 +71,30 @@ def make_people_router() -> APIRouter:
         ctx.record(request, actor, "role.grant", org=school, target=creds.username, detail={"role": role})
         return _credentials_page(request, actor, school, creds, "new")
 
+    def _recover(request: Request, school: str, username: str, actor: Actor, what: str) -> Response:
+        """Reset the password (``password``) or re-enrol the authenticator (``totp``); audited either way."""
+        ctx = context(request)
+        action = f"{what}.reset"
+        try:
+            reset = people.reset_password if what == "password" else people.reenrol_totp
+            creds = reset(ctx.engine, school, username)
+        except service.AccountError as exc:
+            ctx.record(request, actor, action, org=school, target=username, outcome="refused")
+            raise HTTPException(422, str(exc)) from None
+        ctx.record(request, actor, action, org=school, target=username)
+        return _credentials_page(request, actor, school, creds, what)
+
     @router.post("/can-bo/{school}/thanh-vien/{username}/dat-lai-mat-khau", response_model=None)
     def reset_password(
         request: Request, school: str, username: str, actor: Annotated[Actor, Depends(require("members:manage"))]
     ) -> Response:
-        ctx = context(request)
-        try:
-            creds = people.reset_password(ctx.engine, school, username)
-        except service.AccountError as exc:
-            ctx.record(request, actor, "password.reset", org=school, target=username, outcome="refused")
-            raise HTTPException(422, str(exc)) from None
-        ctx.record(request, actor, "password.reset", org=school, target=username)
-        return _credentials_page(request, actor, school, creds, "password")
+        return _recover(request, school, username, actor, "password")
 
     @router.post("/can-bo/{school}/thanh-vien/{username}/xac-thuc-lai", response_model=None)
     def reenrol_totp(
         request: Request, school: str, username: str, actor: Annotated[Actor, Depends(require("members:manage"))]
     ) -> Response:
-        ctx = context(request)
-        try:
-            creds = people.reenrol_totp(ctx.engine, school, username)
-        except service.AccountError as exc:
-            ctx.record(request, actor, "totp.reset", org=school, target=username, outcome="refused")
-            raise HTTPException(422, str(exc)) from None
-        ctx.record(request, actor, "totp.reset", org=school, target=username)
-        return _credentials_page(request, actor, school, creds, "totp")
+        return _recover(request, school, username, actor, "totp")
 
     @router.post("/can-bo/{school}/thanh-vien/{username}/ngung")
     def deactivate(
