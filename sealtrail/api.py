@@ -89,23 +89,25 @@ def key_id(digest: str) -> str:
     return digest[:16]
 
 
-def list_api_keys(dep: Deployment, school_code: str) -> list[dict[str, Any]]:
-    """The organisation's keys (id, scopes, label, creation time); never the keys themselves."""
+def list_api_keys(dep: Deployment, school_code: str, scope: str) -> list[dict[str, Any]]:
+    """The organisation's keys holding ``scope`` (id, scopes, label, creation time); never the keys themselves."""
     return sorted(
         (
             {"id": key_id(digest), "scopes": v["scopes"], "label": v.get("label", ""), "created": v.get("created", "")}
             for digest, v in _load_keys(dep).items()
-            if v["school"] == school_code
+            if v["school"] == school_code and scope in v["scopes"]
         ),
         key=lambda k: (k["created"], k["id"]),
     )
 
 
-def revoke_api_key(dep: Deployment, school_code: str, ident: str) -> bool:
-    """Remove the organisation's key named ``ident`` (see key_id); False if it has no such key."""
+def revoke_api_key(dep: Deployment, school_code: str, ident: str, scope: str) -> bool:
+    """Remove the organisation's key named ``ident`` (see key_id) if it holds ``scope``; False if there is none."""
     with _write_lock:
         keys = _load_keys(dep)
-        found = [d for d, v in keys.items() if v["school"] == school_code and key_id(d) == ident]
+        found = [
+            d for d, v in keys.items() if v["school"] == school_code and key_id(d) == ident and scope in v["scopes"]
+        ]
         if len(found) != 1:
             return False
         del keys[found[0]]

@@ -143,7 +143,7 @@ def make_people_router() -> APIRouter:
             request,
             actor,
             school=school,
-            keys=list_api_keys(ctx.dep, school),
+            keys=list_api_keys(ctx.dep, school, VERIFY_SCOPE),
             can_manage=actor.can("verify:keys", school),
             new_key=None,
         )
@@ -170,7 +170,7 @@ def make_people_router() -> APIRouter:
             request,
             actor,
             school=school,
-            keys=list_api_keys(ctx.dep, school),
+            keys=list_api_keys(ctx.dep, school, VERIFY_SCOPE),
             can_manage=True,
             new_key=key,
         )
@@ -182,7 +182,7 @@ def make_people_router() -> APIRouter:
         from sealtrail.api import revoke_api_key
 
         ctx = context(request)
-        if not revoke_api_key(ctx.dep, school, key_id):
+        if not revoke_api_key(ctx.dep, school, key_id, VERIFY_SCOPE):  # only look-up keys here
             raise HTTPException(404, "Không có khoá này / no such key")
         ctx.record(request, actor, "apikey.revoke", org=school, target=key_id)
         return RedirectResponse(f"/can-bo/{school}/khoa-tra-cuu", status_code=303)

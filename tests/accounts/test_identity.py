@@ -116,9 +116,17 @@ def test_verifier_keys_are_managed_by_that_organisations_admin_only(verifier: Wo
     assert made.status_code == 422  # a school is not a verifier organisation
     assert school_admin.get(f"/can-bo/{VERIFIER}/khoa-tra-cuu").status_code == 403
     create_api_key(world.dep, "DH-KHAC", ["verify:bulk"])
-    (other_id,) = [k["id"] for k in list_api_keys(world.dep, "DH-KHAC")]
+    (other_id,) = [k["id"] for k in list_api_keys(world.dep, "DH-KHAC", "verify:bulk")]
     revoke = admin.post(f"/can-bo/{VERIFIER}/khoa-tra-cuu/{other_id}/thu-hoi", data={"csrf_token": csrf})
-    assert revoke.status_code == 404 and list_api_keys(world.dep, "DH-KHAC")  # another organisation's key stays
+    assert revoke.status_code == 404 and list_api_keys(world.dep, "DH-KHAC", "verify:bulk")  # another org's key stays
+    create_api_key(world.dep, SCHOOL_A, ["documents:issue"])  # a school's issuing key: not on this page
+    listing = school_admin.get(f"/can-bo/{SCHOOL_A}/khoa-tra-cuu")
+    assert listing.status_code == 200 and "documents:issue" not in listing.text
+    (issuing_id,) = [k["id"] for k in list_api_keys(world.dep, SCHOOL_A, "documents:issue")]
+    gone = school_admin.post(
+        f"/can-bo/{SCHOOL_A}/khoa-tra-cuu/{issuing_id}/thu-hoi", data={"csrf_token": world.csrf["school_admin-a"]}
+    )
+    assert gone.status_code == 404 and list_api_keys(world.dep, SCHOOL_A, "documents:issue")
 
 
 # --- /metrics ------------------------------------------------------------------------------------------------------
