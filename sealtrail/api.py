@@ -22,6 +22,7 @@ import json
 import secrets
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,18 @@ def _load_keys(dep: Deployment) -> dict[str, dict[str, Any]]:
     }
 
 
-def create_api_key(dep: Deployment, school_code: str, scopes: Sequence[str] = DEFAULT_API_SCOPES) -> str:
+def _save_keys(dep: Deployment, keys: dict[str, dict[str, Any]]) -> None:
+    path = _keys_path(dep)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.touch(mode=0o600, exist_ok=True)
+    tmp.write_text(json.dumps(keys, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def create_api_key(
+    dep: Deployment, school_code: str, scopes: Sequence[str] = DEFAULT_API_SCOPES, label: str = ""
+) -> str:
     """A new key for ``school_code`` limited to ``scopes``; only its hash is stored. Returns the key (show it once)."""
     unknown = sorted(set(scopes) - API_SCOPES)
     if unknown or not scopes:
@@ -62,14 +74,45 @@ def create_api_key(dep: Deployment, school_code: str, scopes: Sequence[str] = DE
     key = "st_" + secrets.token_urlsafe(32)
     with _write_lock:
         keys = _load_keys(dep)
-        keys[hashlib.sha256(key.encode()).hexdigest()] = {"school": school_code, "scopes": sorted(set(scopes))}
-        path = _keys_path(dep)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.touch(mode=0o600, exist_ok=True)
-        tmp.write_text(json.dumps(keys, indent=1), encoding="utf-8")
-        tmp.replace(path)
+        keys[hashlib.sha256(key.encode()).hexdigest()] = {
+            "school": school_code,
+            "scopes": sorted(set(scopes)),
+            "label": label[:120],
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        _save_keys(dep, keys)
     return key
+
+
+def key_id(digest: str) -> str:
+    """How a key is named on pages, in the audit and in rate limits: the first 16 hex digits of its SHA-256."""
+    return digest[:16]
+
+
+def list_api_keys(dep: Deployment, school_code: str, scope: str) -> list[dict[str, Any]]:
+    """The organisation's keys holding ``scope`` (id, scopes, label, creation time); never the keys themselves."""
+    return sorted(
+        (
+            {"id": key_id(digest), "scopes": v["scopes"], "label": v.get("label", ""), "created": v.get("created", "")}
+            for digest, v in _load_keys(dep).items()
+            if v["school"] == school_code and scope in v["scopes"]
+        ),
+        key=lambda k: (k["created"], k["id"]),
+    )
+
+
+def revoke_api_key(dep: Deployment, school_code: str, ident: str, scope: str) -> bool:
+    """Remove the organisation's key named ``ident`` (see key_id) if it holds ``scope``; False if there is none."""
+    with _write_lock:
+        keys = _load_keys(dep)
+        found = [
+            d for d, v in keys.items() if v["school"] == school_code and key_id(d) == ident and scope in v["scopes"]
+        ]
+        if len(found) != 1:
+            return False
+        del keys[found[0]]
+        _save_keys(dep, keys)
+    return True
 
 
 def api_key_actor(dep: Deployment, key: str) -> Actor | None:
@@ -82,8 +125,20 @@ def api_key_actor(dep: Deployment, key: str) -> Actor | None:
                 kind="api_key",
                 roles={value["school"]: set()},
                 scopes=frozenset(value["scopes"]) & API_SCOPES,
+                key_id=key_id(known),
             )
     return None
+
+
+def bearer_actor(dep: Deployment, request: Request) -> Actor | None:
+    """The API key sent with ``request`` (None when none is sent; 401 when one is sent but is not valid)."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    actor = api_key_actor(dep, key.strip())
+    if actor is None:
+        raise HTTPException(401, "Khoá API không đúng hoặc đã bị thu hồi / the API key is not valid or was revoked")
+    return actor
 
 
 def _school_for(dep: Deployment, request: Request) -> str:

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 
 from ledger.registry import DocumentRecord
+from sealtrail.accounts.permissions import Actor
 from sealtrail.deployment import Deployment
 from sealtrail.settings import Settings
 from verifier.details import details_from_store
@@ -158,20 +159,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return HTMLResponse(html, headers=SECURITY_HEADERS)
 
-    bulk_limit = RateLimiter(1 / 60, burst=3)  # bulk checks are heavy: a few per client, then one a minute
+    bulk_limit = RateLimiter(1 / 60, burst=3)  # bulk checks are heavy: a few per client (or key), then one a minute
+
+    def bulk_caller(request: Request) -> Actor | None:
+        """The look-up key sent (limited per key), or None for an anonymous ZIP check (limited per address)."""
+        from sealtrail.api import bearer_actor
+
+        actor = bearer_actor(deployment, request)
+        wait = bulk_limit.allow(f"key:{actor.key_id}") if actor is not None else 0.0
+        if actor is None:
+            bulk_limit(request)
+        elif wait > 0:
+            raise HTTPException(
+                429,
+                "Quá nhiều yêu cầu với khoá này, thử lại sau / too many requests with this key, try again shortly",
+                headers={"Retry-After": str(max(1, round(wait)))},
+            )
+        return actor
 
     @app.post(
         "/api/v1/verify/bulk",
         tags=["verification"],
-        dependencies=[Depends(bulk_limit)],
         response_model=None,
         responses={
-            **_errors(400, 413, 429),
+            **_errors(400, 401, 403, 413, 429),
             200: {"content": {"application/json": {}, "text/csv": {}, "application/x-ndjson": {}}},
         },
     )
     async def verify_bulk(
-        request: Request, file: UploadFile, format: str = "json"
+        request: Request,
+        file: UploadFile,
+        format: str = "json",
+        caller: Actor | None = Depends(bulk_caller),  # noqa: B008
     ) -> dict[str, Any] | PlainTextResponse | StreamingResponse:
         """Check many documents at once, for admissions offices. The upload is either
 
@@ -179,7 +198,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         * a **CSV** (UTF-8, header `so_hieu,ho_ten,ngay_sinh`: diploma number, holder name, date of birth
           dd/mm/yyyy): one answer per row, `valid`, `revoked`, `superseded`, `not_found`, `mismatch` (a document
           has the number but name or birth date differ) or `indeterminate` (the log cannot be proven now).
-          A malformed CSV is refused (400) with every bad line named.
+          A malformed CSV is refused (400) with every bad line named. The look-up needs a verifier
+          organisation's API key with the `verify:bulk` scope (`Authorization: Bearer st_…`; 401 without one,
+          403 for a key without that scope), so nobody can probe anonymously which diploma numbers exist.
 
         Answers: JSON with a receipt signed by the service (default), CSV (`?format=csv`), or with
         `Accept: application/x-ndjson` a stream of JSON lines: `start`, one `item` per file/row with
@@ -189,6 +210,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from verifier.lookup import LookupCsvError
 
         data = await read_upload(file, MAX_TOTAL_BYTES)
+        if not bulkcheck.is_zip(data, file.filename or ""):
+            require_lookup_key(request, caller)
         try:
             job = await run_in_threadpool(bulkcheck.prepare, deployment, data, format_and_report, file.filename or "")
         except BulkError as exc:
@@ -220,6 +243,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "items": out,
             "receipt_xml": receipt.decode("utf-8") if receipt else None,
         }
+
+    def require_lookup_key(request: Request, caller: Actor | None) -> None:
+        """The CSV look-up answers whether a diploma number exists: only for a key with the verify:bulk scope."""
+        from sealtrail.accounts.permissions import VERIFY_SCOPE
+
+        if caller is None:
+            raise HTTPException(
+                401,
+                "Tra cứu theo số hiệu cần khoá API của đơn vị xác minh (Authorization: Bearer …) / the CSV look-up "
+                "needs a verifier organisation's API key",
+            )
+        (org,) = caller.roles
+        if VERIFY_SCOPE not in caller.scopes:
+            app.state.accounts.record(request, caller, "verify.lookup", org=org, outcome="refused")
+            raise HTTPException(403, "Khoá API này không có quyền tra cứu / this key lacks the verify:bulk scope")
+        app.state.accounts.record(request, caller, "verify.lookup", org=org)
 
     def sign_receipt(items: list[Any]) -> bytes | None:
         """The receipt, signed with the institution's seal key; None if signing is unavailable right now."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -235,9 +236,36 @@ def make_ops_router(dep: Deployment) -> APIRouter:
         }
         return JSONResponse(body, status_code=200 if ready else 503, headers={"Cache-Control": "no-store"})
 
-    @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+    allowed = [ipaddress.ip_network(net, strict=False) for net in dep.settings.metrics_allow]
+
+    def may_read_metrics(request: Request) -> None:
+        """From an allow-listed address (loopback by default), or with an API key holding the ``metrics`` scope."""
+        from sealtrail.accounts.permissions import METRICS_SCOPE
+        from sealtrail.api import bearer_actor
+
+        actor = bearer_actor(dep, request)
+        if actor is not None:
+            if METRICS_SCOPE not in actor.scopes:
+                raise HTTPException(403, "Khoá API này không có quyền 'metrics' / this key lacks the metrics scope")
+            return
+        try:
+            address = ipaddress.ip_address(request.client.host if request.client else "")
+        except ValueError:
+            address = None
+        if address is None or not any(address in net for net in allowed):
+            raise HTTPException(
+                401, "Cần khoá API có quyền 'metrics' hoặc gọi từ địa chỉ được phép / a metrics key is required"
+            )
+
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        dependencies=[Depends(may_read_metrics)],
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    )
     def metrics() -> Response:
-        """Prometheus text format: this process's counters and histograms, then figures from the database."""
+        """Prometheus text format: this process's counters and histograms, then figures from the database. Readable
+        from the addresses in ``SEALTRAIL_METRICS_ALLOW`` (loopback by default) or with a ``metrics`` API key."""
         return Response(generate_latest(REGISTRY) + generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

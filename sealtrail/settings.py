@@ -81,6 +81,26 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = Field(
         default=True, description="Sign-in cookies only over HTTPS (__Host- prefix); false only for plain-HTTP tests"
     )
+    oidc_issuer: str | None = Field(
+        default=None, description="OpenID Connect provider (its /.well-known/openid-configuration); SSO off if unset"
+    )
+    oidc_client_id: str | None = Field(default=None, description="This service's client id at the provider")
+    oidc_client_secret_file: Path | None = Field(default=None, description="File holding the client secret (0600)")
+    oidc_claim: Literal["sub", "email"] = Field(
+        default="sub", description="How a provider identity finds its person: linked subject, or verified e-mail"
+    )
+    oidc_mfa_enforced: bool = Field(
+        default=False, description="The provider enforces MFA itself: staff skip SealTrail's TOTP after SSO"
+    )
+    oidc_scopes: str = Field(default="openid email profile", description="Scopes asked of the provider")
+    oidc_redirect_uri: str | None = Field(
+        default=None, description="The callback URL registered at the provider (default: this host's /dang-nhap/sso/ve)"
+    )
+    oidc_timeout: float = Field(default=5.0, gt=0, description="Seconds each call to the provider may take")
+    metrics_allow: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="Client addresses (CIDR) that may read /metrics without a key; others need a 'metrics' API key",
+    )
     public_proof_cache: bool = Field(
         default=True, description="Cache the QR page's log proofs per signed checkpoint (off: prove every request)"
     )

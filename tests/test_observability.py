@@ -118,7 +118,7 @@ def inst(
     finally:
         root.handlers[:], _ = saved[0], root.setLevel(saved[1])
     try:
-        client = TestClient(create_app(settings))
+        client = TestClient(create_app(settings), client=("127.0.0.1", 50000))  # /metrics: loopback allowed
         it = Installation(dep, client, stream.getvalue(), issued.doc_id, holder, softhsm.pin, services)
         yield it
     finally:

@@ -106,6 +106,26 @@ def user_grant(
     typer.echo(f"{username}: {role} ở {org}")
 
 
+@user_app.command("link-sso")
+def user_link_sso(
+    username: Annotated[str, typer.Option()],
+    subject: Annotated[str, typer.Option(help="The provider's 'sub' for this person")],
+) -> None:
+    """Link a single sign-on identity (SEALTRAIL_OIDC_ISSUER + subject) to a person, before they use SSO."""
+    from sealtrail.accounts.service import person_by_username
+    from sealtrail.accounts.sso import link_identity
+
+    ctx = _context()
+    issuer = (ctx.dep.settings.oidc_issuer or "").rstrip("/")
+    person = person_by_username(ctx.engine, username)
+    if not issuer or person is None or person.id is None:
+        _fail(ValueError("Cần SEALTRAIL_OIDC_ISSUER và một người dùng có thật / set the issuer; name a real user"))
+        return
+    link_identity(ctx.engine, person.id, issuer, subject)
+    ctx.record(None, _who(), "key.change", target=username, detail={"sso_subject": subject[:64]})
+    typer.echo(f"{username} ↔ {issuer} {subject}")
+
+
 @student_app.command("code")
 def student_code(username: Annotated[str, typer.Option()], school: Annotated[str, typer.Option()]) -> None:
     """Make a one-time sign-in code for a student (give it to the student; it is shown once)."""

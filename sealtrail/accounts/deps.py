@@ -18,7 +18,10 @@ from sealtrail.deployment import Deployment
 from verifier.ratelimit import RateLimiter
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-LEDGER_ACTIONS = {"role.grant", "role.revoke", "apikey.create", "key.change"}  # also logged publicly
+LEDGER_ACTIONS = {  # also logged publicly
+    "role.grant", "role.revoke", "apikey.create", "apikey.revoke", "key.change", "password.reset", "totp.reset",
+    "parent.link", "parent.unlink",
+}  # fmt: skip
 
 
 class AccountsContext:
@@ -31,6 +34,7 @@ class AccountsContext:
         self.cookie_name = "__Host-st_session" if self.secure_cookie else "st_session"
         self.login_limit = RateLimiter(10 / 60, burst=10)  # per client address, on top of per-account lockout
         self._ledger: Any = None
+        self.sso: Any = None  # the OpenID provider (sealtrail.accounts.sso.Provider), made on first use
         self.sign: Any = None  # the SignFn for approvals; None means the server-side key backend (Issuer.issue)
 
     @property

@@ -56,6 +56,35 @@ class Person(SQLModel, table=True):
     failed_logins: int = 0
     locked_until: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    must_change_password: bool = False  # set by an admin's reset: the next sign-in leads to the change form
+    email: str | None = Field(default=None, index=True, max_length=255)  # for single sign-on by e-mail claim
+
+
+class SsoIdentity(SQLModel, table=True):
+    """A provider's identity (issuer + subject) linked beforehand to a person; SSO never creates people."""
+
+    __tablename__ = "sso_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    issuer: str = Field(max_length=255)
+    subject: str = Field(max_length=255)
+    person_id: int = Field(foreign_key="people.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class ParentLink(SQLModel, table=True):
+    """A parent (role ``parent`` in the school) linked by the school to one of its pupils (a minor)."""
+
+    __tablename__ = "parent_links"
+    __table_args__ = (UniqueConstraint("parent_id", "student_id", "org_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    parent_id: int = Field(foreign_key="people.id", index=True)
+    student_id: int = Field(foreign_key="people.id")
+    org_id: int = Field(foreign_key="organisations.id")
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
 class Membership(SQLModel, table=True):

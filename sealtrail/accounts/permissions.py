@@ -26,7 +26,7 @@ ROLES = (
     "parent",
     "verifier_org",
 )
-STAFF_ROLES = frozenset(ROLES) - {"student", "parent", "verifier_org"}
+STAFF_ROLES = frozenset(ROLES) - {"student", "parent"}  # signed in with password + TOTP (or SSO)
 
 ROLE_TITLES = {
     "homeroom_teacher": "Giáo viên chủ nhiệm",
@@ -56,11 +56,18 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "members:manage": frozenset({"school_admin"}),
     "students:codes": frozenset({"homeroom_teacher", "school_admin", "registrar"}),
     "audit:export": frozenset({"auditor", "school_admin"}),
+    # a verifier organisation (university admissions, employer): its people see its look-up keys, its admin
+    # (school_admin held in that organisation) makes and revokes them
+    "verify:read": frozenset({"verifier_org", "school_admin"}),
+    "verify:keys": frozenset({"school_admin"}),
 }
 READ_ONLY = frozenset({"workflow:read", "audit:export"})  # what a Sở/Phòng role may do in the schools below it
 
 # What a machine's API key may be given (a key never gets more than this).
-API_SCOPES = frozenset({"documents:issue", "workflow:read", "workflow:edit"})
+API_SCOPES = frozenset({"documents:issue", "workflow:read", "workflow:edit", "verify:bulk", "metrics"})
+VERIFY_SCOPE = "verify:bulk"  # the bulk CSV look-up (số hiệu, name, birth date): verifier organisations only
+METRICS_SCOPE = "metrics"  # GET /metrics from outside the allow-listed addresses
+VERIFIER_KINDS = frozenset({"university", "verifier_org"})  # organisations that may hold look-up keys
 DEFAULT_API_SCOPES = ("documents:issue",)
 
 
@@ -79,6 +86,7 @@ class Actor:
     inherited: dict[str, set[str]] = field(default_factory=dict)  # school code → roles reaching it from above
     scopes: frozenset[str] = frozenset()  # API keys only
     session_id: str | None = None
+    key_id: str | None = None  # API keys only: first 16 hex of the key's SHA-256 (rate limits, audit)
     csrf_token: str | None = None
 
     def can(self, permission: str, org: str) -> bool:

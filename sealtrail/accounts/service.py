@@ -19,7 +19,7 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from sealtrail.accounts.models import (
     AuditEvent,
@@ -222,6 +222,8 @@ def actor_for(engine: Engine, person: Person, kind: str) -> Actor:
                     stack.extend(children.get(child.id or -1, []))
     if kind == "staff":  # a staff session never carries student powers, and the other way round
         roles = {org: held & STAFF_ROLES for org, held in roles.items() if held & STAFF_ROLES}
+    elif kind in (PASSWORD_CHANGE, SSO_SECOND_STEP):  # a step left before the roles count
+        roles, inherited = {}, {}
     else:
         roles = {org: held & {"student", "parent"} for org, held in roles.items() if held & {"student", "parent"}}
         inherited = {}
@@ -229,6 +231,8 @@ def actor_for(engine: Engine, person: Person, kind: str) -> Actor:
 
 
 _REACHING = {OrgKind.DEPARTMENT.value, OrgKind.DISTRICT_OFFICE.value}
+PASSWORD_CHANGE = "pwchange"  # noqa: S105  # the session kind after a temporary password: no roles until a new one is chosen
+SSO_SECOND_STEP = "sso_totp"  # signed in through the provider, TOTP still to come: no roles yet
 
 
 # --- signing in ------------------------------------------------------------------------------------------------
@@ -280,6 +284,30 @@ def check_staff_login(engine: Engine, username: str, password: str, code: str) -
         return person
 
 
+def check_totp(engine: Engine, person_id: int, code: str) -> bool:
+    """The second step after single sign-on: the person's TOTP code, accepted once; failures count towards the
+    same temporary lock as password sign-ins."""
+    with Session(engine) as session:
+        person = session.get(Person, person_id)
+        now = utcnow()
+        if person is None or not person.active:
+            return False
+        if person.locked_until is not None and aware(person.locked_until) > now:
+            raise AccountError(_lockout_message(aware(person.locked_until)))
+        step = _totp_step(person.totp_secret, code)
+        if step is None or (person.totp_last_step is not None and step <= person.totp_last_step):
+            person.failed_logins += 1
+            if person.failed_logins >= MAX_FAILED_LOGINS:
+                person.locked_until, person.failed_logins = now + LOCKOUT, 0
+            session.add(person)
+            session.commit()
+            return False
+        person.totp_last_step, person.failed_logins = step, 0
+        session.add(person)
+        session.commit()
+        return True
+
+
 def _totp_step(secret: str | None, code: str) -> int | None:
     """The 30-second step ``code`` belongs to (±1 step of clock drift), or None if it is wrong."""
     if not secret or not code.strip().isdigit():
@@ -303,11 +331,15 @@ def issue_student_code(engine: Engine, username: str, org_code: str, created_by:
             raise AccountError("Không có học sinh này ở trường / no such student at this school")
         member = session.exec(
             select(Membership).where(
-                Membership.person_id == person.id, Membership.org_id == org.id, Membership.role == "student"
+                Membership.person_id == person.id,
+                Membership.org_id == org.id,
+                col(Membership.role).in_(["student", "parent"]),
             )
         ).first()
         if member is None:
-            raise AccountError("Người này không phải học sinh của trường / not a student of this school")
+            raise AccountError(
+                "Người này không phải học sinh hay phụ huynh của trường / not a pupil or parent of this school"
+            )
         assert person.id is not None and org.id is not None
         session.add(
             OneTimeCode(

@@ -32,20 +32,27 @@ SHARE_FIELDS = {
 MAX_SHARE_DAYS = 90
 
 
-def _owned(ctx: Any, actor: Actor, doc_id: str) -> tuple[WorkItem, DocumentRecord]:
-    """The student's own issued document, or 404 (another pupil's document does not exist for this caller)."""
+def visible_holders(ctx: Any, actor: Actor) -> set[tuple[str, str]]:
+    """(personal id, school) pairs whose documents this portal user may see: their own, in the schools where they
+    are a pupil, and their children's, in the school that linked them (a parent sees nothing of other pupils)."""
+    from sealtrail.accounts.people import children_of
+
+    assert actor.person_id is not None
     with Session(ctx.engine) as session:
         person = session.get(service.Person, actor.person_id)
+        own = person.personal_id if person is not None else None
+    pairs = {(own, school) for school, roles in actor.roles.items() if "student" in roles and own}
+    children = children_of(ctx.engine, actor.person_id)
+    return pairs | {(pid, school) for pid, school in children if "parent" in actor.roles.get(school, set())}
+
+
+def _owned(ctx: Any, actor: Actor, doc_id: str) -> tuple[WorkItem, DocumentRecord]:
+    """A document the caller may see, or 404 (another pupil's document does not exist for this caller)."""
+    allowed = visible_holders(ctx, actor)
+    with Session(ctx.engine) as session:
         item = session.exec(select(WorkItem).where(WorkItem.doc_id == doc_id)).first()
         record = session.get(DocumentRecord, doc_id)
-        if (
-            person is None
-            or not person.personal_id
-            or item is None
-            or record is None
-            or item.holder_personal_id != person.personal_id
-            or item.school_code not in actor.roles
-        ):
+        if item is None or record is None or (item.holder_personal_id, item.school_code) not in allowed:
             raise HTTPException(404, "Không có văn bản này / no such document")
         session.expunge(item)
         session.expunge(record)
@@ -53,23 +60,21 @@ def _owned(ctx: Any, actor: Actor, doc_id: str) -> tuple[WorkItem, DocumentRecor
 
 
 def my_documents(ctx: Any, actor: Actor) -> list[tuple[WorkItem, DocumentRecord]]:
+    allowed = visible_holders(ctx, actor)
+    if not allowed:
+        return []
     with Session(ctx.engine) as session:
-        person = session.get(service.Person, actor.person_id)
-        if person is None or not person.personal_id:
-            return []
         rows = session.exec(
             select(WorkItem, DocumentRecord)
             .join(DocumentRecord, DocumentRecord.id == WorkItem.doc_id)  # type: ignore[arg-type]
-            .where(
-                WorkItem.holder_personal_id == person.personal_id,
-                col(WorkItem.school_code).in_(list(actor.roles)),
-            )
+            .where(col(WorkItem.holder_personal_id).in_({pid for pid, _ in allowed}))
             .order_by(col(DocumentRecord.issue_date))
         ).all()
-        for item, record in rows:
+        mine = [(i, r) for i, r in rows if (i.holder_personal_id, i.school_code) in allowed]
+        for item, record in mine:
             session.expunge(item)
             session.expunge(record)
-        return list(rows)
+        return mine
 
 
 def _shares(ctx: Any, actor: Actor) -> list[ShareLink]:
@@ -288,6 +293,10 @@ def issue_copy(ctx: Any, actor: Actor, item: WorkItem, record: DocumentRecord) -
     original = schemas.parse_document(item.data)
     school = original.school if isinstance(original, schemas.Transcript) else original.issuer
     with Session(ctx.engine) as session:
+        requester = session.get(service.Person, actor.person_id)
+    by_parent = requester is None or requester.personal_id != item.holder_personal_id
+    requested_by = f"{requester.full_name} (cha mẹ học sinh)" if by_parent and requester else original.holder.full_name
+    with Session(ctx.engine) as session:
         number = 1 + len(
             session.exec(select(WorkItem).where(WorkItem.kind == "copy", WorkItem.supersedes == record.id)).all()
         )
@@ -300,7 +309,7 @@ def issue_copy(ctx: Any, actor: Actor, item: WorkItem, record: DocumentRecord) -
         copy_number=number,
         issue_date=utcnow().date(),
         issue_place=school.province,
-        requested_by=original.holder.full_name,
+        requested_by=requested_by,
     )
     issued = issuer_for(ctx.dep).issue(copy, entry_type="copy")
     with Session(ctx.engine) as session:
@@ -327,7 +336,7 @@ def issue_copy(ctx: Any, actor: Actor, item: WorkItem, record: DocumentRecord) -
                 from_state="",
                 to_state=State.ISSUED.value,
                 actor=actor.name,
-                role="student",
+                role="parent" if by_parent else "student",
                 note=f"bản sao số {number} của {record.id}",
             )
         )

@@ -23,7 +23,7 @@ from ledger.registry import DocumentRecord
 from sealtrail.accounts import service
 from sealtrail.accounts import workflow as wf
 from sealtrail.accounts.deps import AccountsContext, client_ip, context, require, require_signed_in
-from sealtrail.accounts.permissions import ROLE_TITLES, ROLES, Actor
+from sealtrail.accounts.permissions import ROLES, Actor
 from sealtrail.deployment import Deployment
 from signer.workflow import STATE_TEXT, SignFn, WorkflowError, changes
 
@@ -93,11 +93,12 @@ def make_staff_web_router() -> APIRouter:
         except service.AccountError as exc:
             ctx.record(request, username.strip()[:64] or "-", "login.failed", outcome="refused")
             return page("login.html.j2", request, None, status=401, flash=str(exc), flash_error=True)
+        kind = service.PASSWORD_CHANGE if person.must_change_password else "staff"
         token = service.start_session(
-            ctx.engine, person, "staff", client_ip(request), replaces=request.cookies.get(ctx.cookie_name)
+            ctx.engine, person, kind, client_ip(request), replaces=request.cookies.get(ctx.cookie_name)
         )
         ctx.record(request, person.username, "login.ok")
-        response = RedirectResponse("/can-bo", status_code=303)
+        response = RedirectResponse("/doi-mat-khau" if person.must_change_password else "/can-bo", status_code=303)
         set_session_cookie(ctx, response, token)
         return response
 
@@ -116,6 +117,10 @@ def make_staff_web_router() -> APIRouter:
     def home(request: Request, actor: Annotated[Actor, Depends(require_signed_in())]) -> Response:
         if actor.kind == "student":
             return RedirectResponse("/hoc-sinh", status_code=303)
+        if actor.kind == service.PASSWORD_CHANGE:
+            return RedirectResponse("/doi-mat-khau", status_code=303)
+        if actor.kind == service.SSO_SECOND_STEP:
+            return RedirectResponse("/dang-nhap/sso/ma-xac-thuc", status_code=303)
         orgs = sorted((org, sorted(roles)) for org, roles in actor.roles.items())
         inherited = sorted((org, sorted(r)) for org, r in actor.inherited.items() if org not in actor.roles)
         return page("home.html.j2", request, actor, orgs=orgs, inherited=inherited)
@@ -279,21 +284,6 @@ def make_staff_web_router() -> APIRouter:
         except WorkflowError as exc:
             return _back(school, str(exc), error=True)
         return _back(school, f"Đã thu hồi {doc_id} / {doc_id} revoked")
-
-    @router.get("/can-bo/{school}/thanh-vien", response_class=HTMLResponse)
-    def members_page(
-        request: Request, school: str, actor: Annotated[Actor, Depends(require("members:manage"))]
-    ) -> HTMLResponse:
-        members = service.members(context(request).engine, school)
-        return page(
-            "members.html.j2",
-            request,
-            actor,
-            school=school,
-            members=members,
-            role_titles=ROLE_TITLES,
-            flash=request.query_params.get("tb", "")[:300],
-        )
 
     @router.post("/can-bo/{school}/thanh-vien")
     def grant_role(
@@ -497,6 +487,11 @@ def install(app: FastAPI, dep: Deployment, sign: SignFn | None = None) -> Accoun
     ctx = AccountsContext(dep)
     ctx.sign = sign
     app.state.accounts = ctx
+    from sealtrail.accounts.people_web import make_people_router
+    from sealtrail.accounts.sso_web import make_sso_router
+
+    app.include_router(make_people_router())
+    app.include_router(make_sso_router())
     app.include_router(make_staff_web_router())
     app.include_router(make_workflow_api_router())
     app.include_router(make_student_router())

@@ -53,6 +53,13 @@ class World:
         self.csrf[username] = csrf_of(self.dep, client)
         return client
 
+    def add_staff(self, username: str, org: str, role: str) -> None:
+        """One more signed-in-able person (password ``PASSWORD`` and a TOTP seed) with ``role`` in ``org``."""
+        made = service.create_person(self.dep.engine, username, username, password=PASSWORD)
+        service.grant(self.dep.engine, username, org, role)
+        assert made.person.totp_secret
+        self.totp[username] = made.person.totp_secret
+
 
 def csrf_of(dep: Deployment, client: TestClient) -> str:
     token = next(v for k, v in client.cookies.items() if k.endswith("st_session"))

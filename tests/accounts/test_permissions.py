@@ -40,6 +40,15 @@ RULES: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/schools/{school}/documents/{doc_id}/correction"): {"homeroom_teacher", "registrar"},
     ("POST", "/api/v1/schools/{school}/documents/{doc_id}/revoke"): {"principal", "school_admin"},
     ("GET", "/api/v1/schools/{school}/audit"): {"auditor", "school_admin"},
+    ("POST", "/can-bo/{school}/thanh-vien/moi"): {"school_admin"},
+    ("POST", "/can-bo/{school}/thanh-vien/{username}/dat-lai-mat-khau"): {"school_admin"},
+    ("POST", "/can-bo/{school}/thanh-vien/{username}/xac-thuc-lai"): {"school_admin"},
+    ("POST", "/can-bo/{school}/thanh-vien/{username}/ngung"): {"school_admin"},
+    ("POST", "/can-bo/{school}/phu-huynh"): {"school_admin"},
+    ("POST", "/can-bo/{school}/thanh-vien/{username}/sso"): {"school_admin"},
+    ("GET", "/can-bo/{school}/khoa-tra-cuu"): {"school_admin"},  # and verifier_org (tests/accounts/test_identity.py)
+    ("POST", "/can-bo/{school}/khoa-tra-cuu"): {"school_admin"},  # refused (422) outside verifier organisations
+    ("POST", "/can-bo/{school}/khoa-tra-cuu/{key_id}/thu-hoi"): {"school_admin"},
 }
 STUDENT_ROUTES = {
     ("GET", "/hoc-sinh"),
@@ -49,13 +58,17 @@ STUDENT_ROUTES = {
     ("POST", "/hoc-sinh/chia-se"),
     ("POST", "/hoc-sinh/chia-se/{share_id}/thu-hoi"),
 }
-SIGNED_IN = {("GET", "/can-bo"), ("POST", "/dang-xuat")}  # anyone signed in: their own page, signing out
+SIGNED_IN = {  # anyone signed in: their own page, signing out, changing their password
+    ("GET", "/can-bo"), ("POST", "/dang-xuat"), ("GET", "/doi-mat-khau"), ("POST", "/doi-mat-khau"),
+    ("GET", "/dang-nhap/sso/ma-xac-thuc"), ("POST", "/dang-nhap/sso/ma-xac-thuc"),  # the TOTP step after SSO
+}  # fmt: skip
 API_KEY_ONLY = {  # school software; tested in tests/test_api.py, tests/jobs, tests/interop and below
     ("POST", "/api/v1/documents"),
     ("GET", "/api/v1/batches/{batch_id}"),
     ("POST", "/api/v1/batches/{batch_id}/cancel"),
     ("GET", "/api/v1/documents/{doc_id}/vc"),
     ("POST", "/api/v1/documents/{doc_id}/translation"),
+    ("GET", "/metrics"),  # or from SEALTRAIL_METRICS_ALLOW addresses (loopback); tests/accounts/test_identity.py
 }
 SIGNER_ONLY = {  # a registered signer's bearer credential (sealtrail agent / remote-sign); tested in tests/deferred
     ("GET", "/api/v1/signing/me"),
@@ -64,11 +77,12 @@ SIGNER_ONLY = {  # a registered signer's bearer credential (sealtrail agent / re
     ("POST", "/api/v1/signing/{task_id}/signature"),
 }
 PUBLIC = {
-    ("GET", "/dang-nhap"), ("POST", "/dang-nhap"), ("GET", "/hoc-sinh/dang-nhap"), ("POST", "/hoc-sinh/dang-nhap"),
+    ("GET", "/dang-nhap"), ("POST", "/dang-nhap"), ("GET", "/dang-nhap/sso"), ("GET", "/dang-nhap/sso/ve"),
+    ("GET", "/hoc-sinh/dang-nhap"), ("POST", "/hoc-sinh/dang-nhap"),
     ("GET", "/chia-se/{token}"), ("GET", "/healthz"), ("GET", "/kiem-tra"), ("POST", "/kiem-tra"),
     ("POST", "/api/v1/verify"), ("POST", "/api/v1/verify/bulk"), ("GET", "/v/{token}"), ("POST", "/v/{token}"),
     ("GET", "/v/{token}/tlog-proof"), ("GET", "/log/checkpoint"), ("GET", "/log/key"), ("GET", "/log/tile/{path:path}"),
-    ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/lo/{batch_id}"), ("GET", "/issuers/{school}"),
+    ("GET", "/readyz"), ("GET", "/lo/{batch_id}"), ("GET", "/issuers/{school}"),
     ("GET", "/status/{school}/{year}/{purpose}"), ("GET", "/ns/credentials/v1"),
     ("GET", "/ns/credentials/transcript-credential.schema.json"),
 }  # fmt: skip

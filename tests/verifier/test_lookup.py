@@ -26,9 +26,12 @@ from verifier.xml import XmlVerifier
 
 
 def _client(dep: Deployment) -> TestClient:
+    """A verifier organisation's client: the CSV look-up needs its verify:bulk key (ZIP checks need none)."""
+    from sealtrail.api import create_api_key
     from sealtrail.app import create_app
 
-    return TestClient(create_app(dep.settings))
+    key = create_api_key(dep, "DH-TUYENSINH", ["verify:bulk"])
+    return TestClient(create_app(dep.settings), headers={"Authorization": f"Bearer {key}"})
 
 
 def _holder(name: str) -> schemas.Person:
