@@ -31,7 +31,6 @@ class AccountsContext:
         self.cookie_name = "__Host-st_session" if self.secure_cookie else "st_session"
         self.login_limit = RateLimiter(10 / 60, burst=10)  # per client address, on top of per-account lockout
         self._ledger: Any = None
-        self.sign: Any = None  # the SignFn for approvals; None means the server-side key backend (Issuer.issue)
 
     @property
     def ledger(self) -> Any:
