@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -116,5 +115,3 @@ def test_student_sees_downloads_copies_and_shares_only_their_own_documents(world
     assert client.post(f"/hoc-sinh/chia-se/{share_id}/thu-hoi", data={"csrf_token": csrf}).status_code == 303
     assert world.client().get(link).status_code == 404
     assert world.client().get("/chia-se/khong-co-lien-ket-nay").status_code == 404
-
-
