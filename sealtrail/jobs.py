@@ -211,6 +211,10 @@ def _fail_unexpected(rt: _Runtime, item_id: int, exc: BaseException) -> str:
     if row is None or row["state"] in FINAL_ITEM_STATES:
         return str(row["state"]) if row is not None else "missing"
     if _document_status(engine, row["doc_id"]) not in (None, DocumentStatus.PENDING.value):
+        workflow = _workflow(row)
+        if workflow is not None:  # the work item follows its document if it can (each of its steps is conditional)
+            with contextlib.suppress(Exception):
+                workflow.job_item_issued(rt, row)
         return _finish(engine, row, "issued")  # it was published before the error: it counts as issued
     reason = (
         f"Lỗi không lường trước ({type(exc).__name__}: {_reason(exc)[:300]}); văn bản CHƯA được cấp và không có gì "
