@@ -232,6 +232,7 @@ def make_staff_web_router() -> APIRouter:
             raise HTTPException(404, "Không có lô ký này / no such batch")
         progress, items = found
         jobs = {d["id"]: d for d in progress["documents"]}
+        finished = progress["state"] in ("done", "failed", "cancelled")
         return page(
             "batch.html.j2",
             request,
@@ -239,8 +240,9 @@ def make_staff_web_router() -> APIRouter:
             school=school,
             batch=progress,
             rows=[(item, jobs[str(item.doc_id)]) for item in items],
-            finished=progress["state"] in ("done", "failed", "cancelled"),
+            finished=finished,
             can_approve=actor.can("workflow:approve", school),
+            retryable=len(wf.retryable(context(request), progress, items)) if finished else 0,
             advice=wf.advice,
         )
 
@@ -254,8 +256,7 @@ def make_staff_web_router() -> APIRouter:
         if found is None:
             raise HTTPException(404, "Không có lô ký này / no such batch")
         progress, items = found
-        failed = {d["id"] for d in progress["documents"] if d["state"] in ("failed", "cancelled")}
-        again = [i.id for i in items if i.doc_id in failed and i.state == "teacher_signed"]
+        again = wf.retryable(ctx, progress, items)
         try:
             new_batch = wf.start_batch(ctx, request, actor, school, again)
         except WorkflowError as exc:

@@ -273,6 +273,8 @@ def filters(ctx: AccountsContext, school: str) -> tuple[list[str], list[str]]:
 
 def advice(reason: str) -> str:
     """A failure's reason with what to do next (Vietnamese first)."""
+    if reason.startswith("WorkflowError: "):  # the workflow's own refusals already say what to do
+        return reason.removeprefix("WorkflowError: ")
     low = reason.lower()
     if "timestamp" in low or "tsa" in low or "dấu thời gian" in low:
         return f"Máy chủ dấu thời gian không trả lời: thử ký lại sau ít phút / the timestamp server failed ({reason})"
@@ -620,6 +622,22 @@ def cancel_batch(ctx: AccountsContext, request: Request | None, actor: Actor, sc
         n += _system_move(ctx.engine, item_id, "withdraw", "lô bị huỷ / batch cancelled")
     ctx.record(request, actor, "sign.cancel", org=school, target=batch_id, detail={"items": n})
     return n
+
+
+def retryable(ctx: AccountsContext, progress: dict[str, Any], items: Sequence[WorkItem]) -> list[str]:
+    """The batch's failed or cancelled items that can simply be approved again: back in the queue as
+    teacher-signed, with data unchanged since the teacher signed (the others must go back to the teacher)."""
+    ended = {d["id"] for d in progress["documents"] if d["state"] in ("failed", "cancelled")}
+    flow = signing_flow(ctx.dep)
+    out = []
+    for item in items:
+        if item.doc_id in ended and item.state == State.TEACHER_SIGNED.value:
+            try:
+                check_unchanged(flow, item)
+            except (WorkflowError, OSError):
+                continue
+            out.append(item.id)
+    return out
 
 
 def batch_progress(ctx: AccountsContext, school: str, batch_id: str) -> tuple[dict[str, Any], list[WorkItem]] | None:
