@@ -538,19 +538,19 @@ def submit_rows(
         ).all()
         if any(e.state not in ("failed", "cancelled") for e in earlier):
             raise ValueError("a document of this batch is already queued or issued in another batch")
-        for e in earlier:
-            conn.execute(batch_items.update().where(items.id == e.id).values(batch_id=batch_id, seq=-1))
+        by_doc = {v["doc_id"]: v for v in values}
+        for e in earlier:  # moved here, started afresh
+            v = by_doc[e.doc_id]
+            conn.execute(
+                batch_items.update()
+                .where(items.id == e.id)
+                .values(batch_id=batch_id, seq=v["seq"], state="queued", input=v["input"], attempts=0, error=None,
+                        updated_at=now)
+            )  # fmt: skip
             conn.execute(batches.update().where(batches.c.id == e.batch_id).values(total=batches.c.total - 1))
         moved = {e.doc_id for e in earlier}
         if len(moved) < len(values):
             conn.execute(batch_items.insert(), [v for v in values if v["doc_id"] not in moved])
-        for v in values:
-            if v["doc_id"] in moved:
-                conn.execute(
-                    batch_items.update()
-                    .where(items.doc_id == v["doc_id"])
-                    .values(seq=v["seq"], state="queued", input=v["input"], attempts=0, error=None, updated_at=now)
-                )
         ids = [
             int(i)
             for i in conn.execute(

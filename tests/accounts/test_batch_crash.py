@@ -137,3 +137,42 @@ def test_a_worker_killed_mid_class_leaves_every_document_issued_exactly_once(
         for r in ("homeroom_teacher", "principal", "seal")
     }
     assert [roles[n] for n in names] == ["homeroom_teacher", "principal", "seal"], out
+
+
+def test_the_principal_cancels_a_queued_batch_and_signs_it_again_later(
+    pg_url: str, dev_pki: object, tmp_path: Path
+) -> None:
+    """No worker runs here, so the batch waits in the queue: cancelling drops its tasks and puts the work items back
+    (teacher-signed, nothing signed by the principal); "sign again" queues them anew and they are issued once."""
+    from sealtrail.app import create_app
+
+    dep = make_deployment(tmp_path, pg_url, dev_pki)
+    world = World(dep, create_app(dep.settings), populate(dep))
+    ids = teacher_signed(world, _class(2))
+    principal = world.login("principal-a")
+    csrf = world.csrf["principal-a"]
+    started = principal.post(f"/can-bo/{SCHOOL_A}/duyet-ky", data={"items": ids, "csrf_token": csrf})
+    location = started.headers["location"]
+    batch = location.rsplit("/", 1)[1]
+    assert 'id="cancel"' in principal.get(location).text
+    assert principal.post(f"{location}/huy", data={"csrf_token": csrf}).status_code == 303
+    page = principal.get(location).text
+    assert "Đã huỷ lô ký" in page and 'id="resume"' in page and "Ký lại 2 hồ sơ" in page
+    assert _states(world, batch) == Counter({"cancelled": 2})
+    with dep.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM procrastinate_jobs").scalar() == 0
+    with Session(dep.engine) as session:
+        assert {session.get(WorkItem, i).state for i in ids} == {"teacher_signed"}  # type: ignore[union-attr]
+    flow = wf.signing_flow(dep)
+    docs = [str(wf.get_item(world.app.state.accounts, SCHOOL_A, i).doc_id) for i in ids]  # type: ignore[attr-defined,union-attr]
+    assert all([t.status for t in flow.tasks(d)] == ["done", "held", "held"] for d in docs)
+
+    again = principal.post(f"{location}/tiep-tuc", data={"csrf_token": csrf})
+    new_batch = again.headers["location"].rsplit("/", 1)[1]
+    assert new_batch != batch
+    jobs.run_open_items(dep)  # what `sealtrail worker` does
+    assert _states(world, new_batch) == Counter({"issued": 2})
+    assert jobs.batch_progress(dep, batch)["total"] == 0  # type: ignore[index]  # its items moved to the new batch
+    with dep.engine.connect() as conn:
+        logged = [Entry.parse(bytes(d)) for d in conn.execute(select(entries.c.data)).scalars()]
+    assert Counter(e.doc_id for e in logged if e.type == "issue") == Counter(docs)
