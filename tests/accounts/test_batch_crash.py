@@ -26,6 +26,8 @@ from sealtrail.accounts import workflow as wf
 from signer.storage import BlobStore
 from signer.workflow import WorkItem
 from tests.accounts.conftest import SCHOOL_A, World, make_deployment, populate, staff_actor, teacher_signed
+from tests.jobs.conftest import JobEnv
+from tests.jobs.test_worker import start_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -47,14 +49,6 @@ def _states(world: World, batch: str) -> Counter[str]:
     return Counter({k: v for k, v in progress["counts"].items() if v})
 
 
-def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "sealtrail", "worker", "--concurrency", "1"],
-            cwd=ROOT, env=os.environ | env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-
 def test_a_worker_killed_mid_class_leaves_every_document_issued_exactly_once(
     pg_url: str, dev_pki: object, tmp_path: Path
 ) -> None:
@@ -74,7 +68,8 @@ def test_a_worker_killed_mid_class_leaves_every_document_issued_exactly_once(
         "SEALTRAIL_JOB_STALLED_AFTER": "4",
     }
     log = tmp_path / "worker.log"
-    first = _worker(env, log)
+    job_env = JobEnv(dep, "", None, env)
+    first = start_worker(job_env, log, concurrency=1)
     deadline = time.monotonic() + 300
     try:
         while True:  # kill it while it signs, after at least one document and before the last
@@ -97,7 +92,7 @@ def test_a_worker_killed_mid_class_leaves_every_document_issued_exactly_once(
     page = world.login("principal-a").get(f"/can-bo/{SCHOOL_A}/lo-ky/{batch}").text
     assert "Đang ký" in page and 'http-equiv="refresh"' in page  # the page shows the job's state, not a guess
 
-    second = _worker(env, log)
+    second = start_worker(job_env, log, concurrency=1)
     try:
         deadline = time.monotonic() + 400
         while (progress := jobs.batch_progress(dep, batch))["state"] == "running":  # type: ignore[index]

@@ -58,7 +58,24 @@ def test_a_teacher_with_her_own_token_signs_first_and_the_principal_adds_his_sig
     world: World, tmp_path: Path
 ) -> None:
     dep = world.dep
-    _signer_id, credential = _register(world, "homeroom_teacher-a")
+    from typer.testing import CliRunner
+
+    from sealtrail.cli import app
+
+    cert = tmp_path / "lan.pem"
+    cert.write_bytes(pem.armor("CERTIFICATE", dep.dev_pki.cert("homeroom_teacher").dump()))
+    env = {
+        "SEALTRAIL_DATA_DIR": str(dep.settings.data_dir),
+        "SEALTRAIL_DATABASE_URL": dep.settings.effective_database_url,
+        "SEALTRAIL_DEV_PKI_URL": dep.settings.dev_pki_url,
+    }
+    args = ["signer", "register", "--school", SCHOOL_A, "--role", "homeroom_teacher", "--name", "Cô Lan"]
+    args += ["--cert", str(cert), "--credential-out", str(tmp_path / "cred")]
+    nobody = CliRunner().invoke(app, [*args, "--person", "no-such-user"], env=env)
+    assert nobody.exit_code == 2 and "no staff account" in nobody.output
+    made = CliRunner().invoke(app, [*args, "--person", "homeroom_teacher-a"], env=env)
+    assert made.exit_code == 0, made.output
+    credential = (tmp_path / "cred").read_text().strip()
     ctx = world.app.state.accounts  # type: ignore[attr-defined]
     (item,) = wf.submit(ctx, None, staff_actor(world, "registrar-a"), SCHOOL_A, schemas.load_sample("class_9a1")[:1])
     teacher = world.login("homeroom_teacher-a")
