@@ -198,7 +198,10 @@ def move(
     action: str,
     note: str = "",
 ) -> list[WorkItem]:
-    """Apply ``action`` to each item, all or nothing; each step must be allowed for one of the actor's roles."""
+    """Apply ``action`` to each item, all or nothing; each step must be allowed for one of the actor's roles.
+    The teacher's signature is not a bare move: it goes through ``teacher_sign``, which signs."""
+    if action.startswith("teacher_sign"):
+        raise WorkflowError("GVCN ký qua nút 'GVCN ký' / the teacher signs through teacher_sign")
     moved: list[WorkItem] = []
     withdrawn: list[str] = []
     with Session(ctx.engine) as session:
