@@ -12,6 +12,11 @@ if it is still pending, in the ledger append's transaction, so a document gets e
 Transient failures (timestamp or OCSP service down, HSM busy, database conflicts) are retried with exponential
 backoff; anything else, or a transient failure on the last attempt, marks the item failed with its reason.
 A worker killed mid-task leaves its job "doing"; every worker re-queues jobs of workers whose heartbeat stopped.
+An item that dies of an error nobody foresaw ends *failed* with that error and what to do, never stays *running*.
+
+The principal's "approve and sign this class" uses the same batches: its items' input names the work item
+(``{"workflow_item": …}``) and :mod:`sealtrail.accounts.workflow` adds the principal's signature and the seal to
+the teacher-signed document (see ``WORKFLOW_INPUT``).
 """
 
 from __future__ import annotations
@@ -162,6 +167,18 @@ def _current_runtime() -> _Runtime:
     return _runtime
 
 
+WORKFLOW_INPUT = "workflow_item"  # an item's input naming a work item the principal approved
+
+
+def _workflow(row: Any) -> Any:
+    """The approval workflow's item runner when this batch item is a principal's approval, else None."""
+    if isinstance(row["input"], dict) and WORKFLOW_INPUT in row["input"]:
+        from sealtrail.accounts import workflow
+
+        return workflow
+    return None
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text[:900]
@@ -172,10 +189,49 @@ def run_item(item_id: int, attempt: int, rt: _Runtime | None = None) -> str:
 
     Raises TransientError when the item should be tried again later (the database was unreachable or a
     transaction conflicted, or a signing service failed: then the item is back in "queued")."""
+    rt = rt or _current_runtime()
     try:
-        return _run_item(item_id, attempt, rt or _current_runtime())
+        return _run_item(item_id, attempt, rt)
     except DBAPIError as exc:  # connection lost, serialisation failure, deadlock: the whole step is redone
+        if attempt >= _policy(rt.dep).max_attempts:
+            with contextlib.suppress(Exception):  # the database may still be away; then the worker retries later
+                return _fail_unexpected(rt, item_id, exc)
         raise TransientError(_reason(exc)) from exc
+    except TransientError:
+        raise
+    except Exception as exc:  # a bug or a broken installation: the item must not stay "running" for ever
+        log.exception("batch item %s stopped on an unexpected error", item_id)
+        return _fail_unexpected(rt, item_id, exc)
+
+
+def _fail_unexpected(rt: _Runtime, item_id: int, exc: BaseException) -> str:
+    engine: Engine = rt.dep.engine
+    with engine.connect() as conn:
+        row = conn.execute(select(batch_items).where(batch_items.c.id == item_id)).mappings().first()
+    if row is None or row["state"] in FINAL_ITEM_STATES:
+        return str(row["state"]) if row is not None else "missing"
+    if _document_status(engine, row["doc_id"]) not in (None, DocumentStatus.PENDING.value):
+        workflow = _workflow(row)
+        if workflow is not None:  # the work item follows its document if it can (each of its steps is conditional)
+            with contextlib.suppress(Exception):
+                workflow.job_item_issued(rt, row)
+        return _finish(engine, row, "issued")  # it was published before the error: it counts as issued
+    reason = (
+        f"Lỗi không lường trước ({type(exc).__name__}: {_reason(exc)[:300]}); văn bản CHƯA được cấp và không có gì "
+        "được ghi hai lần. Gửi nội dung này và nhật ký máy chủ (sealtrail.jobs) cho bộ phận kỹ thuật, rồi ký lại / "
+        "unexpected error; the document was NOT issued and nothing was written twice. Send this text and the server "
+        "log (sealtrail.jobs) to technical support, then retry"
+    )
+    return _fail(rt, row, reason)
+
+
+def _fail(rt: _Runtime, row: Any, reason: str) -> str:
+    """Finish an item as failed (with its reason); an approval's work item goes back to the principal."""
+    state = _finish(rt.dep.engine, row, "failed", reason, claimed_only=False)
+    workflow = _workflow(row)
+    if workflow is not None:
+        workflow.job_item_failed(rt, row, reason)
+    return state
 
 
 def _run_item(item_id: int, attempt: int, rt: _Runtime) -> str:
@@ -199,20 +255,24 @@ def _run_item(item_id: int, attempt: int, rt: _Runtime) -> str:
             batches.update().where(batches.c.id == row["batch_id"], batches.c.state == "queued").values(state="running")
         )
 
+    workflow = _workflow(row)
     if _document_status(engine, row["doc_id"]) not in (None, DocumentStatus.PENDING.value):
+        if workflow is not None:
+            workflow.job_item_issued(rt, row)  # the work item and the superseded document follow, once
         return _finish(engine, row, "issued")  # issued by a run that died before recording it here
     try:
-        doc = schemas.parse_document(row["input"])
-    except schemas.SchemaError as exc:
-        problems = "; ".join(f"{p.where}: {p.message}" if p.where else p.message for p in exc.problems)
-        return _finish(engine, row, "failed", f"Dữ liệu không hợp lệ / invalid data: {problems}")
-    try:
-        rt.issuer().issue(doc, doc_id=row["doc_id"], token=row["token"])
+        if workflow is not None:
+            workflow.run_job_item(rt, row)
+        else:
+            rt.issuer().issue(schemas.parse_document(row["input"]), doc_id=row["doc_id"], token=row["token"])
     except AlreadyIssued:
         pass
+    except schemas.SchemaError as exc:
+        problems = "; ".join(f"{p.where}: {p.message}" if p.where else p.message for p in exc.problems)
+        return _fail(rt, row, f"Dữ liệu không hợp lệ / invalid data: {problems}")
     except TRANSIENT as exc:
         if attempt >= policy.max_attempts:
-            return _finish(engine, row, "failed", f"Sau {attempt} lần thử / after {attempt} attempts: {_reason(exc)}")
+            return _fail(rt, row, f"Sau {attempt} lần thử / after {attempt} attempts: {_reason(exc)}")
         with engine.begin() as conn:
             conn.execute(
                 batch_items.update()
@@ -225,7 +285,9 @@ def _run_item(item_id: int, attempt: int, rt: _Runtime) -> str:
         raise
     except Exception as exc:
         log.exception("batch item %s (%s) failed", item_id, row["doc_id"])
-        return _finish(engine, row, "failed", f"{type(exc).__name__}: {_reason(exc)}")
+        return _fail(rt, row, f"{type(exc).__name__}: {_reason(exc)}")
+    if workflow is not None:
+        workflow.job_item_issued(rt, row)
     return _finish(engine, row, "issued")
 
 
@@ -240,7 +302,7 @@ def _document_status(engine: Engine, doc_id: str) -> str | None:
         return conn.execute(select(table.c.status).where(table.c.id == doc_id)).scalar()
 
 
-def _finish(engine: Engine, row: Any, state: str, error: str | None = None) -> str:
+def _finish(engine: Engine, row: Any, state: str, error: str | None = None, *, claimed_only: bool = True) -> str:
     """Record an item's final state and, when it was the batch's last open item, the batch's."""
     items = batch_items.c
     values: dict[str, Any] = {"state": state, "updated_at": _now(), "error": error}
@@ -249,7 +311,8 @@ def _finish(engine: Engine, row: Any, state: str, error: str | None = None) -> s
     with engine.begin() as conn:
         # Lock the batch row first so two workers finishing its last two items cannot both miss the end.
         conn.execute(select(batches.c.id).where(batches.c.id == row["batch_id"]).with_for_update())
-        conn.execute(batch_items.update().where(items.id == row["id"], items.state == "running").values(**values))
+        open_states = ("running",) if claimed_only else ("queued", "running")
+        conn.execute(batch_items.update().where(items.id == row["id"], items.state.in_(open_states)).values(**values))
         _close_if_finished(conn, row["batch_id"])
     return state
 
@@ -438,24 +501,29 @@ def submit_batch(
 
     On SQLite the batch starts in this process's runner unless ``run_here`` is False (then `sealtrail worker`
     or the next `serve` runs it)."""
+    rows = [{"doc_id": new_doc_id(doc), "token": new_token(), "kind": doc.kind, "input": raw} for raw, doc in items]
+    return submit_rows(dep, rows, school_code, created_by, run_here=run_here)
+
+
+def submit_rows(
+    dep: Any, rows: Sequence[dict[str, Any]], school_code: str, created_by: str, *, run_here: bool = True
+) -> Submitted:
+    """Queue items given as {doc_id, token, kind, input} as one batch (see :func:`submit_batch`).
+
+    A document that already has a finished item (failed or cancelled in an earlier batch) has that item moved
+    into this batch and started afresh, so a document is never in two batches' open items."""
     engine: Engine = dep.engine
     now = _now()
     batch_id = secrets.token_hex(16)  # also the capability in the progress page's address
-    kinds = sorted({doc.kind for _raw, doc in items})
-    rows = [
+    kinds = sorted({str(r["kind"]) for r in rows})
+    values = [
         {
-            "batch_id": batch_id,
-            "seq": seq,
-            "doc_id": new_doc_id(doc),
-            "token": new_token(),
-            "kind": doc.kind,
-            "state": "queued",
-            "input": raw,
-            "attempts": 0,
-            "updated_at": now,
+            "batch_id": batch_id, "seq": seq, "doc_id": r["doc_id"], "token": r["token"], "kind": r["kind"],
+            "state": "queued", "input": r["input"], "attempts": 0, "updated_at": now,
         }
-        for seq, (raw, doc) in enumerate(items)
-    ]
+        for seq, r in enumerate(rows)
+    ]  # fmt: skip
+    items = batch_items.c
     with engine.begin() as conn:
         conn.execute(
             batches.insert().values(
@@ -463,7 +531,26 @@ def submit_batch(
                 state="queued", created_by=created_by, created_at=now,
             )
         )  # fmt: skip
-        conn.execute(batch_items.insert(), rows)
+        earlier = conn.execute(
+            select(items.id, items.batch_id, items.state, items.doc_id).where(
+                items.doc_id.in_([v["doc_id"] for v in values])
+            )
+        ).all()
+        if any(e.state not in ("failed", "cancelled") for e in earlier):
+            raise ValueError("a document of this batch is already queued or issued in another batch")
+        by_doc = {v["doc_id"]: v for v in values}
+        for e in earlier:  # moved here, started afresh
+            v = by_doc[e.doc_id]
+            conn.execute(
+                batch_items.update()
+                .where(items.id == e.id)
+                .values(batch_id=batch_id, seq=v["seq"], state="queued", input=v["input"], attempts=0, error=None,
+                        updated_at=now)
+            )  # fmt: skip
+            conn.execute(batches.update().where(batches.c.id == e.batch_id).values(total=batches.c.total - 1))
+        moved = {e.doc_id for e in earlier}
+        if len(moved) < len(values):
+            conn.execute(batch_items.insert(), [v for v in values if v["doc_id"] not in moved])
         ids = [
             int(i)
             for i in conn.execute(
@@ -480,7 +567,7 @@ def submit_batch(
             )
     if run_here and not is_postgres(engine):
         local_runner.submit(dep, ids)
-    return Submitted(batch_id, [str(r["doc_id"]) for r in rows])
+    return Submitted(batch_id, [str(v["doc_id"]) for v in values])
 
 
 def cancel_batch(dep: Any, batch_id: str) -> None:

@@ -105,6 +105,10 @@ def make_signing_router(dep: Deployment) -> APIRouter:
             )
         except SigningFlowError as exc:
             raise HTTPException(exc.status, str(exc)) from None
+        if state.startswith("held "):  # a homeroom teacher's own-key signature: the work item moves on
+            from sealtrail.accounts.workflow import own_key_signed
+
+            await run_in_threadpool(own_key_signed, dep, task_id)
         return {"task_id": task_id, "state": state}
 
     return router

@@ -32,15 +32,24 @@ def signer_register(
     credential_out: Annotated[
         Path | None, typer.Option(help="Write the credential to this file (mode 0600) instead of showing it")
     ] = None,
+    person: Annotated[
+        str | None, typer.Option(help="The staff account (username) this key belongs to: the workflow uses it")
+    ] = None,
 ) -> None:
     """Register a signer and their certificate; prints the bearer credential once (only its hash is kept)."""
+    from sealtrail.accounts.service import person_by_username
     from sealtrail.signing_flow import SigningFlowError, register_signer
 
     dep = _deployment()
+    account = person_by_username(dep.engine, person) if person else None
+    if person and account is None:
+        typer.echo(f"Lỗi / error: không có tài khoản {person} / no staff account {person}", err=True)
+        raise typer.Exit(2)
     try:
         row, credential = register_signer(
-            dep.engine, school_code=school, role=role, display_name=name, certificate_pem=cert.read_bytes()
-        )
+            dep.engine, school_code=school, role=role, display_name=name, certificate_pem=cert.read_bytes(),
+            person_id=account.id if account else None,
+        )  # fmt: skip
     except (SigningFlowError, OSError) as exc:
         typer.echo(f"Lỗi / error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -8,7 +8,12 @@ reached. When the last step is done the document is published (stored, logged, m
 ``Issuer.issue`` does.
 
 Signers' own keys: a small registry of signers (school, role, name, the registered certificate) with a bearer
-credential of which only the SHA-256 is kept. It stands alone so that it can later hang off user accounts.
+credential of which only the SHA-256 is kept. A registered signer may belong to a person of the staff accounts
+(``person_id``): the approval workflow then sends that person's step to their own key.
+
+Steps may be *held* (``start(..., hold_from=role)``): the approval workflow starts a document when the homeroom
+teacher signs and holds the principal's and the seal's steps until the principal approves (``release``). A
+document not issued yet can be withdrawn (``cancel``): its steps, its prepared files and its pending row go.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from signer.xades import XadesSigner, XmlSignatureRequest, envelope
 
 log = logging.getLogger("sealtrail.signing")
 
-WAITING, AWAITING, DONE = "waiting", "awaiting", "done"
+WAITING, AWAITING, DONE, HELD = "waiting", "awaiting", "done", "held"
 KIND_TITLES = {"transcript": "Học bạ", "diploma": "Văn bằng", "copy": "Bản sao"}
 
 
@@ -64,6 +69,7 @@ class RegisteredSigner(SQLModel, table=True):
     certificate_pem: str = Field(sa_column=Column(Text, nullable=False))
     credential_sha256: str = Field(max_length=64, unique=True)
     active: bool = True
+    person_id: int | None = Field(default=None, foreign_key="people.id", index=True)  # the staff account, if any
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
     def identity(self, intermediates: list[x509.Certificate]) -> SignerIdentity:
@@ -115,7 +121,13 @@ def credential_hash(credential: str) -> str:
 
 
 def register_signer(
-    engine: Engine, *, school_code: str, role: str, display_name: str, certificate_pem: bytes
+    engine: Engine,
+    *,
+    school_code: str,
+    role: str,
+    display_name: str,
+    certificate_pem: bytes,
+    person_id: int | None = None,
 ) -> tuple[RegisteredSigner, str]:
     """Register a signer with their certificate; returns the row and the bearer credential (shown once)."""
     if role not in ROLE_ORDER:
@@ -138,6 +150,7 @@ def register_signer(
         cert_sha256=hashlib.sha256(certs[0].dump()).hexdigest(),
         certificate_pem="".join(pem.armor("CERTIFICATE", c.dump()).decode() for c in certs),
         credential_sha256=credential_hash(credential),
+        person_id=person_id,
     )
     with Session(engine) as session:
         session.add(row)
@@ -155,6 +168,24 @@ def signer_for_credential(engine: Engine, credential: str) -> RegisteredSigner |
                 session.expunge(row)
                 return row
     return None
+
+
+def signer_of_person(engine: Engine, person_id: int | None, school_code: str, role: str) -> RegisteredSigner | None:
+    """The active registered signer (own key) of a staff person for this school and role, if they have one."""
+    if person_id is None:
+        return None
+    with Session(engine) as session:
+        row = session.exec(
+            select(RegisteredSigner).where(
+                RegisteredSigner.person_id == person_id,
+                RegisteredSigner.school_code == school_code,
+                RegisteredSigner.role == role,
+                RegisteredSigner.active == True,  # noqa: E712
+            )
+        ).first()
+        if row is not None:
+            session.expunge(row)
+        return row
 
 
 # -- the workflow ------------------------------------------------------------------------------------------------
@@ -214,9 +245,10 @@ class SigningFlow:
         self.xml = DeferredXades(self.xades)
 
     # -- starting ---------------------------------------------------------------------------------------------
-    def start(self, doc: schemas.Document, signers: Mapping[str, str]) -> str:
+    def start(self, doc: schemas.Document, signers: Mapping[str, str], hold_from: str | None = None) -> str:
         """Render ``doc`` and queue its signatures; roles in ``signers`` (role → registered signer id) are signed
-        by that person with their own key, the others by the server's keys. Returns the document id."""
+        by that person with their own key, the others by the server's keys. With ``hold_from`` that role's step
+        and every later one wait for ``release``. Returns the document id."""
         school = doc.school.code if isinstance(doc, schemas.Transcript) else doc.issuer.code
         with Session(self.engine) as session:
             for role, signer_id in signers.items():
@@ -240,6 +272,7 @@ class SigningFlow:
         pdf_sha = self.blobs.put(rendered.pdf, "pdf")
         xml_sha = self.blobs.put(envelope(_xml_of(doc)), "xml")
         summary = _summary(doc, doc_id)
+        held_at = next((i for i, s in enumerate(slots) if s.role == hold_from), None) if hold_from else None
         with Session(self.engine) as session:
             for i, slot in enumerate(slots):
                 session.add(
@@ -249,6 +282,7 @@ class SigningFlow:
                         step=i,
                         role=slot.role,
                         signer_id=signers.get(slot.role),
+                        status=HELD if held_at is not None and i >= held_at else WAITING,
                         summary=summary,
                         field_name=slot.field_name,
                         lock_document=i == len(slots) - 1,
@@ -273,8 +307,8 @@ class SigningFlow:
             if current is None:
                 self._publish(doc_id, tasks)
                 return "issued"
-            if current.status == AWAITING:
-                return f"awaiting {current.role}"
+            if current.status in (AWAITING, HELD):
+                return f"{current.status} {current.role}"
             if current.input_pdf_sha256 is None or current.input_xml_sha256 is None:
                 previous = tasks[current.step - 1]
                 current.input_pdf_sha256, current.input_xml_sha256 = (
@@ -286,6 +320,56 @@ class SigningFlow:
             else:
                 self._prepare(current)
                 return f"awaiting {current.role}"
+
+    def tasks(self, doc_id: str) -> list[SigningTask]:
+        """The document's signing steps in the law's order."""
+        with Session(self.engine) as session:
+            rows = list(session.exec(select(SigningTask).where(SigningTask.doc_id == doc_id).order_by("step")))
+            for row in rows:
+                session.expunge(row)
+        return rows
+
+    def release(self, doc_id: str, signers: Mapping[str, str] | None = None) -> str:
+        """Let the held steps go on (the principal approved), optionally to registered signers (role → signer id),
+        and advance. Releasing twice is harmless."""
+        with self.engine.begin() as conn:
+            for role, signer_id in (signers or {}).items():
+                conn.execute(
+                    update(SigningTask)
+                    .where(SigningTask.doc_id == doc_id, SigningTask.role == role, SigningTask.status == HELD)  # type: ignore[arg-type]
+                    .values(signer_id=signer_id)
+                )
+            conn.execute(
+                update(SigningTask)
+                .where(SigningTask.doc_id == doc_id, SigningTask.status == HELD)  # type: ignore[arg-type]
+                .values(status=WAITING)
+            )
+        return self.advance(doc_id)
+
+    def cancel(self, doc_id: str) -> None:
+        """Withdraw a document that is not issued: its signing steps, the prepared files waiting for a signer's key
+        and its pending row are removed. An issued document is refused (revoke it instead)."""
+        with Session(self.engine) as session:
+            record = session.get(DocumentRecord, doc_id)
+        if record is None:
+            raise SigningFlowError(f"Không có văn bản {doc_id} / no document {doc_id}", 404)
+        if record.status != DocumentStatus.PENDING.value:
+            raise SigningFlowError(
+                f"Văn bản {doc_id} đã cấp; hãy thu hồi thay vì huỷ / {doc_id} is issued already: revoke it instead", 409
+            )
+        tasks = self.tasks(doc_id)
+        table = DocumentRecord.__table__  # type: ignore[attr-defined]
+        with self.engine.begin() as conn:
+            conn.execute(SigningTask.__table__.delete().where(SigningTask.__table__.c.doc_id == doc_id))  # type: ignore[attr-defined]
+            gone = conn.execute(
+                table.delete().where(table.c.id == doc_id, table.c.status == DocumentStatus.PENDING.value)
+            ).rowcount
+            if gone != 1:  # published meanwhile: keep everything
+                raise SigningFlowError(f"Văn bản {doc_id} vừa được cấp / {doc_id} was issued meanwhile", 409)
+        for task in tasks:  # unsigned drafts only; signed outputs are kept like any stored file
+            for sha, ext in ((task.prepared_pdf_sha256, "pdf"), (task.prepared_xml_sha256, "xml")):
+                if sha and task.status == AWAITING:
+                    self.blobs.discard(sha, ext)
 
     def _request(self, task: SigningTask, name: str) -> SignatureRequest:
         return SignatureRequest(

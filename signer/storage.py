@@ -28,6 +28,8 @@ class Blobs(Protocol):
 
     def get(self, sha256: str, ext: str) -> bytes: ...
 
+    def discard(self, sha256: str, ext: str) -> None: ...
+
 
 def _name(sha256: str, ext: str) -> str:
     if not _HEX64.match(sha256) or not ext.isalnum():
@@ -70,6 +72,10 @@ class BlobStore:
 
     def get(self, sha256: str, ext: str) -> bytes:
         return _checked(self.path(sha256, ext).read_bytes(), sha256, ext)
+
+    def discard(self, sha256: str, ext: str) -> None:
+        """Delete a file no document needs (a prepared draft that was never signed); absent is fine."""
+        self.path(sha256, ext).unlink(missing_ok=True)
 
 
 class S3BlobStore:
@@ -134,6 +140,15 @@ class S3BlobStore:
         except (BotoCoreError, ClientError) as exc:
             raise BlobStoreError(f"could not store {digest}.{ext} in bucket {self.bucket}: {exc}") from exc
         return digest
+
+    def discard(self, sha256: str, ext: str) -> None:
+        """Delete a file no document needs (a prepared draft that was never signed); absent is fine."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256, ext))
+        except (BotoCoreError, ClientError) as exc:
+            raise BlobStoreError(f"could not delete {sha256}.{ext} from bucket {self.bucket}: {exc}") from exc
 
     def _exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError

@@ -6,15 +6,17 @@ issuing puts it in the public log. Every transition is written as a row (who, in
 the history of a document is never lost. A correction after issue is a new work item that *supersedes* the
 issued document; when it is issued, the old one is marked superseded and a ``supersede`` entry names its leaf.
 
-The cryptographic signing itself sits behind one function (``SignFn``): today the server-side key backend
-(HSM or soft keys) signs for the teacher, the principal and the seal in order when the principal approves;
-the USB-token and remote-signing flows plug in there.
+Signing is a real step of its own for each signer. When the homeroom teacher signs, the document is rendered
+and their signature applied at once (the key the server holds for teachers, in the HSM), or prepared for their
+own USB token or remote signing service (state *teacher_signing* until ``sealtrail agent`` returns it); the
+principal's and the seal's steps are held. The principal's approval runs as a durable batch job
+(``sealtrail.jobs``) that adds the principal's signature and the seal to the teacher-signed PDF and XML
+(incremental revisions: the teacher's signature stays valid) and publishes it, exactly once.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -31,6 +33,7 @@ def utcnow() -> datetime:
 class State(StrEnum):
     DRAFT = "draft"
     CHECKED = "checked"
+    TEACHER_SIGNING = "teacher_signing"
     TEACHER_SIGNED = "teacher_signed"
     APPROVED = "approved"
     SEALED = "sealed"
@@ -40,6 +43,7 @@ class State(StrEnum):
 STATE_TEXT = {
     State.DRAFT: "Bản nháp",
     State.CHECKED: "GVCN đã kiểm tra",
+    State.TEACHER_SIGNING: "Chờ GVCN ký bằng khoá riêng (USB token / ký từ xa)",
     State.TEACHER_SIGNED: "GVCN đã ký, chờ hiệu trưởng duyệt",
     State.APPROVED: "Hiệu trưởng đã duyệt, đang ký",
     State.SEALED: "Đã đóng dấu",
@@ -64,11 +68,15 @@ def _move(action: str, source: State, target: State, *roles: str) -> Move:
 SYSTEM = "system"  # the server itself (the seal and the log), acting on the principal's approval
 TRANSITIONS: tuple[Move, ...] = (
     _move("check", State.DRAFT, State.CHECKED, "homeroom_teacher"),
-    _move("teacher_sign", State.CHECKED, State.TEACHER_SIGNED, "homeroom_teacher"),
+    _move("teacher_sign", State.CHECKED, State.TEACHER_SIGNED, "homeroom_teacher"),  # signed with the server's key
+    _move("teacher_sign_own_key", State.CHECKED, State.TEACHER_SIGNING, "homeroom_teacher"),  # prepared for it
+    _move("teacher_key_signed", State.TEACHER_SIGNING, State.TEACHER_SIGNED, SYSTEM),
     _move("return", State.CHECKED, State.DRAFT, "homeroom_teacher", "principal"),
+    _move("return", State.TEACHER_SIGNING, State.DRAFT, "homeroom_teacher", "principal"),
     _move("return", State.TEACHER_SIGNED, State.DRAFT, "homeroom_teacher", "principal"),
     _move("approve", State.TEACHER_SIGNED, State.APPROVED, "principal"),
     _move("signing_failed", State.APPROVED, State.TEACHER_SIGNED, SYSTEM),
+    _move("withdraw", State.APPROVED, State.TEACHER_SIGNED, SYSTEM),  # its batch was cancelled
     _move("seal", State.APPROVED, State.SEALED, SYSTEM),
     _move("issue", State.SEALED, State.ISSUED, SYSTEM),
 )
@@ -131,28 +139,8 @@ class Transition(SQLModel, table=True):
     note: str = Field(default="", max_length=1000)
 
 
-class SigningBatch(SQLModel, table=True):
-    """A principal's "approve and sign these" request, and how far it has got."""
-
-    __tablename__ = "signing_batches"
-
-    id: str = Field(primary_key=True, max_length=32)
-    school_code: str = Field(index=True, max_length=32)
-    actor: str = Field(max_length=128)
-    item_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    done: int = 0
-    failed: int = 0
-    state: str = Field(default="running", max_length=16)  # running | finished
-    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
-    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
-
-
 def new_item_id() -> str:
     return "WF-" + secrets.token_hex(6).upper()
-
-
-def new_batch_id() -> str:
-    return "LO-" + secrets.token_hex(6).upper()
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -175,8 +163,3 @@ def changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[tuple[str, 
         return []
     a, b = flatten(old), flatten(new)
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-
-
-SignFn = Callable[[Any], Any]
-"""Signs and issues one validated document (``schemas.Document``) and returns the issued document
-(``signer.issue.IssuedDocument``). The server-side default is ``Issuer.issue``; a token/remote flow plugs in here."""

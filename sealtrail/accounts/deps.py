@@ -35,7 +35,6 @@ class AccountsContext:
         self.login_limit = RateLimiter(10 / 60, burst=10)  # per client address, on top of per-account lockout
         self._ledger: Any = None
         self.sso: Any = None  # the OpenID provider (sealtrail.accounts.sso.Provider), made on first use
-        self.sign: Any = None  # the SignFn for approvals; None means the server-side key backend (Issuer.issue)
 
     @property
     def ledger(self) -> Any:

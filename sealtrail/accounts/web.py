@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from ledger.registry import DocumentRecord
@@ -25,7 +26,7 @@ from sealtrail.accounts import workflow as wf
 from sealtrail.accounts.deps import AccountsContext, client_ip, context, require, require_signed_in
 from sealtrail.accounts.permissions import ROLES, Actor
 from sealtrail.deployment import Deployment
-from signer.workflow import STATE_TEXT, SignFn, WorkflowError, changes
+from signer.workflow import STATE_TEXT, WorkflowError
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html", "j2"])
@@ -61,19 +62,8 @@ def set_session_cookie(ctx: AccountsContext, response: Response, token: str, pat
     )
 
 
-def default_signer(ctx: AccountsContext) -> SignFn:
-    """The one place approvals get signed: the server-side key backend (HSM or soft keys) through ``Issuer``.
-    A USB-token or remote-signing flow replaces it by setting ``AccountsContext.sign``."""
-    from sealtrail.demo import issuer_for
-
-    return issuer_for(ctx.dep).issue
-
-
 def make_staff_web_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
-
-    def signer_for(ctx: AccountsContext) -> SignFn:
-        return ctx.sign or default_signer(ctx)
 
     @router.get("/dang-nhap", response_class=HTMLResponse)
     def login_page(request: Request) -> HTMLResponse:
@@ -137,7 +127,7 @@ def make_staff_web_router() -> APIRouter:
         state = request.query_params.get("trang-thai", "")
         items = wf.queue(ctx, school, lop, nam, state)
         classes, years = wf.filters(ctx, school)
-        changed = {i.id: len(changes(i.previous_data, i.data)) for i in items}
+        changed = {i.id: len(wf.diff(ctx, i)) for i in items}
         flash = request.query_params.get("tb", "")
         return page(
             "queue.html.j2",
@@ -179,7 +169,8 @@ def make_staff_web_router() -> APIRouter:
             actor,
             school=school,
             item=item,
-            diff=changes(item.previous_data, item.data),
+            diff=wf.diff(ctx, item),
+            corrects=item.supersedes,
             history=wf.history(ctx, item.id),
             can_revoke=actor.can("documents:revoke", school),
             doc_status=status,
@@ -209,7 +200,10 @@ def make_staff_web_router() -> APIRouter:
         actor: Annotated[Actor, Depends(require("workflow:teacher_sign"))],
         items: ItemIds = [],  # noqa: B006
     ) -> Response:
-        return _moved(request, actor, school, items, "teacher_sign")
+        """The homeroom teacher's signature, applied now (HSM key) or prepared for their own key (USB token)."""
+        done, problems = wf.teacher_sign(context(request), request, actor, school, items)
+        text = f"Đã ký {len(done)} hồ sơ / {len(done)} signed"
+        return _back(school, "; ".join([text, *problems]), error=bool(problems))
 
     @router.post("/can-bo/{school}/ho-so/tra-lai")
     def return_items(
@@ -228,13 +222,11 @@ def make_staff_web_router() -> APIRouter:
         actor: Annotated[Actor, Depends(require("workflow:approve"))],
         items: ItemIds = [],  # noqa: B006
     ) -> Response:
-        ctx = context(request)
         try:
-            batch = wf.start_batch(ctx, request, actor, school, items)
+            batch_id = wf.start_batch(context(request), request, actor, school, items)
         except WorkflowError as exc:
             return _back(school, str(exc), error=True)
-        wf.run_in_background(ctx, batch.id, signer_for(ctx))
-        return RedirectResponse(f"/can-bo/{school}/lo-ky/{batch.id}", status_code=303)
+        return RedirectResponse(f"/can-bo/{school}/lo-ky/{batch_id}", status_code=303)
 
     @router.get("/can-bo/{school}/lo-ky/{batch_id}", response_class=HTMLResponse)
     def batch_page(
@@ -243,30 +235,48 @@ def make_staff_web_router() -> APIRouter:
         found = wf.batch_progress(context(request), school, batch_id)
         if found is None:
             raise HTTPException(404, "Không có lô ký này / no such batch")
-        batch, items = found
+        progress, items = found
+        jobs = {d["id"]: d for d in progress["documents"]}
+        finished = progress["state"] in ("done", "failed", "cancelled")
         return page(
             "batch.html.j2",
             request,
             actor,
             school=school,
-            batch=batch,
-            items=items,
-            stalled=wf.is_stalled(batch),
+            batch=progress,
+            rows=[(item, jobs[str(item.doc_id)]) for item in items],
+            finished=finished,
             can_approve=actor.can("workflow:approve", school),
+            retryable=len(wf.retryable(context(request), progress, items)) if finished else 0,
+            advice=wf.advice,
         )
 
     @router.post("/can-bo/{school}/lo-ky/{batch_id}/tiep-tuc")
-    def resume_batch(
+    def retry_batch(
         request: Request, school: str, batch_id: str, actor: Annotated[Actor, Depends(require("workflow:approve"))]
     ) -> Response:
-        """Go on with a batch the server stopped in the middle of; items already issued are skipped."""
+        """Approve and sign again the batch's documents that failed (they are back in the queue, teacher-signed)."""
         ctx = context(request)
         found = wf.batch_progress(ctx, school, batch_id)
         if found is None:
             raise HTTPException(404, "Không có lô ký này / no such batch")
-        if wf.is_stalled(found[0]):
-            ctx.record(request, actor, "sign.resume", org=school, target=batch_id)
-            wf.run_in_background(ctx, batch_id, signer_for(ctx))
+        progress, items = found
+        again = wf.retryable(ctx, progress, items)
+        try:
+            new_batch = wf.start_batch(ctx, request, actor, school, again)
+        except WorkflowError as exc:
+            return _back(school, str(exc), error=True)
+        return RedirectResponse(f"/can-bo/{school}/lo-ky/{new_batch}", status_code=303)
+
+    @router.post("/can-bo/{school}/lo-ky/{batch_id}/huy")
+    def cancel_batch(
+        request: Request, school: str, batch_id: str, actor: Annotated[Actor, Depends(require("workflow:approve"))]
+    ) -> Response:
+        """Cancel the documents not signed yet; those already issued stay issued, the rest return to the queue."""
+        ctx = context(request)
+        if wf.batch_progress(ctx, school, batch_id) is None:
+            raise HTTPException(404, "Không có lô ký này / no such batch")
+        wf.cancel_batch(ctx, request, actor, school, batch_id)
         return RedirectResponse(f"/can-bo/{school}/lo-ky/{batch_id}", status_code=303)
 
     @router.post("/can-bo/{school}/van-ban/{doc_id}/thu-hoi")
@@ -389,6 +399,22 @@ def _back(school: str, message: str, error: bool = False) -> Response:
     return RedirectResponse(f"/can-bo/{school}/hang-doi?{query}", status_code=303)
 
 
+class DeferredIn(BaseModel):
+    document: dict[str, Any] = Field(description="One document (transcript or diploma) as for POST /api/v1/documents")
+    signers: dict[str, str] = Field(
+        default_factory=dict,
+        description="role → registered signer id (`sealtrail signer register`), e.g. "
+        '{"homeroom_teacher": "sg-…"}; other roles are signed with the server\'s keys',
+    )
+
+
+DEFERRED_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such document or registered signer in this school"},
+    409: {"description": "The document is issued already (revoke it) or belongs to the approval workflow"},
+    422: {"description": "The document or the signers are not valid; the message says what to fix"},
+}
+
+
 def make_workflow_api_router() -> APIRouter:
     """The same workflow as JSON for school software and scripts (API keys with scopes, or a session + CSRF)."""
     router = APIRouter(prefix="/api/v1/schools/{school}", tags=["workflow"])
@@ -450,6 +476,31 @@ def make_workflow_api_router() -> APIRouter:
             raise HTTPException(422, str(exc)) from None
         return {"id": item.id, "state": item.state, "supersedes": item.supersedes}
 
+    @router.post("/signing/documents", status_code=201, responses=DEFERRED_ERRORS)
+    def start_deferred(
+        request: Request,
+        school: str,
+        actor: Annotated[Actor, Depends(require("documents:issue"))],
+        body: DeferredIn,
+    ) -> dict[str, Any]:
+        """Start a document signed with its signers' own keys (USB token through `sealtrail agent`, or a remote
+        signing service): it is rendered, its pending row written, and the first signer's step prepared. Roles not
+        named in ``signers`` are signed with the server's keys when their turn comes."""
+        try:
+            doc_id, state = wf.start_deferred(context(request), request, actor, school, body.document, body.signers)
+        except WorkflowError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"id": doc_id, "state": state}
+
+    @router.post("/signing/documents/{doc_id}/cancel", responses=DEFERRED_ERRORS)
+    def cancel_deferred(
+        request: Request, school: str, doc_id: str, actor: Annotated[Actor, Depends(require("documents:issue"))]
+    ) -> dict[str, Any]:
+        """Withdraw a document prepared for its signers but not issued: its steps, prepared files and pending row
+        are removed. An issued document is refused (409): revoke it instead."""
+        wf.cancel_deferred(context(request), request, actor, school, doc_id)
+        return {"id": doc_id, "state": "cancelled"}
+
     @router.post("/documents/{doc_id}/revoke")
     def revoke(
         request: Request,
@@ -480,12 +531,11 @@ def make_workflow_api_router() -> APIRouter:
     return router
 
 
-def install(app: FastAPI, dep: Deployment, sign: SignFn | None = None) -> AccountsContext:
+def install(app: FastAPI, dep: Deployment) -> AccountsContext:
     """Wire accounts, staff pages, the workflow API and the student portal into ``app``."""
     from sealtrail.accounts.students import make_student_router
 
     ctx = AccountsContext(dep)
-    ctx.sign = sign
     app.state.accounts = ctx
     from sealtrail.accounts.people_web import make_people_router
     from sealtrail.accounts.sso_web import make_sso_router

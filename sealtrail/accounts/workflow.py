@@ -3,9 +3,9 @@ corrections that supersede, and signed revocations. The rules themselves live in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,20 +23,18 @@ from sealtrail.accounts.deps import AccountsContext
 from sealtrail.accounts.permissions import Actor
 from signer.workflow import (
     SYSTEM,
-    SignFn,
-    SigningBatch,
     State,
     Transition,
     WorkflowError,
     WorkItem,
+    changes,
     find_move,
-    new_batch_id,
     new_item_id,
     utcnow,
 )
 
 log = logging.getLogger(__name__)
-REVISABLE = (State.DRAFT, State.CHECKED, State.TEACHER_SIGNED)
+REVISABLE = (State.DRAFT, State.CHECKED, State.TEACHER_SIGNING, State.TEACHER_SIGNED)
 
 
 def _school_of(doc: schemas.Document) -> schemas.School:
@@ -77,6 +75,7 @@ def submit(
     if problems:
         raise WorkflowError("; ".join(problems))
     items: list[WorkItem] = []
+    withdrawn: list[str] = []
     with Session(ctx.engine) as session:
         for doc, payload in zip(docs, payloads, strict=True):
             class_name, year = _class_and_year(doc)
@@ -98,6 +97,9 @@ def submit(
                     existing.previous_data, existing.data = existing.data, payload
                     existing.version += 1
                     existing.state = State.DRAFT.value
+                    if existing.doc_id:  # the teacher signed the old data: that document is withdrawn
+                        withdrawn.append(existing.doc_id)
+                        existing.doc_id = None
                     existing.updated_at = utcnow()
                 item = existing
             else:
@@ -122,6 +124,7 @@ def submit(
         for item in items:
             session.refresh(item)
             session.expunge(item)
+    withdraw_documents(ctx.dep, withdrawn)
     for item in items:
         ctx.record(request, actor, "workflow.submit", org=school, target=item.id, detail={"version": item.version})
     return items
@@ -153,6 +156,31 @@ def get_item(ctx: AccountsContext, school: str, item_id: str) -> WorkItem | None
         return item
 
 
+def diff(ctx: AccountsContext, item: WorkItem) -> list[tuple[str, Any, Any]]:
+    """What changed, field by field (each subject's scores too), against the version before: the earlier draft of
+    this item, or for a correction the document it supersedes (its work item's data, or else the data inside its
+    signed XML when it was issued without the workflow)."""
+    if item.previous_data is not None or not item.supersedes:
+        return changes(item.previous_data, item.data)
+    with Session(ctx.engine) as session:
+        old = session.exec(select(WorkItem).where(WorkItem.doc_id == item.supersedes)).first()
+        record = session.get(DocumentRecord, item.supersedes)
+    if old is not None:
+        return changes(old.data, item.data)
+    if record is None or not record.sha256_xml:
+        return []
+    from schemas.xml import from_xml
+    from signer.xades import signed_data
+
+    try:
+        before = from_xml(signed_data(ctx.dep.blobs.get(record.sha256_xml, "xml")))
+        after = schemas.parse_document(item.data)
+    except (schemas.SchemaError, OSError, ValueError) as exc:
+        log.warning("no diff for %s against %s: %s", item.id, item.supersedes, exc)
+        return []
+    return changes(before.model_dump(mode="json"), after.model_dump(mode="json"))
+
+
 def history(ctx: AccountsContext, item_id: str) -> list[Transition]:
     with Session(ctx.engine) as session:
         rows = session.exec(select(Transition).where(Transition.item_id == item_id).order_by(col(Transition.id))).all()
@@ -170,8 +198,12 @@ def move(
     action: str,
     note: str = "",
 ) -> list[WorkItem]:
-    """Apply ``action`` to each item, all or nothing; each step must be allowed for one of the actor's roles."""
+    """Apply ``action`` to each item, all or nothing; each step must be allowed for one of the actor's roles.
+    The teacher's signature is not a bare move: it goes through ``teacher_sign``, which signs."""
+    if action.startswith("teacher_sign"):
+        raise WorkflowError("GVCN ký qua nút 'GVCN ký' / the teacher signs through teacher_sign")
     moved: list[WorkItem] = []
+    withdrawn: list[str] = []
     with Session(ctx.engine) as session:
         for item_id in item_ids:
             item = session.get(WorkItem, item_id)
@@ -185,12 +217,16 @@ def move(
                     last = exc
                     continue
                 session.add(_transition(item, action, step.target, actor, role, note))
+                values: dict[str, Any] = {"state": step.target.value, "updated_at": utcnow(), "last_error": None}
+                if step.target == State.DRAFT and item.doc_id:  # sent back: the teacher-signed document goes
+                    withdrawn.append(item.doc_id)
+                    values["doc_id"] = None
                 # Conditional on the state we read: two people acting on the same item at once cannot both
                 # move it (so an item is never approved, and signed, twice).
                 changed = session.execute(
                     update(WorkItem)
                     .where(col(WorkItem.id) == item_id, col(WorkItem.state) == step.source.value)
-                    .values(state=step.target.value, updated_at=utcnow(), last_error=None)
+                    .values(**values)
                     .execution_options(synchronize_session=False)
                 ).rowcount  # type: ignore[attr-defined]
                 if changed != 1:
@@ -203,6 +239,7 @@ def move(
         for item in moved:
             session.refresh(item)
             session.expunge(item)
+    withdraw_documents(ctx.dep, withdrawn)
     for item in moved:
         ctx.record(request, actor, f"workflow.{action}", org=school, target=item.id, detail={"note": note[:200]})
     return moved
@@ -234,156 +271,391 @@ def filters(ctx: AccountsContext, school: str) -> tuple[list[str], list[str]]:
     return sorted({c for c, _ in rows if c}), sorted({y for _, y in rows if y}, reverse=True)
 
 
-# --- approving and signing -------------------------------------------------------------------------------------
+# --- signing: the teacher's step, the principal's approval as a batch job ----------------------------------------
 
 
-def what_to_do(exc: BaseException) -> str:
-    """A failure as a message that says what to do next (Vietnamese first)."""
-    text = str(exc)
-    name = type(exc).__name__
-    if "Timestamp" in name or "timestamp" in text.lower() or "TSA" in text:
-        return f"Máy chủ dấu thời gian không trả lời: thử ký lại sau ít phút / the timestamp server failed ({text})"
-    if "KeyBackend" in name or "PIN" in text or "token" in text.lower():
-        return f"Khoá ký (HSM/USB token) chưa sẵn sàng: kiểm tra thiết bị rồi ký lại / the signing key failed ({text})"
-    if isinstance(exc, schemas.SchemaError):
-        return f"Dữ liệu không hợp lệ: trả lại cho GVCN sửa / the data is invalid, return it for correction ({text})"
-    return f"Lỗi khi ký: thử lại; nếu lặp lại, báo quản trị / signing failed, retry or tell the admin ({name}: {text})"
+def advice(reason: str) -> str:
+    """A failure's reason with what to do next (Vietnamese first)."""
+    if reason.startswith("WorkflowError: "):  # the workflow's own refusals already say what to do
+        return reason.removeprefix("WorkflowError: ")
+    low = reason.lower()
+    if "timestamp" in low or "tsa" in low or "dấu thời gian" in low:
+        return f"Máy chủ dấu thời gian không trả lời: thử ký lại sau ít phút / the timestamp server failed ({reason})"
+    if "ocsp" in low or "crl" in low or "revocation" in low:
+        return f"Không kiểm tra được chứng thư (OCSP/CRL): thử ký lại sau ít phút / revocation check failed ({reason})"
+    if "keybackend" in low or "pin" in low or "token" in low or "pkcs" in low:
+        return (
+            f"Khoá ký (HSM/USB token) chưa sẵn sàng: kiểm tra thiết bị rồi ký lại / the signing key failed ({reason})"
+        )
+    if "dữ liệu" in low or "invalid data" in low or "đã thay đổi" in low:
+        return f"Dữ liệu có vấn đề: trả lại cho GVCN kiểm tra và ký lại / return it to the teacher ({reason})"
+    if "lỗi không lường trước" in low:
+        return reason
+    return f"Lỗi khi ký: thử ký lại; nếu lặp lại, báo quản trị / signing failed, retry or tell the admin ({reason})"
+
+
+def signing_flow(dep: Any, issuer: Any = None) -> Any:
+    """The deferred-signing flow (``sealtrail.signing_flow``) on this deployment's issuer."""
+    from sealtrail.signing_flow import SigningFlow
+
+    if issuer is None:
+        from sealtrail.demo import issuer_for
+
+        issuer = issuer_for(dep)
+    return SigningFlow(issuer, dep.intermediates)
+
+
+def teacher_sign(
+    ctx: AccountsContext, request: Request | None, actor: Actor, school: str, item_ids: Sequence[str]
+) -> tuple[list[WorkItem], list[str]]:
+    """The homeroom teacher signs each checked item now: the document is rendered and the teacher's signature is
+    applied with the key the server holds for teachers (HSM), or prepared for the teacher's own registered key
+    (USB token / remote service; the item waits in *teacher_signing*). The principal's and the seal's steps are
+    held until approval. Items are signed one by one; returns the signed ones and a message per refused one."""
+    from sealtrail.signing_flow import SigningFlowError, signer_of_person
+
+    role = "homeroom_teacher"
+    if not actor.can("workflow:teacher_sign", school):
+        raise WorkflowError("Không được phép / not allowed: teacher_sign")
+    own = signer_of_person(ctx.engine, actor.person_id, school, role)
+    action = "teacher_sign_own_key" if own is not None else "teacher_sign"
+    flow = signing_flow(ctx.dep)
+    done: list[WorkItem] = []
+    problems: list[str] = []
+    for item_id in item_ids:
+        item = get_item(ctx, school, item_id)
+        if item is None:
+            problems.append(f"Không có hồ sơ {item_id} / no work item {item_id}")
+            continue
+        try:
+            step = find_move(action, item.state, role)
+            doc = schemas.parse_document(item.data)
+            doc_id = flow.start(doc, {role: own.id} if own is not None else {}, hold_from="principal")
+        except (WorkflowError, SigningFlowError) as exc:
+            problems.append(f"{item.holder_name}: {exc}")
+            continue
+        except schemas.SchemaError as exc:
+            problems.append(f"{item.holder_name}: {'; '.join(p.message for p in exc.problems)}")
+            continue
+        except Exception as exc:  # the key, the TSA, OCSP: nothing was signed for this item
+            log.warning("teacher signature for %s failed: %s", item_id, exc)
+            problems.append(f"{item.holder_name}: {advice(f'{type(exc).__name__}: {exc}')}")
+            continue
+        with Session(ctx.engine) as session:
+            session.add(_transition(item, step.action, step.target, actor, role, doc_id))
+            changed = session.execute(
+                update(WorkItem)
+                .where(col(WorkItem.id) == item.id, col(WorkItem.state) == step.source.value)
+                .values(state=step.target.value, doc_id=doc_id, updated_at=utcnow(), last_error=None)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if changed != 1:
+                session.rollback()
+            else:
+                session.commit()
+        if changed != 1:
+            flow.cancel(doc_id)
+            problems.append(f"{item.holder_name}: hồ sơ vừa được người khác xử lý / changed meanwhile")
+            continue
+        ctx.record(request, actor, f"workflow.{step.action}", org=school, target=item.id, detail={"doc_id": doc_id})
+        done.append(item)
+    return done, problems
+
+
+def start_deferred(
+    ctx: AccountsContext,
+    request: Request | None,
+    actor: Actor,
+    school: str,
+    payload: dict[str, Any],
+    signers: dict[str, str],
+) -> tuple[str, str]:
+    """School software starts a document signed with its signers' own keys: (document id, its state)."""
+    from fastapi import HTTPException
+
+    from sealtrail.signing_flow import SigningFlowError
+
+    try:
+        doc = schemas.parse_document(payload)
+    except schemas.SchemaError as exc:
+        problems = "; ".join(f"{p.where}: {p.message}" if p.where else p.message for p in exc.problems)
+        raise WorkflowError(problems) from None
+    if _school_of(doc).code != school:
+        raise WorkflowError(f"Văn bản của trường khác ({_school_of(doc).code}) / another school's document")
+    flow = signing_flow(ctx.dep)
+    try:
+        doc_id = flow.start(doc, signers)
+        state = flow.advance(doc_id)
+    except SigningFlowError as exc:
+        raise HTTPException(exc.status if exc.status != 400 else 422, str(exc)) from None
+    ctx.record(request, actor, "signing.start", org=school, target=doc_id, detail={"roles": sorted(signers)})
+    return doc_id, state
+
+
+def cancel_deferred(ctx: AccountsContext, request: Request | None, actor: Actor, school: str, doc_id: str) -> None:
+    """Withdraw a deferred document of this school that is not issued (its prepared draft files are deleted)."""
+    from fastapi import HTTPException
+
+    from sealtrail.signing_flow import SigningFlowError
+
+    with Session(ctx.engine) as session:
+        record = session.get(DocumentRecord, doc_id)
+        item = session.exec(select(WorkItem).where(WorkItem.doc_id == doc_id)).first()
+    flow = signing_flow(ctx.dep)
+    if record is None or record.school_code != school or not flow.tasks(doc_id):
+        raise HTTPException(404, "Không có văn bản chờ ký này / no such document awaiting signatures")
+    if item is not None:
+        raise HTTPException(
+            409, "Văn bản thuộc quy trình duyệt: hãy trả lại hồ sơ / it belongs to the approval workflow: return it"
+        )
+    try:
+        flow.cancel(doc_id)
+    except SigningFlowError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    ctx.record(request, actor, "signing.cancel", org=school, target=doc_id)
+
+
+def own_key_signed(dep: Any, task_id: str) -> None:
+    """After a signer's own key returned the signature of step ``task_id``: an item waiting for its teacher's
+    token moves on to the principal's queue."""
+    from sealtrail.signing_flow import SigningTask
+
+    with Session(dep.engine) as session:
+        task = session.get(SigningTask, task_id)
+        if task is None:
+            return
+        doc_id = task.doc_id
+        item = session.exec(select(WorkItem).where(WorkItem.doc_id == doc_id)).first()
+        if item is None or item.state != State.TEACHER_SIGNING.value:
+            return
+        tasks = signing_flow(dep).tasks(doc_id)
+        if not any(t.role == "homeroom_teacher" and t.status == "done" for t in tasks):
+            return
+        step = find_move("teacher_key_signed", item.state, SYSTEM)
+        session.add(_transition(item, step.action, step.target, SYSTEM, SYSTEM, doc_id))
+        session.execute(
+            update(WorkItem)
+            .where(col(WorkItem.id) == item.id, col(WorkItem.state) == step.source.value)
+            .values(state=step.target.value, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+
+
+def withdraw_documents(dep: Any, doc_ids: Sequence[str]) -> None:
+    """Cancel the pending documents of items sent back (teacher-signed but never approved)."""
+    if not doc_ids:
+        return
+    from sealtrail.signing_flow import SigningFlowError
+
+    flow = signing_flow(dep)
+    for doc_id in doc_ids:
+        try:
+            flow.cancel(doc_id)
+        except SigningFlowError as exc:
+            log.warning("could not withdraw %s: %s", doc_id, exc)
+
+
+def check_unchanged(flow: Any, item: WorkItem) -> None:
+    """Refuse an item whose data is not what the homeroom teacher signed (or whose teacher step is missing)."""
+    from schemas.xml import to_xml
+    from signer.xades import envelope, signed_data
+
+    tasks = flow.tasks(item.doc_id) if item.doc_id else []
+    if not tasks or not tasks[0].input_xml_sha256:
+        raise WorkflowError(
+            f"{item.holder_name}: GVCN chưa ký văn bản này / the homeroom teacher has not signed this document"
+        )
+    if any(t.role == "homeroom_teacher" and t.status != "done" for t in tasks):
+        raise WorkflowError(f"{item.holder_name}: chữ ký của GVCN chưa hoàn tất / the teacher's signature is missing")
+    signed = signed_data(flow.blobs.get(tasks[0].input_xml_sha256, "xml"))
+    current = signed_data(envelope(to_xml(schemas.parse_document(item.data))))
+    if signed != current:
+        raise WorkflowError(
+            f"{item.holder_name}: dữ liệu đã thay đổi sau khi GVCN ký; trả lại để GVCN kiểm tra và ký lại / the data "
+            "changed after the homeroom teacher signed; return it to the teacher"
+        )
 
 
 def start_batch(
     ctx: AccountsContext, request: Request | None, actor: Actor, school: str, item_ids: Sequence[str]
-) -> SigningBatch:
-    """Approve the chosen items (all must be waiting for the principal) and open a signing batch for them."""
+) -> str:
+    """Approve the chosen items (all must be teacher-signed) and queue them as one batch job that adds the
+    principal's signature and the seal and issues each document. Returns the batch id. An item whose data
+    changed after the teacher signed is refused by the job (``check_unchanged``): it fails with what to do and
+    the rest of the class goes on."""
+    from sealtrail import jobs
+
     if not item_ids:
         raise WorkflowError("Chưa chọn hồ sơ nào / choose at least one document")
-    move(ctx, request, actor, school, item_ids, "approve")
-    batch = SigningBatch(id=new_batch_id(), school_code=school, actor=actor.name, item_ids=list(item_ids))
+    moved = move(ctx, request, actor, school, item_ids, "approve")
+    tokens = _tokens(ctx, [str(i.doc_id) for i in moved])
+    rows = [
+        {"doc_id": i.doc_id, "token": tokens[str(i.doc_id)], "kind": i.kind, "input": {jobs.WORKFLOW_INPUT: i.id}}
+        for i in moved
+    ]
+    try:
+        submitted = jobs.submit_rows(ctx.dep, rows, school, actor.name)
+    except Exception:
+        for item in moved:
+            _system_move(ctx.engine, item.id, "signing_failed", "không xếp được vào hàng đợi / could not be queued")
+        raise
+    ctx.record(request, actor, "sign.batch", org=school, target=submitted.batch_id, detail={"items": len(rows)})
+    return submitted.batch_id
+
+
+def _tokens(ctx: AccountsContext, doc_ids: list[str]) -> dict[str, str]:
     with Session(ctx.engine) as session:
-        session.add(batch)
-        session.commit()
-        session.refresh(batch)
-        session.expunge(batch)
-    ctx.record(request, actor, "sign.batch", org=school, target=batch.id, detail={"items": len(item_ids)})
-    return batch
+        rows = session.exec(select(DocumentRecord.id, DocumentRecord.token).where(col(DocumentRecord.id).in_(doc_ids)))
+        return {doc_id: token for doc_id, token in rows}
 
 
-def run_batch(ctx: AccountsContext, batch_id: str, sign: SignFn, ip: str = "") -> SigningBatch:
-    """Sign and issue each approved item of the batch; a failure leaves that item waiting (with what to do) and
-    goes on with the rest. Safe to run again: items already issued are skipped."""
-    with Session(ctx.engine) as session:
-        batch = session.get(SigningBatch, batch_id)
-        assert batch is not None
-        session.expunge(batch)
-    for item_id in batch.item_ids:
-        with Session(ctx.engine) as session:
-            item = session.get(WorkItem, item_id)
-            assert item is not None
-            session.expunge(item)
-        if item.state != State.APPROVED.value:
-            continue
-        try:
-            doc = schemas.parse_document(item.data)
-            issued = sign(doc)
-        except Exception as exc:
-            log.warning("signing %s failed: %s", item_id, exc)
-            _finish_item(ctx, item_id, None, what_to_do(exc))
-            _count(ctx, batch_id, failed=1)
-            ctx.record(
-                None,
-                batch.actor,
-                "sign.failed",
-                org=batch.school_code,
-                target=item_id,
-                outcome="failed",
-                detail={"error": str(exc)[:300]},
-            )
-            continue
-        _finish_item(ctx, item_id, issued, None)
-        if item.supersedes:
-            supersede(ctx, item.supersedes, issued.record, batch.actor)
-        _count(ctx, batch_id, done=1)
-        ctx.record(
-            None,
-            batch.actor,
-            "sign.issued",
-            org=batch.school_code,
-            target=issued.doc_id,
-            detail={"item": item_id, "leaf_index": issued.leaf_index},
-        )
-    with Session(ctx.engine) as session:
-        row = session.get(SigningBatch, batch_id)
-        assert row is not None
-        row.state, row.finished_at = "finished", utcnow()
-        session.add(row)
-        session.commit()
-        session.refresh(row)
-        session.expunge(row)
-    return row
-
-
-def _count(ctx: AccountsContext, batch_id: str, done: int = 0, failed: int = 0) -> None:
-    with Session(ctx.engine) as session:
-        row = session.get(SigningBatch, batch_id)
-        assert row is not None
-        row.done += done
-        row.failed += failed
-        session.add(row)
-        session.commit()
-
-
-def _finish_item(ctx: AccountsContext, item_id: str, issued: Any, error: str | None) -> None:
-    with Session(ctx.engine) as session:
+def _system_move(engine: Any, item_id: str, action: str, note: str, error: str | None = None) -> bool:
+    """A move made by the server itself, conditional on the state it starts from; False when not possible now."""
+    with Session(engine) as session:
         item = session.get(WorkItem, item_id)
-        assert item is not None
-        if issued is None:
-            step = find_move("signing_failed", item.state, SYSTEM)
-            session.add(_transition(item, step.action, step.target, SYSTEM, SYSTEM, error or ""))
-            item.state, item.last_error = step.target.value, error
-        else:
-            for action in ("seal", "issue"):
-                step = find_move(action, item.state, SYSTEM)
-                session.add(_transition(item, action, step.target, SYSTEM, SYSTEM, issued.doc_id))
-                item.state = step.target.value
-            item.doc_id, item.last_error = issued.doc_id, None
-        item.updated_at = utcnow()
-        session.add(item)
+        if item is None:
+            return False
+        try:
+            step = find_move(action, item.state, SYSTEM)
+        except WorkflowError:
+            return False
+        session.add(_transition(item, action, step.target, SYSTEM, SYSTEM, note))
+        changed = session.execute(
+            update(WorkItem)
+            .where(col(WorkItem.id) == item_id, col(WorkItem.state) == step.source.value)
+            .values(state=step.target.value, updated_at=utcnow(), last_error=error)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        if changed != 1:
+            return False
         session.commit()
+        return True
 
 
-def batch_progress(ctx: AccountsContext, school: str, batch_id: str) -> tuple[SigningBatch, list[WorkItem]] | None:
+def _job_context(rt: Any) -> AccountsContext:
+    ctx = getattr(rt, "accounts", None)
+    if ctx is None:
+        ctx = rt.accounts = AccountsContext(rt.dep)
+    return ctx  # type: ignore[no-any-return]
+
+
+def _item_of(engine: Any, row: Any) -> WorkItem:
+    with Session(engine) as session:
+        item = session.get(WorkItem, row["input"]["workflow_item"])
+        if item is None or item.doc_id != row["doc_id"]:
+            raise WorkflowError(f"Hồ sơ của văn bản {row['doc_id']} không còn / the work item is gone")
+        session.expunge(item)
+        return item
+
+
+def run_job_item(rt: Any, row: Any) -> None:
+    """A batch job's step for an approved item: add the principal's signature and the seal to the teacher-signed
+    document and publish it (``Issuer.publish`` flips pending → issued once). Exceptions are the job's to judge."""
+    item = _item_of(rt.dep.engine, row)
+    if item.state != State.APPROVED.value:
+        raise WorkflowError(f"{item.holder_name}: hồ sơ không còn ở trạng thái đã duyệt ({item.state}) / not approved")
+    flow = signing_flow(rt.dep, rt.issuer())
+    check_unchanged(flow, item)
+    state = flow.release(str(item.doc_id))
+    if state != "issued":
+        raise WorkflowError(f"{item.holder_name}: văn bản chưa cấp được ({state}) / not issued ({state})")
+
+
+def job_item_issued(rt: Any, row: Any) -> None:
+    """The document is published: the work item becomes sealed and issued and a corrected document supersedes
+    its original. Safe to run again (each step is conditional)."""
+    ctx = _job_context(rt)
+    item = _item_of(rt.dep.engine, row)
+    if item.state == State.APPROVED.value:
+        for action in ("seal", "issue"):
+            _system_move(rt.dep.engine, item.id, action, str(item.doc_id))
+    with Session(rt.dep.engine) as session:
+        record = session.get(DocumentRecord, str(item.doc_id))
+        old = session.get(DocumentRecord, item.supersedes) if item.supersedes else None
+        for row_ in (record, old):
+            if row_ is not None:
+                session.expunge(row_)
+    if record is None:
+        return
+    if old is not None and old.status == DocumentStatus.ISSUED.value:
+        with contextlib.suppress(WorkflowError):  # superseded by a run that died just after; logged once
+            supersede(ctx, old.id, record, _batch_actor(rt, row))
+    if item.state == State.APPROVED.value:
+        ctx.record(
+            None, _batch_actor(rt, row), "sign.issued", org=item.school_code, target=record.id,
+            detail={"item": item.id, "leaf_index": record.leaf_index},
+        )  # fmt: skip
+
+
+def job_item_failed(rt: Any, row: Any, reason: str) -> None:
+    """The job gave up on an approved item: it goes back to the principal's queue with what to do."""
+    try:
+        item = _item_of(rt.dep.engine, row)
+    except WorkflowError:
+        return
+    text = advice(reason)[:1000]
+    if _system_move(rt.dep.engine, item.id, "signing_failed", text, error=text):
+        _job_context(rt).record(
+            None, _batch_actor(rt, row), "sign.failed", org=item.school_code, target=item.id, outcome="failed",
+            detail={"error": reason[:300]},
+        )  # fmt: skip
+
+
+def _batch_actor(rt: Any, row: Any) -> str:
+    from sealtrail import jobs
+
+    with rt.dep.engine.connect() as conn:
+        name = conn.execute(select(jobs.batches.c.created_by).where(jobs.batches.c.id == row["batch_id"])).scalar()
+    return str(name or SYSTEM)
+
+
+def cancel_batch(ctx: AccountsContext, request: Request | None, actor: Actor, school: str, batch_id: str) -> int:
+    """Cancel the batch's items not started yet; their work items go back to the principal (teacher-signed)."""
+    from sealtrail import jobs
+
+    jobs.cancel_batch(ctx.dep, batch_id)
+    progress = jobs.batch_progress(ctx.dep, batch_id, school)
+    assert progress is not None
+    cancelled = [d["id"] for d in progress["documents"] if d["state"] == "cancelled"]
+    n = 0
     with Session(ctx.engine) as session:
-        batch = session.get(SigningBatch, batch_id)
-        if batch is None or batch.school_code != school:
-            return None
-        items = session.exec(select(WorkItem).where(col(WorkItem.id).in_(batch.item_ids))).all()
-        session.expunge(batch)
+        ids = [i.id for i in session.exec(select(WorkItem).where(col(WorkItem.doc_id).in_(cancelled)))]
+    for item_id in ids:
+        n += _system_move(ctx.engine, item_id, "withdraw", "lô bị huỷ / batch cancelled")
+    ctx.record(request, actor, "sign.cancel", org=school, target=batch_id, detail={"items": n})
+    return n
+
+
+def retryable(ctx: AccountsContext, progress: dict[str, Any], items: Sequence[WorkItem]) -> list[str]:
+    """The batch's failed or cancelled items that can simply be approved again: back in the queue as
+    teacher-signed, with data unchanged since the teacher signed (the others must go back to the teacher)."""
+    ended = {d["id"] for d in progress["documents"] if d["state"] in ("failed", "cancelled")}
+    flow = signing_flow(ctx.dep)
+    out = []
+    for item in items:
+        if item.doc_id in ended and item.state == State.TEACHER_SIGNED.value:
+            try:
+                check_unchanged(flow, item)
+            except (WorkflowError, OSError):
+                continue
+            out.append(item.id)
+    return out
+
+
+def batch_progress(ctx: AccountsContext, school: str, batch_id: str) -> tuple[dict[str, Any], list[WorkItem]] | None:
+    """The job's progress (counts, failures with reasons) and the work items of its documents."""
+    from sealtrail import jobs
+
+    progress = jobs.batch_progress(ctx.dep, batch_id, school)
+    if progress is None:
+        return None
+    doc_ids = [d["id"] for d in progress["documents"]]
+    with Session(ctx.engine) as session:
+        items = session.exec(select(WorkItem).where(col(WorkItem.doc_id).in_(doc_ids))).all()
         for item in items:
             session.expunge(item)
-        return batch, sorted(items, key=lambda i: i.holder_name)
-
-
-_running: dict[str, threading.Thread] = {}
-_running_lock = threading.Lock()
-
-
-def run_in_background(ctx: AccountsContext, batch_id: str, sign: SignFn) -> threading.Thread:
-    """Sign the batch on a thread of this process (one thread per batch, never two)."""
-    with _running_lock:
-        alive = _running.get(batch_id)
-        if alive is not None and alive.is_alive():
-            return alive
-        thread = threading.Thread(target=run_batch, args=(ctx, batch_id, sign), name=f"batch-{batch_id}", daemon=True)
-        _running[batch_id] = thread
-        thread.start()
-        return thread
-
-
-def is_stalled(batch: SigningBatch) -> bool:
-    """A batch marked running that no thread of this process is signing: the server stopped while it ran.
-    (With several replicas this cannot tell; that is the job queue's work, see the report of issue #8.)"""
-    with _running_lock:
-        thread = _running.get(batch.id)
-    return batch.state == "running" and (thread is None or not thread.is_alive())
+    return progress, sorted(items, key=lambda i: i.holder_name)
 
 
 # --- after issue: corrections and revocations ------------------------------------------------------------------
@@ -407,16 +679,18 @@ def supersede(ctx: AccountsContext, old_id: str, new: DocumentRecord, actor: str
     table = DocumentRecord.__table__  # type: ignore[attr-defined]
     with ctx.engine.begin() as conn:
         (leaf,) = ctx.ledger.append(conn, [entry])
-        conn.execute(
+        changed = conn.execute(
             table.update()
-            .where(table.c.id == old_id)
+            .where(table.c.id == old_id, table.c.status == DocumentStatus.ISSUED.value)
             .values(
                 status=DocumentStatus.SUPERSEDED.value,
                 superseded_by=new.id,
                 status_changed_at=entry.time,
                 status_reason=f"Đính chính bằng {new.id}",
             )
-        )
+        ).rowcount
+        if changed != 1:  # superseded (or revoked) meanwhile: this entry rolls back with the transaction
+            raise WorkflowError(f"Văn bản {old_id} không còn hiệu lực / {old_id} is no longer issued")
     ctx.record(
         None, actor, "document.supersede", org=new.school_code, target=old_id, detail={"by": new.id, "leaf_index": leaf}
     )

@@ -119,3 +119,39 @@ def world(tmp_path: Path, database_url: str, dev_pki: object) -> Iterator[World]
     secrets = populate(dep)
     app = create_app(dep.settings)
     yield World(dep, app, secrets)
+
+
+def staff_actor(world: World, username: str):  # type: ignore[no-untyped-def]
+    person = service.person_by_username(world.dep.engine, username)
+    assert person is not None
+    return service.actor_for(world.dep.engine, person, "staff")
+
+
+def teacher_signed(world: World, payloads: list[dict], school: str = SCHOOL_A) -> list[str]:  # type: ignore[type-arg]
+    """Drafts filed by the registrar, checked and signed by the homeroom teacher (the server's teacher key)."""
+    from sealtrail.accounts import workflow as wf
+
+    ctx = world.app.state.accounts  # type: ignore[attr-defined]
+    items = wf.submit(ctx, None, staff_actor(world, "registrar-a"), school, payloads)
+    ids = [i.id for i in items]
+    teacher = staff_actor(world, "homeroom_teacher-a")
+    wf.move(ctx, None, teacher, school, ids, "check")
+    signed, problems = wf.teacher_sign(ctx, None, teacher, school, ids)
+    assert not problems and len(signed) == len(ids), problems
+    return ids
+
+
+def finish_batch(world: World, batch_id: str, timeout: float = 300) -> dict:  # type: ignore[type-arg]
+    """Wait for a batch job to end: SQLite runs it in the app's thread; on PostgreSQL (no worker in these tests)
+    this test process runs the job's items itself, as `sealtrail worker` would."""
+    import time
+
+    from sealtrail import jobs
+
+    if jobs.is_postgres(world.dep.engine):
+        jobs.run_open_items(world.dep)
+    deadline = time.monotonic() + timeout
+    while (progress := jobs.batch_progress(world.dep, batch_id))["state"] in ("queued", "running"):  # type: ignore[index]
+        assert time.monotonic() < deadline, progress
+        time.sleep(0.3)
+    return progress  # type: ignore[return-value]

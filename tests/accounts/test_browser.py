@@ -5,6 +5,7 @@ Screenshots go to docs/screens/ only with SEALTRAIL_UPDATE_SCREENSHOTS=1 (like t
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Iterator
@@ -13,12 +14,22 @@ from pathlib import Path
 import pyotp
 import pytest
 import uvicorn
+from sqlmodel import Session
 
 import schemas
 from sealtrail.accounts import service
 from sealtrail.accounts import workflow as wf
-from sealtrail.accounts.web import default_signer
-from tests.accounts.conftest import PASSWORD, SCHOOL_A, World, make_deployment, populate
+from signer.workflow import WorkItem
+from tests.accounts.conftest import (
+    PASSWORD,
+    SCHOOL_A,
+    World,
+    finish_batch,
+    make_deployment,
+    populate,
+    staff_actor,
+    teacher_signed,
+)
 from tests.conftest import free_port
 from tests.e2e.test_browser import CHROMIUM, SCREENS
 
@@ -67,19 +78,14 @@ def browser_page() -> Iterator[object]:
         browser.close()
 
 
-def _staff(world: World, username: str):  # type: ignore[no-untyped-def]
-    person = service.person_by_username(world.dep.engine, username)
-    assert person is not None
-    return service.actor_for(world.dep.engine, person, "staff")
-
-
-def _ready_for_principal(world: World, payloads: list[dict]) -> list[str]:  # type: ignore[type-arg]
-    ctx = world.app.state.accounts  # type: ignore[attr-defined]
-    items = wf.submit(ctx, None, _staff(world, "registrar-a"), SCHOOL_A, payloads)
-    ids = [i.id for i in items]
-    for action in ("check", "teacher_sign"):
-        wf.move(ctx, None, _staff(world, "homeroom_teacher-a"), SCHOOL_A, ids, action)
-    return ids
+def _off_loop(fn, *args):  # type: ignore[no-untyped-def]
+    """Run ``fn`` on a thread of its own: signing uses asyncio.run, which cannot run on Playwright's event loop."""
+    out: list[object] = []
+    thread = threading.Thread(target=lambda: out.append(fn(*args)))
+    thread.start()
+    thread.join(timeout=300)
+    assert out, "signing did not finish"
+    return out[0]
 
 
 def _wait_until_finished(page) -> None:  # type: ignore[no-untyped-def]
@@ -90,9 +96,22 @@ def _wait_until_finished(page) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_principal_approves_and_signs_a_whole_class_in_the_browser(served: tuple[World, str], browser_page) -> None:  # type: ignore[no-untyped-def]
+    """The class was signed by its homeroom teacher; one pupil's data was changed afterwards behind the workflow's
+    back. The principal approves the class: the batch job issues three, and refuses the changed one with what to do."""
     world, base = served
     page = browser_page
-    _ready_for_principal(world, schemas.load_sample("class_9a1"))
+    klass = schemas.load_sample("class_9a1")
+    extra = copy.deepcopy(klass[0])
+    extra["holder"] |= {"personal_id": "001310099999", "given_name": "Minh", "middle_name": "Văn", "gender": 1}
+    ids = _off_loop(teacher_signed, world, [*klass, extra])
+    with Session(world.dep.engine) as session:  # edited after the teacher signed, not through the workflow
+        row = session.get(WorkItem, ids[3])
+        assert row is not None
+        data = copy.deepcopy(row.data)
+        data["years"][0]["days_absent"] = 12
+        row.data = data
+        session.add(row)
+        session.commit()
     page.goto(f"{base}/can-bo/{SCHOOL_A}/hang-doi")
     assert page.url.endswith("/dang-nhap")  # not signed in yet
     page.fill("#username", "principal-a")
@@ -101,17 +120,24 @@ def test_principal_approves_and_signs_a_whole_class_in_the_browser(served: tuple
     page.click("button[type=submit]")
     assert "principal" in page.inner_text("main")
     page.goto(f"{base}/can-bo/{SCHOOL_A}/hang-doi?lop=9A1&nam=2024-2025")
-    assert page.locator("td.state-teacher_signed").count() == 3
+    assert page.locator("td.state-teacher_signed").count() == 4
     SCREENS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENS / "principal-queue.png"), full_page=True)
     page.click("#approve")
     assert "/lo-ky/" in page.url
+    assert page.locator("progress").count() == 1 and "/ 4 hồ sơ" in page.inner_text("#batch-counts")
+    if "Đang ký" in page.inner_text("#batch-state"):
+        page.screenshot(path=str(SCREENS / "principal-batch-progress.png"), full_page=True)
     _wait_until_finished(page)
-    assert page.inner_text("#batch-state").startswith("Đã ký và cấp xong")
+    assert page.inner_text("#batch-state").startswith("Đã ký xong, có 1 hồ sơ lỗi")
     assert page.locator("text=Đã cấp HB-").count() == 3
+    failure = page.inner_text(f"#row-{ids[3]} .failure")
+    assert "thay đổi sau khi GVCN ký" in failure and "trả lại" in failure.lower(), failure
     page.screenshot(path=str(SCREENS / "principal-batch-done.png"), full_page=True)
     page.goto(f"{base}/can-bo/{SCHOOL_A}/hang-doi?lop=9A1")
     assert page.locator("td.state-issued").count() == 3
+    assert page.locator("td.state-teacher_signed").count() == 1  # back in the queue, with the reason
+    assert "thay đổi sau khi GVCN ký" in page.inner_text("td.state-teacher_signed")
 
 
 def test_student_requests_a_certified_copy_and_shares_it_in_the_browser(
@@ -119,10 +145,9 @@ def test_student_requests_a_certified_copy_and_shares_it_in_the_browser(
 ) -> None:  # type: ignore[no-untyped-def]
     world, base = served
     ctx = world.app.state.accounts  # type: ignore[attr-defined]
-    ids = _ready_for_principal(world, schemas.load_sample("class_9a1")[:1])
-    batch = wf.start_batch(ctx, None, _staff(world, "principal-a"), SCHOOL_A, ids)
-    wf.run_in_background(ctx, batch.id, default_signer(ctx)).join(timeout=300)  # not on Playwright's event loop
-    assert wf.batch_progress(ctx, SCHOOL_A, batch.id)[0].done == 1  # type: ignore[index]
+    ids = _off_loop(teacher_signed, world, schemas.load_sample("class_9a1")[:1])
+    batch = wf.start_batch(ctx, None, staff_actor(world, "principal-a"), SCHOOL_A, ids)
+    assert finish_batch(world, batch)["counts"]["issued"] == 1
     code = service.issue_student_code(world.dep.engine, "student-a", SCHOOL_A)
     page = browser_page
     page.goto(f"{base}/hoc-sinh/dang-nhap")

@@ -16,7 +16,7 @@ from signer.workflow import WorkItem
 
 NEW_TABLES = {
     "organisations", "people", "memberships", "login_sessions", "one_time_codes", "audit_events", "share_links",
-    "work_items", "work_transitions", "signing_batches",
+    "work_items", "work_transitions",
 }  # fmt: skip
 
 

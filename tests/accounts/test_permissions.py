@@ -30,6 +30,7 @@ RULES: dict[tuple[str, str], set[str]] = {
     ("POST", "/can-bo/{school}/ho-so/tra-lai"): {"homeroom_teacher", "principal"},
     ("POST", "/can-bo/{school}/duyet-ky"): {"principal"},
     ("POST", "/can-bo/{school}/lo-ky/{batch_id}/tiep-tuc"): {"principal"},
+    ("POST", "/can-bo/{school}/lo-ky/{batch_id}/huy"): {"principal"},
     ("POST", "/can-bo/{school}/van-ban/{doc_id}/thu-hoi"): {"principal", "school_admin"},
     ("GET", "/can-bo/{school}/thanh-vien"): {"school_admin"},
     ("POST", "/can-bo/{school}/thanh-vien"): {"school_admin"},
@@ -49,6 +50,8 @@ RULES: dict[tuple[str, str], set[str]] = {
     ("GET", "/can-bo/{school}/khoa-tra-cuu"): {"school_admin"},  # and verifier_org (tests/accounts/test_identity.py)
     ("POST", "/can-bo/{school}/khoa-tra-cuu"): {"school_admin"},  # refused (422) outside verifier organisations
     ("POST", "/can-bo/{school}/khoa-tra-cuu/{key_id}/thu-hoi"): {"school_admin"},
+    ("POST", "/api/v1/schools/{school}/signing/documents"): {"registrar"},  # and keys with documents:issue
+    ("POST", "/api/v1/schools/{school}/signing/documents/{doc_id}/cancel"): {"registrar"},
 }
 STUDENT_ROUTES = {
     ("GET", "/hoc-sinh"),
@@ -210,5 +213,11 @@ def test_api_keys_act_only_within_their_scopes_and_school(
     assert client.post(f"/api/v1/schools/{SCHOOL_A}/work-items", json=[], headers=auth).status_code == edit
     assert client.get(f"/api/v1/schools/{SCHOOL_B}/work-items", headers=auth).status_code == 403
     assert client.get(f"/can-bo/{SCHOOL_A}/hang-doi", headers=auth).status_code in (403, 200 if read == 200 else 403)
+    deferred = f"/api/v1/schools/{SCHOOL_A}/signing/documents"
+    assert client.post(deferred, json={}, headers=auth).status_code == (422 if "documents:issue" in scopes else 403)
+    assert client.post(f"{deferred}/X/cancel", headers=auth).status_code == (
+        404 if "documents:issue" in scopes else 403
+    )
+    assert client.post(f"/api/v1/schools/{SCHOOL_B}/signing/documents", json={}, headers=auth).status_code == 403
     if "documents:issue" not in scopes:
         assert client.post("/api/v1/documents", json={}, headers=auth).status_code == 403

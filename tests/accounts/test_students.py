@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,10 +18,9 @@ from ledger.registry import DocumentRecord
 from sealtrail.accounts import service
 from sealtrail.accounts import workflow as wf
 from sealtrail.accounts.models import ShareLink
-from sealtrail.accounts.web import default_signer
 from sealtrail.ledgerwiring import audit_deployment, ledger_for
 from signer.storage import BlobStore
-from tests.accounts.conftest import SCHOOL_A, World, csrf_of
+from tests.accounts.conftest import SCHOOL_A, World, csrf_of, finish_batch, staff_actor, teacher_signed
 
 pytestmark = pytest.mark.slow
 
@@ -30,20 +28,10 @@ pytestmark = pytest.mark.slow
 def issue_class(world: World, payloads: list[dict]) -> list[str]:  # type: ignore[type-arg]
     """Take documents through the whole workflow (as the school's staff would) and return their document ids."""
     ctx = world.app.state.accounts  # type: ignore[attr-defined]
-    engine = world.dep.engine
-
-    def actor(username: str):  # type: ignore[no-untyped-def]
-        person = service.person_by_username(engine, username)
-        assert person is not None
-        return service.actor_for(engine, person, "staff")
-
-    items = wf.submit(ctx, None, actor("registrar-a"), SCHOOL_A, payloads)
-    ids = [i.id for i in items]
-    wf.move(ctx, None, actor("homeroom_teacher-a"), SCHOOL_A, ids, "check")
-    wf.move(ctx, None, actor("homeroom_teacher-a"), SCHOOL_A, ids, "teacher_sign")
-    batch = wf.start_batch(ctx, None, actor("principal-a"), SCHOOL_A, ids)
-    finished = wf.run_batch(ctx, batch.id, default_signer(ctx))
-    assert finished.done == len(ids) and finished.failed == 0
+    ids = teacher_signed(world, payloads)
+    batch = wf.start_batch(ctx, None, staff_actor(world, "principal-a"), SCHOOL_A, ids)
+    progress = finish_batch(world, batch)
+    assert progress["counts"]["issued"] == len(ids) and progress["state"] == "done", progress
     return [str(wf.get_item(ctx, SCHOOL_A, i).doc_id) for i in ids]  # type: ignore[union-attr]
 
 
@@ -135,42 +123,3 @@ def test_student_sees_downloads_copies_and_shares_only_their_own_documents(world
     assert client.post(f"/hoc-sinh/chia-se/{share_id}/thu-hoi", data={"csrf_token": csrf}).status_code == 303
     assert world.client().get(link).status_code == 404
     assert world.client().get("/chia-se/khong-co-lien-ket-nay").status_code == 404
-
-
-def test_a_batch_the_server_stopped_in_the_middle_of_is_resumed_without_signing_twice(world: World) -> None:
-    ctx = world.app.state.accounts  # type: ignore[attr-defined]
-    engine = world.dep.engine
-
-    def actor(username: str):  # type: ignore[no-untyped-def]
-        person = service.person_by_username(engine, username)
-        assert person is not None
-        return service.actor_for(engine, person, "staff")
-
-    klass = schemas.load_sample("class_9a1")
-    (done_id,) = issue_class(world, klass[:1])
-    items = wf.submit(ctx, None, actor("registrar-a"), SCHOOL_A, klass[1:2])
-    ids = [i.id for i in items]
-    for action in ("check", "teacher_sign"):
-        wf.move(ctx, None, actor("homeroom_teacher-a"), SCHOOL_A, ids, action)
-    batch = wf.start_batch(ctx, None, actor("principal-a"), SCHOOL_A, ids)  # approved, then the server "stops"
-    with Session(engine) as session:  # the batch also names an item that was already issued
-        row = session.get(wf.SigningBatch, batch.id)
-        assert row is not None
-        first_item = session.exec(select(wf.WorkItem).where(wf.WorkItem.doc_id == done_id)).one()
-        row.item_ids = [first_item.id, *ids]
-        session.add(row)
-        session.commit()
-    principal = world.login("principal-a")
-    page = principal.get(f"/can-bo/{SCHOOL_A}/lo-ky/{batch.id}")
-    assert "Lô ký bị gián đoạn" in page.text and 'id="resume"' in page.text and "http-equiv" not in page.text
-    resumed = principal.post(
-        f"/can-bo/{SCHOOL_A}/lo-ky/{batch.id}/tiep-tuc", data={"csrf_token": world.csrf["principal-a"]}
-    )
-    assert resumed.status_code == 303
-    deadline = time.monotonic() + 240
-    while "Đã ký và cấp xong" not in (text := principal.get(f"/can-bo/{SCHOOL_A}/lo-ky/{batch.id}").text):
-        assert time.monotonic() < deadline, text
-        time.sleep(0.5)
-    with Session(engine) as session:
-        records = session.exec(select(DocumentRecord)).all()
-    assert len(records) == 2  # the already issued one was not signed again

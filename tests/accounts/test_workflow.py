@@ -5,9 +5,8 @@ approval → sealed and issued; a failure that says what to do; retry; correctio
 from __future__ import annotations
 
 import copy
-import dataclasses
+import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,12 @@ from sqlmodel import Session, select
 import schemas
 from ledger.entry import Entry
 from ledger.registry import DocumentRecord
-from sealtrail.accounts.web import default_signer
+from sealtrail import jobs
+from sealtrail.accounts import workflow as wf
 from sealtrail.ledgerwiring import audit_deployment, ledger_for
-from signer.pdf import PadesSigner
 from signer.storage import BlobStore
 from signer.workflow import State, Transition, WorkflowError, WorkItem, find_move
-from tests.accounts.conftest import SCHOOL_A, World
-from tests.conftest import free_port
+from tests.accounts.conftest import SCHOOL_A, World, finish_batch, teacher_signed
 
 pytestmark = pytest.mark.slow
 
@@ -44,16 +42,14 @@ def _items(world: World) -> dict[str, WorkItem]:
         return {i.holder_personal_id or i.id: i for i in session.exec(select(WorkItem)).all()}
 
 
-def _wait_for_batch(client, location: str) -> str:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        page = client.get(location)
-        assert page.status_code == 200
-        if 'http-equiv="refresh"' not in page.text:
-            return str(page.text)
-        assert "Đang ký" in page.text
-        time.sleep(0.5)
-    raise AssertionError("the batch did not finish")
+def _names(dep, pdfsig_out: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The roles of the signatures pdfsig lists, in the order it lists them (the order they were applied)."""
+    names = {
+        str(dep.signing_keys[r].certificate.subject.native["common_name"]): r
+        for r in ("homeroom_teacher", "principal", "seal")
+    }
+    found = re.findall(r"Signer Certificate Common Name: (.+)", pdfsig_out)
+    return [names.get(n.strip(), n.strip()) for n in found]
 
 
 def _trust(world: World, tmp: Path) -> tuple[Path, Path]:
@@ -94,7 +90,8 @@ def test_class_goes_from_drafts_to_issued_with_a_failure_a_retry_a_correction_an
     assert refused.status_code == 303 and "loi=1" in refused.headers["location"]
     assert {i.state for i in _items(world).values()} == {"draft"}
 
-    # 3. the homeroom teacher checks and signs the class
+    # 3. the homeroom teacher checks and signs the class: the teacher's signature is applied now, the principal's
+    # and the seal's steps wait for the approval
     for action in ("kiem-tra", "ky"):
         r = teacher.post(
             f"/can-bo/{SCHOOL_A}/ho-so/{action}", data={"items": ids, "csrf_token": csrf["homeroom_teacher"]}
@@ -102,48 +99,79 @@ def test_class_goes_from_drafts_to_issued_with_a_failure_a_retry_a_correction_an
         assert r.status_code == 303 and "loi" not in r.headers["location"], r.headers["location"]
     queue = principal.get(f"/can-bo/{SCHOOL_A}/hang-doi?lop=9A1&nam=2024-2025")
     assert queue.text.count('class="state-teacher_signed"') == 3, queue.text
+    flow = wf.signing_flow(dep)
+    items = _items(world)
+    blobs = BlobStore(dep.settings.documents_dir)
+    for item in items.values():
+        assert [(t.role, t.status) for t in flow.tasks(item.doc_id)] == [
+            ("homeroom_teacher", "done"), ("principal", "held"), ("seal", "held")
+        ]  # fmt: skip
+    teacher_pdf = tmp_path / "gvcn.pdf"
+    ids_doc = str(items[klass[0]["holder"]["personal_id"]].doc_id)
+    teacher_pdf.write_bytes(blobs.get(str(flow.tasks(ids_doc)[0].output_pdf_sha256), "pdf"))
+    out = subprocess.run(["pdfsig", str(teacher_pdf)], capture_output=True, text=True, timeout=120).stdout
+    assert out.count("Signature Validation: Signature is Valid.") == 1 and _names(dep, out) == ["homeroom_teacher"], out
+    with Session(dep.engine) as session:
+        assert session.get(DocumentRecord, ids_doc).status == "pending"  # not issued, not in the log
 
-    # 4. batch approval; one document's timestamp server is down (a real refused connection)
-    real = default_signer(world.app.state.accounts)  # type: ignore[attr-defined]
-    issuer = real.__self__  # type: ignore[attr-defined]
-    dead = dataclasses.replace(
-        issuer, pades=PadesSigner(trust_roots=dep.trust_roots, other_certs=dep.intermediates,
-                                  timestamp_urls=[f"http://127.0.0.1:{free_port()}/tsa"]),
-    )  # fmt: skip
+    # 4. one pupil's data is changed behind the workflow's back after the teacher signed: the batch refuses that
+    # document (no principal signature on it) with what to do, and issues the others
     unlucky = klass[2]["holder"]["personal_id"]
-    world.app.state.accounts.sign = lambda doc: (dead if doc.holder.personal_id == unlucky else issuer).issue(doc)  # type: ignore[attr-defined]
+    with Session(dep.engine) as session:
+        row = session.get(WorkItem, items[unlucky].id)
+        data = copy.deepcopy(row.data)
+        data["years"][0]["homeroom_comment"] = "Sửa thẳng trong cơ sở dữ liệu"
+        row.data = data
+        session.add(row)
+        session.commit()
     started = principal.post(f"/can-bo/{SCHOOL_A}/duyet-ky", data={"items": ids, "csrf_token": csrf["principal"]})
     assert started.status_code == 303 and "/lo-ky/" in started.headers["location"]
-    done = _wait_for_batch(principal, started.headers["location"])
-    assert "có 1 hồ sơ lỗi" in done and "dấu thời gian" in done and "thử ký lại" in done
+    progress = finish_batch(world, started.headers["location"].rsplit("/", 1)[1])
+    assert progress["state"] == "failed" and progress["counts"]["issued"] == 2 and progress["counts"]["failed"] == 1
+    done = principal.get(started.headers["location"]).text
+    assert "có 1 hồ sơ lỗi" in done and "thay đổi sau khi GVCN ký" in done and "trả lại" in done
     items = _items(world)
-    assert items[unlucky].state == "teacher_signed" and items[unlucky].doc_id is None
+    assert items[unlucky].state == "teacher_signed" and "GVCN" in str(items[unlucky].last_error)
+    assert [t.status for t in flow.tasks(items[unlucky].doc_id)] == ["done", "held", "held"]  # no principal signature
     issued = [i for i in items.values() if i.state == "issued"]
     assert len(issued) == 2
 
-    # 5. retry after the failure: the same item, now with the working key backend
-    world.app.state.accounts.sign = None  # type: ignore[attr-defined]
+    # 5. the teacher takes it back (its teacher-signed document is withdrawn), signs the data again, and the
+    # principal approves it
+    stale_doc = items[unlucky].doc_id
+    for action in ("tra-lai", "kiem-tra", "ky"):
+        r = teacher.post(
+            f"/can-bo/{SCHOOL_A}/ho-so/{action}",
+            data={"items": [items[unlucky].id], "csrf_token": csrf["homeroom_teacher"]},
+        )
+        assert "loi" not in r.headers["location"], r.headers["location"]
+    with Session(dep.engine) as session:
+        assert session.get(DocumentRecord, stale_doc) is None and not flow.tasks(stale_doc)
     retry = principal.post(
         f"/can-bo/{SCHOOL_A}/duyet-ky", data={"items": [items[unlucky].id], "csrf_token": csrf["principal"]}
     )
-    assert "Đã ký và cấp xong" in _wait_for_batch(principal, retry.headers["location"])
+    assert finish_batch(world, retry.headers["location"].rsplit("/", 1)[1])["state"] == "done"
+    assert "Đã ký và cấp xong" in principal.get(retry.headers["location"]).text
     items = _items(world)
     assert {i.state for i in items.values()} == {"issued"}
     with Session(dep.engine) as session:
         steps = session.exec(select(Transition).where(Transition.item_id == items[unlucky].id)).all()
     assert [s.action for s in steps] == [
-        "create", "check", "teacher_sign", "approve", "signing_failed", "approve", "seal", "issue"
+        "create", "check", "teacher_sign", "approve", "signing_failed", "return", "check", "teacher_sign", "approve",
+        "seal", "issue",
     ]  # fmt: skip
     assert [s.actor for s in steps][1:4] == ["homeroom_teacher-a", "homeroom_teacher-a", "principal-a"]
 
-    blobs = BlobStore(dep.settings.documents_dir)
     with Session(dep.engine) as session:
         records = {r.id: r for r in session.exec(select(DocumentRecord)).all()}
     first = records[str(items[klass[0]["holder"]["personal_id"]].doc_id)]
+    assert first.id == ids_doc
     pdf = tmp_path / "hocba.pdf"
     pdf.write_bytes(blobs.get(str(first.sha256_pdf), "pdf"))
+    assert pdf.read_bytes().startswith(teacher_pdf.read_bytes())  # the teacher's revision, untouched, comes first
     out = subprocess.run(["pdfsig", str(pdf)], capture_output=True, text=True, timeout=120).stdout
     assert out.count("Signature Validation: Signature is Valid.") == 3, out
+    assert _names(dep, out) == ["homeroom_teacher", "principal", "seal"], out
 
     # 6. a correction after issue supersedes the original once it is issued itself
     second_doc = str(items[klass[1]["holder"]["personal_id"]].doc_id)
@@ -155,12 +183,17 @@ def test_class_goes_from_drafts_to_issued_with_a_failure_a_retry_a_correction_an
     )  # fmt: skip
     assert corr.status_code == 201 and corr.json()["supersedes"] == second_doc
     new_id = corr.json()["id"]
+    page = principal.get(f"/can-bo/{SCHOOL_A}/ho-so/{new_id}").text  # what changed against the superseded document
+    assert f"văn bản được đính chính <code>{second_doc}</code>" in page
+    assert page.count("<ins>") == 1 and "years[0].days_absent" in page and "<ins>3</ins>" in page, page
+    queue = principal.get(f"/can-bo/{SCHOOL_A}/hang-doi").text
+    assert "1 thay đổi" in queue
     for action in ("kiem-tra", "ky"):
         teacher.post(
             f"/can-bo/{SCHOOL_A}/ho-so/{action}", data={"items": [new_id], "csrf_token": csrf["homeroom_teacher"]}
         )
     batch = principal.post(f"/can-bo/{SCHOOL_A}/duyet-ky", data={"items": [new_id], "csrf_token": csrf["principal"]})
-    assert "Đã ký và cấp xong" in _wait_for_batch(principal, batch.headers["location"])
+    assert finish_batch(world, batch.headers["location"].rsplit("/", 1)[1])["state"] == "done"
 
     # 7. revocation: reason required, principal or school admin, signed with the seal, logged
     admin = world.login("school_admin-a")
@@ -230,7 +263,6 @@ def test_two_principals_approving_the_same_items_at_once_move_them_once(
     import threading
 
     from sealtrail.accounts import service
-    from sealtrail.accounts import workflow as wf
 
     ctx = world.app.state.accounts  # type: ignore[attr-defined]
     engine = world.dep.engine
@@ -240,10 +272,7 @@ def test_two_principals_approving_the_same_items_at_once_move_them_once(
         assert person is not None
         return service.actor_for(engine, person, "staff")
 
-    items = wf.submit(ctx, None, actor("registrar-a"), SCHOOL_A, schemas.load_sample("class_9a1"))
-    ids = [i.id for i in items]
-    for action in ("check", "teacher_sign"):
-        wf.move(ctx, None, actor("homeroom_teacher-a"), SCHOOL_A, ids, action)
+    ids = teacher_signed(world, schemas.load_sample("class_9a1")[:1])
     principal = actor("principal-a")
     outcomes: list[str] = []
     barrier = threading.Barrier(4, timeout=30)
@@ -273,5 +302,6 @@ def test_two_principals_approving_the_same_items_at_once_move_them_once(
     assert outcomes.count("ok") == 1, outcomes
     with Session(engine) as session:
         approvals = session.exec(select(Transition).where(Transition.action == "approve")).all()
-        batches = session.exec(select(wf.SigningBatch)).all()
+    with engine.connect() as conn:
+        batches = conn.execute(select(jobs.batches.c.id)).all()
     assert len(approvals) == 1 and len(batches) == 1
