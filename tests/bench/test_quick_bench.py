@@ -12,6 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import LOAD_GROUP
+
 FIGURES = {
     "signing.soft",
     "signing.soft.overhead",
@@ -33,6 +37,7 @@ FIGURES = {
 }
 
 
+@pytest.mark.xdist_group(LOAD_GROUP)  # not while the soak test runs on the other worker
 def test_quick_bench_reports_every_figure_with_a_ratio(tmp_path: Path) -> None:
     env = dict(os.environ, BENCH_QUICK="1", BENCH_RESULTS_DIR=str(tmp_path))
     run = subprocess.run(
