@@ -26,10 +26,12 @@ LOAD_GROUP = "load"
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A module's tests stay together on one worker (its module-scoped fixtures are built once), unless marked
-    with their own ``xdist_group``."""
+    with their own ``xdist_group``; a package whose modules share a costly session fixture stays together too."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+            module = item.nodeid.split("::", 1)[0]
+            # the end-to-end modules share one demo installation (tests/e2e/conftest.py), built once
+            item.add_marker(pytest.mark.xdist_group("tests/e2e" if module.startswith("tests/e2e/") else module))
 
 
 def free_port() -> int:
