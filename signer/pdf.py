@@ -317,7 +317,11 @@ class PadesSigner:
         return context
 
     def sign(self, pdf: bytes, backend: KeyBackend, request: SignatureRequest) -> bytes:
-        """Return a new PDF with one more signature; raise SigningError and return nothing on failure."""
+        """Return a new PDF with one more signature; raise SigningError and return nothing on failure.
+
+        A failure drops this thread's reused validation context: it may hold the failed OCSP/CRL fetches of a
+        service that was down, and the retry after the service is back must fetch afresh, not wait out the reuse.
+        """
         reserved = self.initial_reservation
         while True:
             try:
@@ -327,7 +331,11 @@ class PadesSigner:
                 if needed is not None and reserved < _MAX_RESERVATION:
                     reserved = min(_MAX_RESERVATION, max(reserved * 2, needed + needed // 4))
                     continue
+                self._local.context = None
                 raise SigningError(f"Could not sign the document in field {request.field_name}: {exc}") from exc
+            except Exception:
+                self._local.context = None
+                raise
 
     def _sign_once(self, pdf: bytes, backend: KeyBackend, request: SignatureRequest, reserved: int) -> bytes:
         writer, new_field = open_for_signing(pdf, request)

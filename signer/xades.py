@@ -19,6 +19,9 @@ the data the earlier ones signed). Exclusive canonicalisation keeps each signatu
 
 Levels: XAdES B-B (SigningCertificateV2, SigningTime, ClaimedRole) and B-T (a SignatureTimeStamp over the
 SignatureValue from an RFC 3161 authority, with failover).
+
+The envelope's names and ``signed_data`` live in schemas.envelope (the verifier reads envelopes too and must not
+import signer); they stay importable from here.
 """
 
 from __future__ import annotations
@@ -44,20 +47,16 @@ from signxml.algorithms import CanonicalizationMethod, SignatureConstructionMeth
 from signxml.xades import XAdESDataObjectFormat, XAdESSigner
 
 from hsm_adapters.base import KeyBackend, KeyBackendError, SignatureMechanism
+from schemas.envelope import DATA_ID, DS_NS, SIGNED_NS, XADES_NS, exc_c14n
+from schemas.envelope import canonical_bytes as canonical_bytes
+from schemas.envelope import q as _q
+from schemas.envelope import signed_data as signed_data
 from schemas.xml import parse_xml_securely
 from signer.fetching import signing_fetchers
 from signer.pdf import REVOCATION_REUSE_SECONDS, FailoverTimeStamper, SigningError
 
-SIGNED_NS = "urn:sealtrail:signed:1"
-DS_NS = "http://www.w3.org/2000/09/xmldsig#"
-XADES_NS = "http://uri.etsi.org/01903/v1.3.2#"
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
-DATA_ID = "DuLieu"
 _HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
-
-
-def _q(tag: str) -> str:
-    return f"{{{SIGNED_NS}}}{tag}"
 
 
 class BackendKey:
@@ -100,26 +99,6 @@ def envelope(canonical_xml: bytes) -> bytes:
     data.append(document)
     etree.SubElement(root, _q("ChuKySo"))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-
-
-def signed_data(signed_xml: bytes) -> bytes:
-    """The canonical document carried inside a signed envelope (what the signatures cover)."""
-    root = parse_xml_securely(signed_xml)
-    data = root.find(_q("DuLieu"))
-    if root.tag != _q("VanBanKySo") or data is None or len(data) != 1:
-        raise ValueError("this is not a SealTrail signed XML document (no VanBanKySo/DuLieu)")
-    return canonical_bytes(data[0])
-
-
-def exc_c14n(element: etree._Element) -> bytes:
-    """Exclusive XML canonicalisation: the same bytes wherever the element sits (what every digest here uses)."""
-    return etree.tostring(element, method="c14n", exclusive=True)
-
-
-def canonical_bytes(element: etree._Element) -> bytes:
-    """The bytes ``schemas.xml.to_xml`` writes for this element: an XML declaration and the element's exclusive
-    C14N form (empty elements as start and end tag, as to_xml writes them), so hashes match the issued data."""
-    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + exc_c14n(element)
 
 
 @dataclass(frozen=True)

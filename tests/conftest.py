@@ -16,6 +16,24 @@ import pytest
 PG_ADMIN_URL = os.environ.get("SEALTRAIL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+# Tests run in two pytest-xdist workers (pyproject addopts: -n auto --dist loadgroup): most of their time is waiting
+# on subprocesses, services and retries. Each worker has its own session fixtures (dev PKI, SoftHSM tokens, S3
+# server) in its own temporary directory, PostgreSQL databases have random names, and ports come from the OS.
+LOAD_GROUP = "load"
+"""The tests that measure or make load (soak, quick bench): one worker runs them one after the other."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A module's tests stay together on one worker (its module-scoped fixtures are built once), unless marked
+    with their own ``xdist_group``; a package whose modules share a costly session fixture stays together too."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            module = item.nodeid.split("::", 1)[0]
+            # the end-to-end modules share one demo installation (tests/e2e/conftest.py), built once
+            item.add_marker(pytest.mark.xdist_group("tests/e2e" if module.startswith("tests/e2e/") else module))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,8 +11,8 @@ from typing import Any
 
 import schemas
 from ledger.registry import DocumentRecord
+from schemas.envelope import signed_data
 from schemas.xml import from_xml
-from signer.xades import signed_data
 from verifier.web import Details
 
 

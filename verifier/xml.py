@@ -26,9 +26,9 @@ from signxml import InvalidInput, InvalidSignature
 from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
 
 from schemas.common import SchemaError
+from schemas.envelope import DATA_ID, DS_NS, SIGNED_NS, XADES_NS, canonical_bytes, exc_c14n
 from schemas.publish import validate_xml
 from schemas.xml import parse_xml_securely
-from signer.xades import DATA_ID, DS_NS, SIGNED_NS, XADES_NS, canonical_bytes, exc_c14n
 from verifier.pdf import (
     R_CRYPTO,
     R_TS_BROKEN,

@@ -30,8 +30,8 @@ from tests.accounts.conftest import (
     staff_actor,
     teacher_signed,
 )
+from tests.browser import SCREENS, chromium
 from tests.conftest import free_port
-from tests.e2e.test_browser import CHROMIUM, SCREENS
 
 pytestmark = pytest.mark.slow
 DESKTOP = {"width": 1100, "height": 800}
@@ -63,19 +63,9 @@ def served(tmp_path: Path, dev_pki: object, cheap_argon2: None) -> Iterator[tupl
 
 @pytest.fixture
 def browser_page() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed (make test installs the Debian package 'chromium')")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )  # fmt: skip
+    with chromium() as browser:
         context = browser.new_context(viewport=DESKTOP, java_script_enabled=False)
         yield context.new_page()
-        browser.close()
 
 
 def _off_loop(fn, *args):  # type: ignore[no-untyped-def]

@@ -7,47 +7,27 @@ Screenshots of the pages as a phone shows them are committed in docs/screens/; r
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.browser import SCREENS, chromium
 from tests.e2e.conftest import documents
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Screenshots refresh the committed ones in docs/screens only when asked (SEALTRAIL_UPDATE_SCREENSHOTS=1), so a
-# plain test run leaves the checkout clean; otherwise they go to a temporary folder and are still taken.
-SCREENS = (
-    Path(__file__).resolve().parents[2] / "docs" / "screens"
-    if os.environ.get("SEALTRAIL_UPDATE_SCREENSHOTS") == "1"
-    else Path(tempfile.mkdtemp(prefix="sealtrail-screens-"))
-)
 PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed (make test installs the Debian package 'chromium')")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )  # fmt: skip
+    with chromium() as browser:
         context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, java_script_enabled=False)
         requests: list[str] = []
         context.on("request", lambda r: requests.append(r.url))
         pg = context.new_page()
         pg.requests = requests  # type: ignore[attr-defined]
         yield pg
-        browser.close()
 
 
 def _fits_the_phone(page) -> None:  # type: ignore[no-untyped-def]

@@ -2,11 +2,16 @@
 
 Usage: python issue_driver.py N  (settings from SEALTRAIL_* in the environment; the dev PKI is served by the test).
 Re-running with the same N re-issues nothing that is issued and finishes what a crash left pending.
+With ``--trace`` it also prints ``at <step>`` as each step of issuing starts (render, PDF signature, XML signature,
+file store, log append), so that a test can kill it inside a chosen step.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import schemas
 from sealtrail.demo import issuer_for
@@ -25,8 +30,28 @@ def batch(n: int) -> list[schemas.Document]:
     return docs
 
 
+def trace(cls: type, method: str, step: str) -> None:
+    """Print ``at <step>`` each time ``cls.method`` starts (the step itself then runs unchanged)."""
+    inner: Callable[..., Any] = getattr(cls, method)
+
+    @functools.wraps(inner)
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        print("at", step, flush=True)
+        return inner(*args, **kwargs)
+
+    setattr(cls, method, traced)
+
+
 def main() -> None:
+    from signer.xades import XadesSigner
+
     issuer = issuer_for(Deployment(Settings()))
+    if "--trace" in sys.argv:
+        trace(type(issuer.renderer), "render", "render")
+        trace(type(issuer.pades), "sign", "pdf-signature")
+        trace(XadesSigner, "sign", "xml-signature")
+        trace(type(issuer.blobs), "put", "store")
+        trace(type(issuer.ledger), "append", "log")
     docs = batch(int(sys.argv[1]))
     print("ready", flush=True)
     for doc in docs:

@@ -175,3 +175,20 @@ def test_report_shows_the_pdfa_claim_and_checks_the_attached_xml(dev_pki: DevPki
     assert [(a["name"], a["relationship"], a["xsd_valid"]) for a in good.attachments] == [("vanbang.xml", "Data", True)]
     assert bad.verdict == "indeterminate" and bad.attachments[0]["xsd_valid"] is False
     assert "ATTACHMENT_NOT_VALID" in {r.code for r in bad.reasons}
+
+
+def test_signing_works_again_as_soon_as_the_revocation_services_are_back(tmp_path: Path) -> None:
+    """A failed signature's revocation look-ups (OCSP down) are not reused: the retry fetches afresh."""
+    from sealtrail.devpki import PkiServices, create_dev_pki
+
+    port = free_port()
+    pki = create_dev_pki(tmp_path / "pki", f"http://127.0.0.1:{port}")
+    signer = PadesSigner(trust_roots=[pki.root], other_certs=[pki.issuing_ca], timestamp_urls=[pki.tsa_url])
+    backend = SoftKeyBackend.from_pkcs12(pki.p12_path("principal"))
+    request = SignatureRequest("sig_principal", "p", "test")
+    with pytest.raises(SigningError):  # nothing answers on the PKI's port yet
+        signer.sign(_pdf(), backend, request)
+    with PkiServices(pki, port=port):  # well within the minute a validation context is otherwise reused
+        pdf = signer.sign(_pdf(), backend, request)
+        report = PdfVerifier([pki.root]).verify(pdf)
+    assert report.verdict == "valid", report.reasons

@@ -6,7 +6,10 @@ by document 0); document 0 always stays valid."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session
@@ -21,13 +24,18 @@ from tests.conftest import free_port
 SAMPLES = ("diploma_thpt", "diploma_bachelor", "transcript_thcs")
 
 
-@pytest.fixture(scope="session")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, list[IssuedDocument]]]:
+@contextmanager
+def installation(
+    data_dir: Path, database_url: str | None = None, **settings: Any
+) -> Iterator[tuple[Deployment, list[IssuedDocument]]]:
+    """A deployment with the SAMPLES issued and a checkpoint published; its dev PKI's services up meanwhile."""
     from sealtrail.demo import issuer_for
     from sealtrail.ledgerwiring import publish_checkpoint
 
     dep = Deployment(
-        Settings(data_dir=tmp_path_factory.mktemp("verdicts"), dev_pki_url=f"http://127.0.0.1:{free_port()}")
+        Settings(
+            data_dir=data_dir, database_url=database_url, dev_pki_url=f"http://127.0.0.1:{free_port()}", **settings
+        )
     )
     services = dep.start_dev_pki_services()
     try:
@@ -38,6 +46,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment
     finally:
         if services:
             services.stop()
+
+
+@pytest.fixture(scope="session")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, list[IssuedDocument]]]:
+    with installation(tmp_path_factory.mktemp("verdicts")) as installed:
+        yield installed
 
 
 def set_status(dep: Deployment, doc_id: str, status: DocumentStatus, **extra: object) -> None:

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 
 import schemas
 from ledger.registry import DocumentRecord, DocumentStatus
 from sealtrail.deployment import Deployment
-from sealtrail.settings import Settings
 from signer.issue import IssuedDocument
-from tests.conftest import free_port
+from tests.verifier.conftest import installation, set_status
 from verifier.ratelimit import RateLimiter
 
 
@@ -23,45 +20,14 @@ from verifier.ratelimit import RateLimiter
 def issued(
     tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None
 ) -> Iterator[tuple[Deployment, list[IssuedDocument]]]:
-    from sealtrail.demo import issuer_for
-
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("public"),
-        database_url=module_database_url,
-        dev_pki_url=f"http://127.0.0.1:{free_port()}",
-        public_rate_per_minute=600,
-    )
-    dep = Deployment(settings)
-    services = dep.start_dev_pki_services()
-    try:
-        issuer = issuer_for(dep)
-        samples = ("diploma_thpt", "diploma_bachelor", "transcript_thcs")
-        docs = [issuer.issue(schemas.parse_document(schemas.load_sample(name))) for name in samples]
-        from sealtrail.ledgerwiring import publish_checkpoint
-
-        publish_checkpoint(dep)
-        yield dep, docs
-    finally:
-        if services:
-            services.stop()
+    with installation(tmp_path_factory.mktemp("public"), module_database_url, public_rate_per_minute=600) as installed:
+        yield installed
 
 
 def _client(dep: Deployment) -> TestClient:
     from sealtrail.app import create_app
 
     return TestClient(create_app(dep.settings))
-
-
-def _set_status(dep: Deployment, doc_id: str, status: DocumentStatus, **extra: object) -> None:
-    with Session(dep.engine) as session:
-        record = session.get(DocumentRecord, doc_id)
-        assert record is not None
-        record.status = status.value
-        record.status_changed_at = datetime(2026, 3, 2, tzinfo=UTC)
-        for k, v in extra.items():
-            setattr(record, k, v)
-        session.add(record)
-        session.commit()
 
 
 def test_page_shows_the_minimum_and_a_valid_verdict(issued: tuple[Deployment, list[IssuedDocument]]) -> None:
@@ -103,8 +69,8 @@ def test_the_date_of_birth_reveals_full_details_and_a_wrong_one_does_not(
 
 def test_revoked_and_superseded_documents_say_so(issued: tuple[Deployment, list[IssuedDocument]]) -> None:
     dep, docs = issued
-    _set_status(dep, docs[1].doc_id, DocumentStatus.REVOKED, status_reason="Cấp sai thông tin")
-    _set_status(dep, docs[2].doc_id, DocumentStatus.SUPERSEDED, superseded_by=docs[0].doc_id)
+    set_status(dep, docs[1].doc_id, DocumentStatus.REVOKED, status_reason="Cấp sai thông tin")
+    set_status(dep, docs[2].doc_id, DocumentStatus.SUPERSEDED, superseded_by=docs[0].doc_id)
     client = _client(dep)
     revoked = client.get(f"/v/{docs[1].token}").text
     assert "KHÔNG HỢP LỆ" in revoked and "02/03/2026" in revoked and "Cấp sai thông tin" in revoked
