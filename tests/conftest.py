@@ -16,22 +16,32 @@ import pytest
 PG_ADMIN_URL = os.environ.get("SEALTRAIL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-# Tests run in two pytest-xdist workers (pyproject addopts: -n auto --dist loadgroup): most of their time is waiting
-# on subprocesses, services and retries. Each worker has its own session fixtures (dev PKI, SoftHSM tokens, S3
-# server) in its own temporary directory, PostgreSQL databases have random names, and ports come from the OS.
-LOAD_GROUP = "load"
-"""The tests that measure or make load (soak, quick bench): one worker runs them one after the other."""
+# Tests run in two pytest-xdist workers (pyproject addopts: -n auto): most of their time is waiting on subprocesses,
+# services and retries. Each worker has its own session fixtures (dev PKI, SoftHSM tokens, S3 server) in its own
+# temporary directory, PostgreSQL databases have random names, and ports come from the OS.
+LOAD_MODULES = frozenset({"tests/hardening/test_soak.py", "tests/bench/test_quick_bench.py"})
+"""The modules that measure or make load (soak, quick bench): one worker runs them one after the other."""
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A module's tests stay together on one worker (its module-scoped fixtures are built once), unless marked
-    with their own ``xdist_group``; a package whose modules share a costly session fixture stays together too."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            module = item.nodeid.split("::", 1)[0]
-            # the end-to-end modules share one demo installation (tests/e2e/conftest.py), built once
-            item.add_marker(pytest.mark.xdist_group("tests/e2e" if module.startswith("tests/e2e/") else module))
+def xdist_scope(nodeid: str) -> str:
+    """The unit of work a worker takes whole: a module (its module-scoped fixtures are built once and its tests run
+    in order); all of tests/e2e (its modules share one demo installation); the load modules together."""
+    module = nodeid.split("::", 1)[0]
+    if module in LOAD_MODULES:
+        return "load"
+    return "tests/e2e" if module.startswith("tests/e2e/") else module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Schedule by :func:`xdist_scope`. (xdist's own ``loadgroup`` marks tests by rewriting ``item._nodeid``, which
+    pytest 9.2 no longer reads, so groups made with markers were silently split across workers.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ScopeScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return ScopeScheduling(config, log)  # type: ignore[arg-type]
 
 
 def free_port() -> int:

@@ -192,13 +192,10 @@ def test_matching_by_email_needs_a_verified_email(served_sso: SsoSetup) -> None:
 
 @pytest.mark.slow
 def test_the_redirect_dance_in_headless_chromium(served_sso: SsoSetup) -> None:
-    from playwright.sync_api import sync_playwright
-
-    from tests.e2e.test_browser import CHROMIUM
+    from tests.browser import chromium
 
     world, base = served_sso.world, served_sso.base
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with chromium() as browser:
         page = browser.new_page(java_script_enabled=False)
         page.goto(f"{base}/dang-nhap")
         page.click("#sso")
@@ -211,7 +208,6 @@ def test_the_redirect_dance_in_headless_chromium(served_sso: SsoSetup) -> None:
         other.goto(f"{base}/dang-nhap")
         other.click("#sso")
         assert re.search("not linked", other.content())
-        browser.close()
 
 
 def test_the_school_admin_links_an_identity_for_their_own_people_only(served_sso: SsoSetup) -> None:

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOAD_GROUP
-
 FIGURES = {
     "signing.soft",
     "signing.soft.overhead",
@@ -39,7 +37,6 @@ FIGURES = {
 
 
 @pytest.mark.timeout(1800)  # as the subprocess's own limit: on a loaded machine the run exceeds the suite's 300 s
-@pytest.mark.xdist_group(LOAD_GROUP)  # not while the soak test runs on the other worker
 def test_quick_bench_reports_every_figure_with_a_ratio(tmp_path: Path) -> None:
     env = dict(os.environ, BENCH_QUICK="1", BENCH_RESULTS_DIR=str(tmp_path))
     run = subprocess.run(

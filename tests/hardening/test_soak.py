@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LOAD_GROUP
 from tests.hardening.conftest import Signed
 from tests.hardening.live import ROOT, live_server, settings_env
 
@@ -39,7 +38,6 @@ def _p99(values: list[float]) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(LOAD_GROUP)  # not while the quick bench runs on the other worker
 def test_public_verification_under_load_while_signing(signed: Signed, tmp_path: Path) -> None:
     pdf = tmp_path / "hoc-ba.pdf"
     pdf.write_bytes(signed.pdf)
