@@ -62,7 +62,8 @@ from verifier.qrseal import new_token
 log = logging.getLogger("sealtrail.jobs")
 
 QUEUE = "sealtrail-batches"
-ITEM_STATES = ("queued", "running", "issued", "failed", "cancelled")
+AWAITING_TOKEN = "awaiting_token"  # noqa: S105  # an approval handed to the principal's own key: waits for `sealtrail agent`
+ITEM_STATES = ("queued", "running", AWAITING_TOKEN, "issued", "failed", "cancelled")
 FINAL_ITEM_STATES = ("issued", "failed", "cancelled")
 
 batches = Table(
@@ -262,7 +263,10 @@ def _run_item(item_id: int, attempt: int, rt: _Runtime) -> str:
         return _finish(engine, row, "issued")  # issued by a run that died before recording it here
     try:
         if workflow is not None:
-            workflow.run_job_item(rt, row)
+            if workflow.run_job_item(rt, row):  # the principal's own key signs next; token_signed finishes it
+                _finish(engine, row, AWAITING_TOKEN)
+                token_signed(rt.dep, row["doc_id"])  # in case the token signed while this step was running
+                return AWAITING_TOKEN
         else:
             rt.issuer().issue(schemas.parse_document(row["input"]), doc_id=row["doc_id"], token=row["token"])
     except AlreadyIssued:
@@ -311,7 +315,7 @@ def _finish(engine: Engine, row: Any, state: str, error: str | None = None, *, c
     with engine.begin() as conn:
         # Lock the batch row first so two workers finishing its last two items cannot both miss the end.
         conn.execute(select(batches.c.id).where(batches.c.id == row["batch_id"]).with_for_update())
-        open_states = ("running",) if claimed_only else ("queued", "running")
+        open_states = ("running",) if claimed_only else ("queued", "running", AWAITING_TOKEN)
         conn.execute(batch_items.update().where(items.id == row["id"], items.state.in_(open_states)).values(**values))
         _close_if_finished(conn, row["batch_id"])
     return state
@@ -319,13 +323,34 @@ def _finish(engine: Engine, row: Any, state: str, error: str | None = None, *, c
 
 def _close_if_finished(conn: Any, batch_id: str) -> None:
     counts = _counts(conn, batch_id)
-    if counts["queued"] or counts["running"]:
+    if counts["queued"] or counts["running"] or counts[AWAITING_TOKEN]:
         return
     current = conn.execute(select(batches.c.state).where(batches.c.id == batch_id)).scalar()
     if current in ("done", "failed", "cancelled"):
         return
     state = "failed" if counts["failed"] else "cancelled" if counts["cancelled"] else "done"
     conn.execute(batches.update().where(batches.c.id == batch_id).values(state=state, finished_at=_now()))
+
+
+def token_signed(dep: Any, doc_id: str) -> None:
+    """The principal's own key signed an approved document (the seal and publishing follow in the signing flow):
+    once it is issued, its batch item and work item finish as the job would have."""
+    if _document_status(dep.engine, doc_id) in (None, DocumentStatus.PENDING.value):
+        return  # the seal's step is delayed: `sealtrail signing resume` publishes it, the next call finishes it
+    with dep.engine.connect() as conn:
+        row = (
+            conn.execute(
+                select(batch_items).where(batch_items.c.doc_id == doc_id, batch_items.c.state == AWAITING_TOKEN)
+            )
+            .mappings()
+            .first()
+        )
+    if row is None:
+        return
+    workflow = _workflow(row)
+    if workflow is not None:
+        workflow.job_item_issued(runtime_for(dep), row)
+    _finish(dep.engine, row, "issued", claimed_only=False)
 
 
 def _counts(conn: Any, batch_id: str) -> dict[str, int]:

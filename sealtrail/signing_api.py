@@ -105,7 +105,7 @@ def make_signing_router(dep: Deployment) -> APIRouter:
             )
         except SigningFlowError as exc:
             raise HTTPException(exc.status, str(exc)) from None
-        if state.startswith("held "):  # a homeroom teacher's own-key signature: the work item moves on
+        if state.startswith("held ") or state == "issued":  # an own key in the approval workflow: its item moves on
             from sealtrail.accounts.workflow import own_key_signed
 
             await run_in_threadpool(own_key_signed, dep, task_id)

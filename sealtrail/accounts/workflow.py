@@ -417,7 +417,9 @@ def cancel_deferred(ctx: AccountsContext, request: Request | None, actor: Actor,
 
 def own_key_signed(dep: Any, task_id: str) -> None:
     """After a signer's own key returned the signature of step ``task_id``: an item waiting for its teacher's
-    token moves on to the principal's queue."""
+    token moves on to the principal's queue; an approved one signed by the principal's token (then sealed and
+    issued) finishes its batch item."""
+    from sealtrail import jobs
     from sealtrail.signing_flow import SigningTask
 
     with Session(dep.engine) as session:
@@ -426,6 +428,10 @@ def own_key_signed(dep: Any, task_id: str) -> None:
             return
         doc_id = task.doc_id
         item = session.exec(select(WorkItem).where(WorkItem.doc_id == doc_id)).first()
+        if item is not None and item.state == State.APPROVED.value:
+            session.close()
+            jobs.token_signed(dep, doc_id)
+            return
         if item is None or item.state != State.TEACHER_SIGNING.value:
             return
         tasks = signing_flow(dep).tasks(doc_id)
@@ -477,21 +483,33 @@ def check_unchanged(flow: Any, item: WorkItem) -> None:
         )
 
 
+PRINCIPAL_SIGNER = "principal_signer"  # a batch item's input: the principal's own registered key signs it
+
+
 def start_batch(
     ctx: AccountsContext, request: Request | None, actor: Actor, school: str, item_ids: Sequence[str]
 ) -> str:
     """Approve the chosen items (all must be teacher-signed) and queue them as one batch job that adds the
     principal's signature and the seal and issues each document. Returns the batch id. An item whose data
     changed after the teacher signed is refused by the job (``check_unchanged``): it fails with what to do and
-    the rest of the class goes on."""
+    the rest of the class goes on. A principal with their own registered key gets the principal's steps handed
+    to it (the items wait for ``sealtrail agent``; the seal follows as each one is signed)."""
     from sealtrail import jobs
+    from sealtrail.signing_flow import signer_of_person
 
     if not item_ids:
         raise WorkflowError("Chưa chọn hồ sơ nào / choose at least one document")
+    own = signer_of_person(ctx.engine, actor.person_id, school, "principal")
     moved = move(ctx, request, actor, school, item_ids, "approve")
     tokens = _tokens(ctx, [str(i.doc_id) for i in moved])
+    extra = {PRINCIPAL_SIGNER: own.id} if own is not None else {}
     rows = [
-        {"doc_id": i.doc_id, "token": tokens[str(i.doc_id)], "kind": i.kind, "input": {jobs.WORKFLOW_INPUT: i.id}}
+        {
+            "doc_id": i.doc_id,
+            "token": tokens[str(i.doc_id)],
+            "kind": i.kind,
+            "input": {jobs.WORKFLOW_INPUT: i.id, **extra},
+        }
         for i in moved
     ]
     try:
@@ -549,17 +567,22 @@ def _item_of(engine: Any, row: Any) -> WorkItem:
         return item
 
 
-def run_job_item(rt: Any, row: Any) -> None:
+def run_job_item(rt: Any, row: Any) -> bool:
     """A batch job's step for an approved item: add the principal's signature and the seal to the teacher-signed
-    document and publish it (``Issuer.publish`` flips pending → issued once). Exceptions are the job's to judge."""
+    document and publish it (``Issuer.publish`` flips pending → issued once). Exceptions are the job's to judge.
+    True when the principal's step went to their own key instead: the document waits for their token."""
     item = _item_of(rt.dep.engine, row)
     if item.state != State.APPROVED.value:
         raise WorkflowError(f"{item.holder_name}: hồ sơ không còn ở trạng thái đã duyệt ({item.state}) / not approved")
     flow = signing_flow(rt.dep, rt.issuer())
     check_unchanged(flow, item)
-    state = flow.release(str(item.doc_id))
+    own = row["input"].get(PRINCIPAL_SIGNER)
+    state = flow.release(str(item.doc_id), {"principal": own} if own else None)
+    if own and state == "awaiting principal":
+        return True
     if state != "issued":
         raise WorkflowError(f"{item.holder_name}: văn bản chưa cấp được ({state}) / not issued ({state})")
+    return False
 
 
 def job_item_issued(rt: Any, row: Any) -> None:
