@@ -54,7 +54,7 @@ def test_sqlite_batch_runs_in_process_and_each_document_is_logged_once(job_env_f
     assert len(set(doc_ids)) == 3 and body["status_url"] == f"/api/v1/batches/{body['batch']}"
     final = wait_for(client, env, body["batch"], lambda p: p["state"] not in ("queued", "running"))
     assert final["state"] == "done", final
-    assert final["counts"] == {"queued": 0, "running": 0, "issued": 3, "failed": 0, "cancelled": 0}
+    assert final["counts"] == {"queued": 0, "running": 0, "awaiting_token": 0, "issued": 3, "failed": 0, "cancelled": 0}
     assert final["failures"] == [] and final["finished_at"]
     assert statuses(env, doc_ids) == dict.fromkeys(doc_ids, "issued")
     assert issue_entries(env) == Counter(doc_ids)
@@ -196,7 +196,14 @@ def test_cancel_stops_queued_items_and_keeps_issued_ones(db_env: JobEnv) -> None
         assert jobs.run_item(item, 1, rt) == "cancelled"
     progress = jobs.batch_progress(env.dep, batch)
     assert progress is not None and progress["state"] == "cancelled"
-    assert progress["counts"] == {"queued": 0, "running": 0, "issued": 1, "failed": 0, "cancelled": 2}
+    assert progress["counts"] == {
+        "queued": 0,
+        "running": 0,
+        "awaiting_token": 0,
+        "issued": 1,
+        "failed": 0,
+        "cancelled": 2,
+    }
     assert statuses(env, doc_ids) == {doc_ids[0]: "issued", doc_ids[1]: None, doc_ids[2]: None}
     assert issue_entries(env) == Counter(doc_ids[:1])
     if jobs.is_postgres(env.dep.engine):  # the cancelled items' queued jobs are gone; the issued one's is left
