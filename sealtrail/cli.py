@@ -500,12 +500,24 @@ def translate_command(
 ) -> None:
     """Make (or fetch) the signed English translation of an issued transcript or diploma, sealed by the school."""
     from sealtrail.translation import TranslationError, translate
+    from signer.pdf import SigningError
 
+    dep = _deployment()
+    # as `issue`: in development the dev PKI's OCSP/CRL/TSA answer only while this command runs
+    services = dep.start_dev_pki_services() if dep.settings.mode == "development" else None
     try:
-        done = translate(_deployment(), doc_id)
+        done = translate(dep, doc_id)
     except TranslationError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
+    except SigningError as exc:
+        typer.echo(
+            f"Chưa ký được, không có bản dịch nào được phát hành / not signed, nothing was issued: {exc}", err=True
+        )
+        raise typer.Exit(1) from None
+    finally:
+        if services is not None:
+            services.stop()
     made = "Đã tạo bản dịch / translation issued" if done.created else "Bản dịch đã có / translation already issued"
     typer.echo(f"{made}: {done.record.id} (bản gốc / original {doc_id})")
     if out is not None:
