@@ -49,6 +49,29 @@ def _states(world: World, batch: str) -> Counter[str]:
     return Counter({k: v for k, v in progress["counts"].items() if v})
 
 
+def kill_mid_batch(dep: object, batch: str, process: subprocess.Popen, log: Path, total: int = 5) -> list[str]:  # type: ignore[type-arg]
+    """SIGKILL ``process`` while it signs the batch (at least one document issued, not the last); return the ids of
+    the items it left ``running``."""
+    deadline = time.monotonic() + 300
+    try:
+        while True:
+            counts = jobs.batch_progress(dep, batch)["counts"]  # type: ignore[arg-type,index]
+            if 1 <= counts["issued"] < total and counts["running"]:
+                break
+            assert counts["issued"] < total, "the batch finished before the process could be killed"
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, (counts, log.read_text())
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    with dep.engine.connect() as conn:  # type: ignore[attr-defined]
+        items = jobs.batch_items.c
+        return list(
+            conn.execute(select(items.doc_id).where(items.batch_id == batch, items.state == "running")).scalars()
+        )
+
+
 def test_a_worker_killed_mid_class_leaves_every_document_issued_exactly_once(
     pg_url: str, dev_pki: object, tmp_path: Path
 ) -> None:
@@ -70,24 +93,7 @@ def test_a_worker_killed_mid_class_leaves_every_document_issued_exactly_once(
     log = tmp_path / "worker.log"
     job_env = JobEnv(dep, "", None, env)
     first = start_worker(job_env, log, concurrency=1)
-    deadline = time.monotonic() + 300
-    try:
-        while True:  # kill it while it signs, after at least one document and before the last
-            states = _states(world, batch)
-            if 1 <= states["issued"] < 5 and states["running"]:
-                break
-            assert states["issued"] < 5, "the first worker finished before it could be killed"
-            assert first.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, (states, log.read_text())
-            time.sleep(0.1)
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(30)
-    with dep.engine.connect() as conn:
-        items = jobs.batch_items.c
-        interrupted = list(
-            conn.execute(select(items.doc_id).where(items.batch_id == batch, items.state == "running")).scalars()
-        )
+    interrupted = kill_mid_batch(dep, batch, first, log)  # while it signs, after one document, before the last
     assert interrupted
     page = world.login("principal-a").get(f"/can-bo/{SCHOOL_A}/lo-ky/{batch}").text
     assert "Đang ký" in page and 'http-equiv="refresh"' in page  # the page shows the job's state, not a guess

@@ -25,7 +25,7 @@ from sealtrail import jobs
 from signer.storage import BlobStore
 from signer.workflow import WorkItem
 from tests.accounts.conftest import PASSWORD, SCHOOL_A, World, csrf_of, make_deployment, populate, teacher_signed
-from tests.accounts.test_batch_crash import _class
+from tests.accounts.test_batch_crash import _class, kill_mid_batch
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,22 +74,11 @@ def test_a_server_killed_mid_class_resumes_at_restart_and_issues_each_document_o
         started = client.post(f"/can-bo/{SCHOOL_A}/duyet-ky", data={"items": ids, "csrf_token": csrf})
         assert started.status_code == 303 and "/lo-ky/" in started.headers["location"], started.text
         batch = started.headers["location"].rsplit("/", 1)[1]
-        deadline = time.monotonic() + 300
-        while True:  # kill the server while it signs, after at least one document and before the last
-            counts = jobs.batch_progress(dep, batch)["counts"]  # type: ignore[index]
-            if 1 <= counts["issued"] < 5 and counts["running"]:
-                break
-            assert counts["issued"] < 5, "the batch finished before the server could be killed"
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-    finally:
+    except BaseException:
         server.send_signal(signal.SIGKILL)
         server.wait(30)
-    with dep.engine.connect() as conn:
-        items = jobs.batch_items.c
-        interrupted = list(
-            conn.execute(select(items.doc_id).where(items.batch_id == batch, items.state == "running")).scalars()
-        )
+        raise
+    interrupted = kill_mid_batch(dep, batch, server, log)  # while it signs, after one document, before the last
     assert interrupted
 
     server = _serve(env, port, log)  # picks the open items up again
