@@ -50,12 +50,14 @@ def main() -> list[Figure]:
 
             issuer = issuer_for(dep)
             rss: dict[int, float] = {}
+            at: dict[int, float] = {}
             last = None
             t = time.perf_counter()
             for done, issued in enumerate(issuer.issue_many(iter(docs[:size]), render_workers=1), start=1):
                 last = issued
                 if done in checkpoints:
                     rss[done] = rss_mb()
+                    at[done] = time.perf_counter() - t
             elapsed = time.perf_counter() - t
             rate = size / elapsed
         finally:
@@ -65,6 +67,9 @@ def main() -> list[Figure]:
         _check_pdfsig(last.pdf)
     peak_main, peak_worker = peak_rss_mb(), peak_rss_mb(children=True)
     growth = {f"{k}docs": v / rss[checkpoints[0]] for k, v in rss.items() if k != checkpoints[0]}
+    first_n = checkpoints[0]
+    per_doc_first = at[first_n] / first_n  # seconds per document over the first tenth (the pool's start included)
+    rate_growth = {f"{k}docs": (at[k] / k) / per_doc_first for k in checkpoints if k != first_n}
     rss_text = ", ".join(f"{k}: {v:.0f} MiB" for k, v in rss.items())
     figures = [
         xades,
@@ -76,6 +81,8 @@ def main() -> list[Figure]:
             "doc/s",
             f"{elapsed:.0f} s in all; baseline: new Issuer per doc, {baseline_docs} docs",
             higher_is_better=True,
+            growth=rate_growth,
+            growth_note=f"(seconds per document over the first N docs, relative to the first {first_n}; 1.0 = flat)",
         ),
         Figure(
             "batch.rss",
