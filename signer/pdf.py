@@ -362,6 +362,9 @@ class PadesSigner:
         if appearance is None:
             # Laying out a stamp with WeasyPrint costs more than the rest of a signature; in a batch the same
             # signer signs many documents within the same minute, and the stamp says nothing finer than that.
+            # Only the current minute's stamps are kept, so the cache (and the batch's memory) stays flat.
+            for stale in [k for k in self._stamps if k[1] != key[1]]:
+                del self._stamps[stale]
             if len(self._stamps) >= 64:
                 self._stamps.clear()
             pdf = self._appearances.render(request.signer_name, key[1], *size)

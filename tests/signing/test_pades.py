@@ -192,3 +192,29 @@ def test_signing_works_again_as_soon_as_the_revocation_services_are_back(tmp_pat
         pdf = signer.sign(_pdf(), backend, request)
         report = PdfVerifier([pki.root]).verify(pdf)
     assert report.verdict == "valid", report.reasons
+
+
+def test_the_stamp_cache_keeps_only_the_current_minutes_appearances(
+    dev_pki: DevPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A night-long batch keeps one laid-out stamp per signer for the current minute, not one per minute it ran."""
+    from pyhanko.sign.fields import SigFieldSpec, append_signature_field
+
+    import signer.pdf as pdf_module
+
+    out = BytesIO()
+    writer = IncrementalPdfFileWriter(BytesIO(_pdf()))
+    append_signature_field(writer, SigFieldSpec("sig_principal", on_page=0, box=(40, 40, 240, 110)))
+    writer.write(out)
+    signer = PadesSigner(trust_roots=[dev_pki.root], other_certs=[dev_pki.issuing_ca], timestamp_urls=[dev_pki.tsa_url])
+    request = SignatureRequest("sig_principal", "Hiệu trưởng", "test")
+    minutes = iter([f"21:{m:02d} ngày 23/11/2026" for m in range(10)])
+    now = next(minutes)
+    monkeypatch.setattr(pdf_module, "stamp_time_text", lambda _when: now)
+    for now in minutes:  # read by the patched stamp_time_text
+        for _ in range(2):  # the second signature of the minute reuses the first one's appearance
+            assert signer.stamp_style(IncrementalPdfFileWriter(BytesIO(out.getvalue())), request) is not None
+        assert [k[1] for k in signer._stamps] == [now]
+    backend = SoftKeyBackend.from_pkcs12(dev_pki.p12_path("principal"))
+    signed = signer.sign(out.getvalue(), backend, request)
+    assert PdfVerifier([dev_pki.root]).verify(signed).verdict == "valid"
