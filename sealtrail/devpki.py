@@ -12,15 +12,19 @@ import socket
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import yaml
-from asn1crypto import x509
+from asn1crypto import algos, keys, x509
+from certomancer import crypto_utils
 from certomancer.integrations.animator import Animator, AnimatorArchStore
 from certomancer.registry import CertomancerConfig, PKIArchitecture
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography import x509 as cx509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import pkcs12
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 ARCH = "sealtrail-dev"
@@ -250,8 +254,9 @@ def create_dev_pki(directory: Path, base_url: str, *, now: datetime | None = Non
     if pki.config_path.exists():
         return pki
     start = (now or datetime.now(UTC)).replace(microsecond=0) - timedelta(days=1)
+    generated: dict[str, rsa.RSAPrivateKey] = {}
     for name in _RSA_KEYS:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key = generated[name] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
@@ -263,7 +268,7 @@ def create_dev_pki(directory: Path, base_url: str, *, now: datetime | None = Non
         encoding="utf-8",
     )
     for role in (*SIGNER_ROLES, *TEST_SIGNERS):
-        _write_private(pki.p12_path(role), pki.arch.package_pkcs12(role))  # type: ignore[arg-type]
+        _write_private(pki.p12_path(role), _pkcs12(pki, role, generated[role]))
     _write_private(
         directory / "keys" / "qrseal.key.pem",
         ec.generate_private_key(ec.SECP256R1()).private_bytes(
@@ -277,6 +282,62 @@ def create_dev_pki(directory: Path, base_url: str, *, now: datetime | None = Non
         ),
     )
     return pki
+
+
+def _pkcs12(pki: DevPki, role: str, key: rsa.RSAPrivateKey) -> bytes:
+    """The signer's key, certificate and chain as an unencrypted PKCS#12 file (what certomancer's package_pkcs12
+    builds, from the key object just generated instead of parsing the key file again)."""
+    spec = pki.arch.get_cert_spec(role)  # type: ignore[arg-type]
+    if str(spec.subject_key) != role:
+        raise ValueError(f"the dev PKI's {role} certificate is not for the {role} key")
+    cert = cx509.load_der_x509_certificate(pki.cert(role).dump())
+    chain = [cx509.load_der_x509_certificate(pki.cert(label).dump()) for label in pki.arch.get_chain(role)]  # type: ignore[arg-type]
+    return pkcs12.serialize_key_and_certificates(None, key, cert, chain, serialization.NoEncryption())
+
+
+class _DevPkiCrypto(crypto_utils.PycaCryptographyBackend):
+    """certomancer's pyca/cryptography backend, with each private key parsed once per process.
+
+    Stock certomancer parses the private key again for every certificate, OCSP response, CRL and timestamp it
+    signs, and parses every key twice when it loads a PKI. cryptography checks an RSA key's consistency on every
+    parse (~40 ms for RSA-2048 here), which made key parsing a quarter of the CPU of a test module issuing
+    documents against the dev PKI (docs/performance.md). The keys are the ones :func:`create_dev_pki` generated
+    itself, so that check is skipped, and parsed keys are kept by their DER bytes.
+    """
+
+    def load_private_key(
+        self, key_bytes: bytes, password: bytes | None
+    ) -> tuple[keys.PrivateKeyInfo, keys.PublicKeyInfo]:
+        if password is None and key_bytes.lstrip().startswith(b"-----BEGIN"):
+            key = serialization.load_pem_private_key(key_bytes, None, unsafe_skip_rsa_key_validation=True)
+        elif password is None:
+            key = serialization.load_der_private_key(key_bytes, None, unsafe_skip_rsa_key_validation=True)
+        else:
+            return super().load_private_key(key_bytes, password)
+        der = key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        public = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return keys.PrivateKeyInfo.load(der), keys.PublicKeyInfo.load(public)
+
+    def generic_sign(
+        self, private_key: keys.PrivateKeyInfo, tbs_bytes: bytes, sd_algo: algos.SignedDigestAlgorithm
+    ) -> bytes:
+        if sd_algo.signature_algo != "rsassa_pkcs1v15":
+            return super().generic_sign(private_key, tbs_bytes, sd_algo)
+        key = _parsed_key(private_key.dump())
+        assert isinstance(key, rsa.RSAPrivateKey)
+        return key.sign(tbs_bytes, padding.PKCS1v15(), getattr(hashes, sd_algo.hash_algo.upper())())
+
+
+@lru_cache(maxsize=256)
+def _parsed_key(der: bytes) -> PrivateKeyTypes:
+    return serialization.load_der_private_key(der, None, unsafe_skip_rsa_key_validation=True)
+
+
+crypto_utils.CRYPTO_BACKEND = _DevPkiCrypto()
 
 
 class _QuietHandler(WSGIRequestHandler):
