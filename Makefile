@@ -44,6 +44,8 @@ python-deps: $(if $(findstring .tools,$(UV)),.tools/bin/uv)
 	$(UV) sync --frozen --compile-bytecode
 	$(UV) run --frozen python -m compileall -q -j 0 $(PY_PACKAGES)
 
+# The QR links the demo prints and signs point at the address it is then served on (unless set already).
+demo: export SEALTRAIL_PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 demo: install
 	$(UV) run sealtrail demo --out demo-out
 	$(UV) run sealtrail serve --host $(HOST) --port $(PORT)

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import math
 import secrets
 import threading
 import time
@@ -154,7 +155,8 @@ def use_deployment(dep: Any) -> None:
     global _runtime
     _runtime = runtime_for(dep)
     s = dep.settings
-    RETRY.max_attempts, RETRY.wait, RETRY.exponential_wait = s.job_max_attempts, int(s.job_retry_wait), 2
+    # procrastinate waits whole seconds: round up, so a retry never comes sooner than the setting asks.
+    RETRY.max_attempts, RETRY.wait, RETRY.exponential_wait = s.job_max_attempts, math.ceil(s.job_retry_wait), 2
 
 
 def _current_runtime() -> _Runtime:

@@ -269,3 +269,19 @@ def test_two_workers_running_the_same_item_at_once_log_it_once(
     assert jobs.run_item(item, 2, rt_a) == "issued"
     assert jobs.batch_progress(env.dep, batch)["state"] == "done"  # type: ignore[index]
     assert audit_deployment(env.dep) == []
+
+
+def test_a_fractional_retry_wait_is_rounded_up_to_procrastinates_whole_seconds(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """procrastinate waits whole seconds; 0.5 s used to become 0 (an immediate retry), now it is 1 s."""
+    from sealtrail.deployment import Deployment
+    from sealtrail.settings import Settings
+
+    monkeypatch.setattr(jobs, "_runtime", jobs._runtime)  # restored afterwards, with the retry settings
+    for name in ("max_attempts", "wait", "exponential_wait"):
+        monkeypatch.setattr(jobs.RETRY, name, getattr(jobs.RETRY, name))
+    jobs.use_deployment(Deployment(Settings(data_dir=tmp_path, job_retry_wait=0.5, job_max_attempts=3)))
+    assert (jobs.RETRY.wait, jobs.RETRY.max_attempts) == (1, 3)
+    jobs.use_deployment(Deployment(Settings(data_dir=tmp_path, job_retry_wait=2.0)))
+    assert jobs.RETRY.wait == 2
