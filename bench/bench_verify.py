@@ -1,10 +1,11 @@
 """Verification: the QR page under load from a second process on loopback, and full PDF/XML validation time.
 
 QR page: `sealtrail serve` runs in its own process over a data directory holding one issued transcript in a log
-of 10^4 entries (quick mode 10^3); `wrk` (Debian) loads `/v/<token>` from another process (8 connections, 2
-threads) and reports requests/s and latency percentiles. Without wrk, a separate Python process with 8 client
-threads does the same. Baseline, same run: the same page with the proof cache off
-(SEALTRAIL_PUBLIC_PROOF_CACHE=false: checkpoint signature, node-by-node proof and entry read on every request).
+of 10^4 entries (quick mode 10^3), then grown to 10× and 100× that (growth column; quick mode 10× only). `wrk`
+(Debian) loads `/v/<token>` from another process (8 connections, 2 threads) and reports requests/s and latency
+percentiles. Without wrk, a separate Python process with 8 client threads does the same. Baseline, same run: the
+same page with the proof cache off (SEALTRAIL_PUBLIC_PROOF_CACHE=false: checkpoint signature, node-by-node proof
+and entry read on every request).
 
 Validation: our verifier built once and reused against one built per document (trust list, context).
 """
@@ -145,22 +146,35 @@ def main() -> list[Figure]:
         xml_reused = per_call(lambda: dep.xml_verifier.verify(issued.xml), repeat=3 if QUICK else 10)
         dep.engine.dispose()
 
-        results = {}
-        for cache in (True, False):
-            port = free_port()
-            proc = _serve(data_dir, port, pki_url, cache)
-            try:
-                url = f"http://127.0.0.1:{port}/v/{issued.token}"
-                page = httpx.get(url, timeout=30)
-                if page.status_code != 200 or "HB-" not in page.text:
-                    raise RuntimeError(f"the QR page did not answer as expected: {page.status_code}")
-                load(url, 1.0)  # warm-up
-                results[cache] = load(url, seconds)
-            finally:
-                proc.terminate()
-                proc.wait(30)
-    ours, base = results[True], results[False]
+        # The QR page at the log size, then with the log grown 10x and 100x (the proof behind the page grows with
+        # log n; the cache keeps one proven answer per leaf and tree size).
+        sizes = (log_size, 10 * log_size) if QUICK else (log_size, 10 * log_size, 100 * log_size)
+        results: dict[tuple[int, bool], dict[str, float | str]] = {}
+        for size in sizes:
+            if size != log_size:
+                grown = Deployment(settings)
+                _grow_log(grown, size)
+                grown.engine.dispose()
+            for cache in (True, False):
+                port = free_port()
+                proc = _serve(data_dir, port, pki_url, cache)
+                try:
+                    url = f"http://127.0.0.1:{port}/v/{issued.token}"
+                    page = httpx.get(url, timeout=30)
+                    if page.status_code != 200 or "HB-" not in page.text:
+                        raise RuntimeError(f"the QR page did not answer as expected: {page.status_code}")
+                    load(url, 1.0)  # warm-up
+                    results[size, cache] = load(url, seconds)
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
+    ours, base = results[log_size, True], results[log_size, False]
     tool = f"{ours['tool']}, 8 connections, {seconds:.0f} s, log of {log_size:,} entries"
+    rps_growth = {
+        f"{k}x": float(results[size, True]["rps"]) / float(ours["rps"])
+        for k, size in zip((10, 100)[: len(sizes) - 1], sizes[1:], strict=True)
+    }
+    base_growth = ", ".join(f"{float(results[size, False]['rps']) / float(base['rps']):.2f}" for size in sizes[1:])
     figures = [
         Figure(
             "verify.qr_rps",
@@ -170,6 +184,9 @@ def main() -> list[Figure]:
             "/s",
             f"{tool}; baseline: proof cache off",
             higher_is_better=True,
+            growth=rps_growth,
+            growth_note=f"(requests/s with a log of {' / '.join(f'{n:,}' for n in sizes[1:])} entries; baseline: "
+            f"{base_growth})",
         ),
         Figure("verify.qr_p50", "  QR page median latency", float(ours["p50"]), float(base["p50"]), "ms"),
         Figure("verify.qr_p99", "  QR page p99 latency", float(ours["p99"]), float(base["p99"]), "ms"),
