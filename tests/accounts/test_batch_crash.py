@@ -27,7 +27,7 @@ from signer.storage import BlobStore
 from signer.workflow import WorkItem
 from tests.accounts.conftest import SCHOOL_A, World, make_deployment, populate, staff_actor, teacher_signed
 from tests.jobs.conftest import JobEnv
-from tests.jobs.test_worker import start_worker
+from tests.jobs.test_worker import kill_mid_batch, start_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -49,27 +49,26 @@ def _states(world: World, batch: str) -> Counter[str]:
     return Counter({k: v for k, v in progress["counts"].items() if v})
 
 
-def kill_mid_batch(dep: object, batch: str, process: subprocess.Popen, log: Path, total: int = 5) -> list[str]:  # type: ignore[type-arg]
-    """SIGKILL ``process`` while it signs the batch (at least one document issued, not the last); return the ids of
-    the items it left ``running``."""
-    deadline = time.monotonic() + 300
-    try:
-        while True:
-            counts = jobs.batch_progress(dep, batch)["counts"]  # type: ignore[arg-type,index]
-            if 1 <= counts["issued"] < total and counts["running"]:
-                break
-            assert counts["issued"] < total, "the batch finished before the process could be killed"
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, (counts, log.read_text())
-            time.sleep(0.05)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(30)
+def assert_each_issued_exactly_once(
+    dep: object, ids: list[str], env: dict[str, str]
+) -> dict[str, DocumentRecord | None]:
+    """After the crash and the resume: every work item and document issued, one `issue` log entry per document,
+    and `sealtrail ledger audit` passes. Returns the documents' records by id."""
+    with Session(dep.engine) as session:  # type: ignore[attr-defined]
+        work = [session.get(WorkItem, i) for i in ids]
+        doc_ids = [str(w.doc_id) for w in work if w is not None]
+        assert {w.state for w in work if w is not None} == {"issued"}
+        records = {d: session.get(DocumentRecord, d) for d in doc_ids}
+    assert {r.status for r in records.values() if r is not None} == {"issued"}
     with dep.engine.connect() as conn:  # type: ignore[attr-defined]
-        items = jobs.batch_items.c
-        return list(
-            conn.execute(select(items.doc_id).where(items.batch_id == batch, items.state == "running")).scalars()
-        )
+        logged = [Entry.parse(bytes(d)) for d in conn.execute(select(entries.c.data)).scalars()]
+    assert Counter(e.doc_id for e in logged if e.type == "issue") == Counter(doc_ids)  # exactly once each
+    audit = subprocess.run(
+        [sys.executable, "-m", "sealtrail", "ledger", "audit"],
+        cwd=ROOT, env=os.environ | env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert audit.returncode == 0 and "audit passed" in audit.stdout, audit.stdout + audit.stderr
+    return records
 
 
 def test_a_worker_killed_mid_class_leaves_every_document_issued_exactly_once(
@@ -111,21 +110,7 @@ def test_a_worker_killed_mid_class_leaves_every_document_issued_exactly_once(
 
     assert progress["state"] == "done" and progress["counts"]["issued"] == 5, progress  # type: ignore[index]
     assert "re-queued job" in log.read_text()
-    with Session(dep.engine) as session:
-        work = [session.get(WorkItem, i) for i in ids]
-        doc_ids = [str(w.doc_id) for w in work if w is not None]
-        assert {w.state for w in work if w is not None} == {"issued"}
-        records = {d: session.get(DocumentRecord, d) for d in doc_ids}
-    assert {r.status for r in records.values() if r is not None} == {"issued"}
-    with dep.engine.connect() as conn:
-        logged = [Entry.parse(bytes(d)) for d in conn.execute(select(entries.c.data)).scalars()]
-    assert Counter(e.doc_id for e in logged if e.type == "issue") == Counter(doc_ids)  # exactly once each
-
-    audit = subprocess.run(
-        [sys.executable, "-m", "sealtrail", "ledger", "audit"],
-        cwd=ROOT, env=os.environ | env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert audit.returncode == 0 and "audit passed" in audit.stdout, audit.stdout + audit.stderr
+    records = assert_each_issued_exactly_once(dep, ids, env)
     record = records[interrupted[0]]
     assert record is not None
     pdf = tmp_path / "redone.pdf"

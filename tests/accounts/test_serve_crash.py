@@ -9,24 +9,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import httpx
 import pyotp
 import pytest
-from sqlalchemy import select
-from sqlmodel import Session
 
-from ledger.entry import Entry
-from ledger.models import entries
-from ledger.registry import DocumentRecord
 from sealtrail import jobs
 from signer.storage import BlobStore
-from signer.workflow import WorkItem
 from tests.accounts.conftest import PASSWORD, SCHOOL_A, World, csrf_of, make_deployment, populate, teacher_signed
-from tests.accounts.test_batch_crash import _class, kill_mid_batch
+from tests.accounts.test_batch_crash import _class, assert_each_issued_exactly_once
 from tests.conftest import free_port
+from tests.jobs.test_worker import kill_mid_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -91,19 +85,7 @@ def test_a_server_killed_mid_class_resumes_at_restart_and_issues_each_document_o
         server.send_signal(signal.SIGTERM)
         server.wait(60)
     assert progress["state"] == "done" and progress["counts"]["issued"] == 5, progress  # type: ignore[index]
-    with Session(dep.engine) as session:
-        work = [session.get(WorkItem, i) for i in ids]
-        assert {w.state for w in work if w is not None} == {"issued"}
-        doc_ids = [str(w.doc_id) for w in work if w is not None]
-        record = session.get(DocumentRecord, interrupted[0])
-    with dep.engine.connect() as conn:
-        logged = [Entry.parse(bytes(d)) for d in conn.execute(select(entries.c.data)).scalars()]
-    assert Counter(e.doc_id for e in logged if e.type == "issue") == Counter(doc_ids)  # exactly once each
-    audit = subprocess.run(
-        [sys.executable, "-m", "sealtrail", "ledger", "audit"],
-        cwd=ROOT, env=os.environ | env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert audit.returncode == 0 and "audit passed" in audit.stdout, audit.stdout + audit.stderr
+    record = assert_each_issued_exactly_once(dep, ids, env)[interrupted[0]]
     assert record is not None
     pdf = tmp_path / "redone.pdf"
     pdf.write_bytes(BlobStore(dep.settings.documents_dir).get(str(record.sha256_pdf), "pdf"))

@@ -40,6 +40,29 @@ def item_states(env: JobEnv, batch: str) -> Counter[str]:
         return Counter(dict(rows.all()))  # type: ignore[arg-type]
 
 
+def kill_mid_batch(dep: object, batch: str, process: subprocess.Popen, log: Path, total: int = 5) -> list[str]:  # type: ignore[type-arg]
+    """SIGKILL ``process`` while it signs the batch (at least one document issued, not the last); return the ids of
+    the items it left ``running``."""
+    deadline = time.monotonic() + 300
+    try:
+        while True:
+            counts = jobs.batch_progress(dep, batch)["counts"]  # type: ignore[arg-type,index]
+            if 1 <= counts["issued"] < total and counts["running"]:
+                break
+            assert counts["issued"] < total, "the batch finished before the process could be killed"
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, (counts, log.read_text())
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    with dep.engine.connect() as conn:  # type: ignore[attr-defined]
+        items = jobs.batch_items.c
+        return list(
+            conn.execute(select(items.doc_id).where(items.batch_id == batch, items.state == "running")).scalars()
+        )
+
+
 def test_a_killed_worker_leaves_nothing_signed_or_logged_twice(
     pg_url: str, job_env_factory: Callable[..., JobEnv], tmp_path: Path
 ) -> None:
@@ -54,25 +77,9 @@ def test_a_killed_worker_leaves_nothing_signed_or_logged_twice(
 
     log = tmp_path / "worker.log"
     first = start_worker(env, log, concurrency=1)
-    deadline = time.monotonic() + 300
-    try:
-        while True:  # kill it while it is signing, after at least one document but before all of them
-            states = item_states(env, batch)
-            if 1 <= states["issued"] < 6 and states["running"]:
-                break
-            assert states["issued"] < 6, "the first worker finished before it could be killed"
-            assert first.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, (states, log.read_text())
-            time.sleep(0.1)
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(30)
+    interrupted = kill_mid_batch(env.dep, batch, first, log, total=6)  # while signing, after one, before the last
     at_kill = item_states(env, batch)
-    items = jobs.batch_items.c
     with env.dep.engine.connect() as conn:
-        interrupted = list(
-            conn.execute(select(items.doc_id).where(items.batch_id == batch, items.state == "running")).scalars()
-        )
         doing = conn.exec_driver_sql("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'").scalar()
     assert interrupted and doing == 1, (at_kill, doing)
 
