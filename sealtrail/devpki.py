@@ -296,13 +296,13 @@ def _pkcs12(pki: DevPki, role: str, key: rsa.RSAPrivateKey) -> bytes:
 
 
 class _DevPkiCrypto(crypto_utils.PycaCryptographyBackend):
-    """certomancer's pyca/cryptography backend, with each private key parsed once per process.
+    """certomancer's pyca/cryptography backend: a signing key is parsed once per process, not per signature.
 
     Stock certomancer parses the private key again for every certificate, OCSP response, CRL and timestamp it
     signs, and parses every key twice when it loads a PKI. cryptography checks an RSA key's consistency on every
     parse (~40 ms for RSA-2048 here), which made key parsing a quarter of the CPU of a test module issuing
     documents against the dev PKI (docs/performance.md). The keys are the ones :func:`create_dev_pki` generated
-    itself, so that check is skipped, and parsed keys are kept by their DER bytes.
+    itself, so that check is skipped when they are loaded, and the keys parsed for signing are kept by their DER.
     """
 
     def load_private_key(
