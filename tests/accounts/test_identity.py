@@ -71,7 +71,7 @@ def test_the_csv_look_up_needs_a_verifier_key_while_zip_checks_stay_public(verif
     key = re.search(r'id="new-key">(st_[^<]+)<', page.text).group(1)  # type: ignore[union-attr]
     auth = {"Authorization": f"Bearer {key}"}
     answer = world.client().post("/api/v1/verify/bulk", files={"file": ("t.csv", LOOKUP_CSV, "text/csv")}, headers=auth)
-    assert answer.status_code == 200 and answer.json()["items"][0]["result"] == "not_found"
+    assert answer.status_code == 200 and answer.json()["items"][0]["result"] == "no_match"
     assert [e.org_code for e in _audit(world, "verify.lookup") if e.outcome == "ok"] == [VERIFIER]
 
     key_id = re.search(r"/khoa-tra-cuu/([0-9a-f]{16})/thu-hoi", admin.get(f"/can-bo/{VERIFIER}/khoa-tra-cuu").text)
