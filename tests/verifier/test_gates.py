@@ -47,7 +47,7 @@ def issued(
 
 
 def _app(dep: Deployment, clock: Clock | None = None, **settings: Any) -> Any:
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     app = create_app(dep.settings.model_copy(update=settings) if settings else dep.settings)
     if clock is not None:
@@ -179,7 +179,7 @@ def test_client_addresses_come_from_x_forwarded_for_only_behind_a_trusted_proxy(
 
 
 def _lookup_client(dep: Deployment, clock: Clock | None = None) -> TestClient:
-    from sealtrail.api import create_api_key
+    from sealtrail.web.api import create_api_key
 
     key = create_api_key(dep, "DH-TUYENSINH", ["verify:bulk"])
     return TestClient(_app(dep, clock), headers={"Authorization": f"Bearer {key}"})
@@ -270,7 +270,7 @@ def test_readyz_tells_details_only_to_the_operators_and_reuses_its_probes(
     issued: tuple[Deployment, list[IssuedDocument]],
 ) -> None:
     from sealtrail import observability
-    from sealtrail.api import create_api_key
+    from sealtrail.web.api import create_api_key
 
     dep, _ = issued
     app = _app(dep)
