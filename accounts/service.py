@@ -461,8 +461,11 @@ def audit_row(
     )
 
 
-def audit_digest(event: AuditEvent) -> str:
-    """SHA-256 of the event's canonical JSON: what a ledger ``key`` entry carries instead of any personal data."""
+def audit_commitment(key: bytes, event: AuditEvent) -> str:
+    """HMAC-SHA256 of the event's canonical JSON under a secret key: what a ledger ``key`` entry carries instead of
+    any personal data. A plain hash could be reversed by trying user names and times ("admin linked parent X to
+    pupil Y"); without the key nothing can be tried, while the operator (or an auditor given the key) can still
+    show that an audit row is the one the log committed to."""
     body = {
         "at": aware(event.at).astimezone(UTC).isoformat(),
         "actor": event.actor,
@@ -472,7 +475,7 @@ def audit_digest(event: AuditEvent) -> str:
         "outcome": event.outcome,
         "detail": event.detail,
     }
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return hmac.new(key, json.dumps(body, sort_keys=True, ensure_ascii=False).encode(), hashlib.sha256).hexdigest()
 
 
 def export_audit(engine: Engine, org_code: str, start: datetime, end: datetime) -> list[dict[str, Any]]:

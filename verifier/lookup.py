@@ -30,6 +30,7 @@ from sqlmodel import Session, select
 
 from registry.lookup import holder_hash, normalise_name, normalise_number, number_hash
 from registry.records import DocumentRecord, DocumentStatus
+from schemas.csvcells import safe_writer
 from verifier.bulk import safe_cell
 from verifier.gate import AttemptGate
 from verifier.pdf import Reason, Verdict
@@ -276,7 +277,7 @@ def lookup_rows(
 
 def results_csv(results: list[LookupResult]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = safe_writer(out)
     writer.writerow(
         ["line", "so_hieu", "result", "verdict", "document_id", "superseded_by", "reasons_vi", "reasons_en"]
     )

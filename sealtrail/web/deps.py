@@ -37,6 +37,12 @@ class AccountsContext:
         self.sso: Any = None  # the OpenID provider (accounts.sso.Provider), made on first use
 
     @property
+    def commitment_key(self) -> bytes:
+        from sealtrail.secretkeys import derived_key
+
+        return derived_key(self.dep, "audit-commitment")
+
+    @property
     def ledger(self) -> Any:
         if self._ledger is None:
             from sealtrail.ledgerwiring import ledger_for
@@ -56,7 +62,8 @@ class AccountsContext:
         detail: dict[str, Any] | None = None,
     ) -> AuditEvent:
         """Write one audit row; security-relevant actions also append a ``key`` entry to the public log in the
-        same transaction, carrying only the SHA-256 of the audit row (no personal data in the log)."""
+        same transaction, carrying only a keyed commitment to the audit row (HMAC with a secret derived from the
+        installation secret: no personal data in the log, and nothing a list of user names could reverse)."""
         name = actor if isinstance(actor, str) else actor.name
         row = service.audit_row(
             name, action, org_code=org, target=target, outcome=outcome, ip=client_ip(request), detail=detail
@@ -67,7 +74,7 @@ class AccountsContext:
                 type="key",
                 doc_id=f"{action}:{org or '-'}",
                 pdf_sha256="",
-                xml_sha256=service.audit_digest(row),
+                xml_sha256=service.audit_commitment(self.commitment_key, row),
                 signer_cert_sha256="",
                 time=row.at,
             )

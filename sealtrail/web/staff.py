@@ -7,7 +7,6 @@ need no JavaScript.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from datetime import UTC, date, datetime, timedelta
@@ -23,6 +22,7 @@ from sqlmodel import Session
 from accounts import service
 from accounts.permissions import ROLES, Actor
 from registry.records import DocumentRecord
+from schemas.csvcells import safe_writer
 from sealtrail.deployment import Deployment
 from sealtrail.web.deps import AccountsContext, client_ip, context, require, require_signed_in
 from workflow import operations as wf
@@ -353,10 +353,22 @@ def make_staff_web_router() -> APIRouter:
     return router
 
 
+EARLIEST_AUDIT_DATE = date(2000, 1, 1)
+
+
 def _audit_response(
     request: Request, actor: Actor, school: str, start: date | None, end: date | None, fmt: str
 ) -> Response:
     ctx = context(request)
+    for day in (start, end):
+        if day is not None and not EARLIEST_AUDIT_DATE <= day <= date.today() + timedelta(days=366):
+            raise HTTPException(
+                400,
+                f"Ngày {day:%d/%m/%Y} ngoài khoảng cho phép / the date {day.isoformat()} is out of range "
+                f"({EARLIEST_AUDIT_DATE.isoformat()} to a year from today)",
+            )
+    if start is not None and end is not None and start > end:
+        raise HTTPException(400, "Ngày bắt đầu sau ngày kết thúc / the start date is after the end date")
     begin = datetime.combine(start or date.today() - timedelta(days=30), datetime.min.time(), tzinfo=UTC)
     finish = datetime.combine(end or date.today(), datetime.min.time(), tzinfo=UTC) + timedelta(days=1)
     rows = service.export_audit(ctx.engine, school, begin, finish)
@@ -369,7 +381,7 @@ def _audit_response(
             headers={"Content-Disposition": f'attachment; filename="{name}.json"', "Cache-Control": "no-store"},
         )
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = safe_writer(out)  # actor and target names come from other people (and other organisations)
     writer.writerow(["id", "at", "actor", "action", "target", "outcome", "ip", "leaf_index", "detail"])
     for r in rows:
         writer.writerow(

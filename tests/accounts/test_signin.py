@@ -3,7 +3,7 @@ CSRF on cookie-authenticated changes, and a per-client limit on the sign-in form
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pyotp
 from sqlmodel import Session, select
@@ -136,8 +136,21 @@ def test_role_changes_are_audited_and_enter_the_public_log(world: World) -> None
     with world.dep.engine.connect() as conn:
         entry = Entry.parse(ledger.entry(conn, event.leaf_index))
     assert entry.type == "key" and entry.doc_id == f"role.grant:{SCHOOL_A}"
-    assert entry.xml_sha256 == service.audit_digest(event)
+    from sealtrail.secretkeys import derived_key
+
+    assert entry.xml_sha256 == service.audit_commitment(derived_key(world.dep, "audit-commitment"), event)
     assert b"auditor-a" not in entry.canonical()  # no personal data in the log
+    # a salted commitment: the plain hash of the same row, which anyone could recompute from guessed names, differs
+    import hashlib
+    import json
+
+    from accounts.models import aware
+
+    at = aware(event.at).astimezone(UTC).isoformat()
+    body = {"at": at, "actor": event.actor, "org": event.org_code, "action": event.action,
+            "target": event.target, "outcome": event.outcome, "detail": event.detail}  # fmt: skip
+    guess = hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    assert entry.xml_sha256 != guess
 
 
 def test_logout_ends_the_session(world: World) -> None:
