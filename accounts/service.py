@@ -6,6 +6,7 @@ Everything here takes a database engine and is used by the web routers, the CLI 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -13,6 +14,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -92,10 +94,32 @@ def org_by_code(engine: Engine, code: str) -> Organisation | None:
         return org
 
 
+COMMON_PASSWORDS = Path(__file__).parent / "data" / "common-passwords.txt"
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+
+
 def check_password_strength(password: str) -> None:
+    """At least 12 characters, at least two kinds of character (letters, digits, others), at least 5 different
+    characters (no "aaaaaaaaaaaa" or "abababababab"), and not on the offline list of common and breached ones."""
     if len(password) < MIN_PASSWORD:
         raise AccountError(
             f"Mật khẩu cần ít nhất {MIN_PASSWORD} ký tự / the password needs at least {MIN_PASSWORD} characters"
+        )
+    kinds = {"letter" if ch.isalpha() else "digit" if ch.isdigit() else "other" for ch in password}
+    if len(kinds) < 2 or len(set(password.casefold())) < 5:
+        raise AccountError(
+            "Mật khẩu cần trộn chữ với số hoặc ký hiệu và không lặp một vài ký tự / mix letters with digits or "
+            "symbols, and do not repeat a few characters"
+        )
+    if password.casefold() in _common_passwords():
+        raise AccountError(
+            "Mật khẩu này nằm trong danh sách mật khẩu phổ biến hoặc đã lộ / this password is on the list of common "
+            "or breached passwords"
         )
 
 
@@ -192,8 +216,18 @@ def revoke_role(engine: Engine, username: str, org_code: str, role: str) -> bool
         if row is None:
             return False
         session.delete(row)
+        end_sessions_of(session, row.person_id)  # a session opened with the role must not outlive it
         session.commit()
         return True
+
+
+def end_sessions_of(session: Session, person_id: int) -> None:
+    """Mark every open session of the person ended (within the caller's transaction)."""
+    for open_session in session.exec(
+        select(LoginSession).where(LoginSession.person_id == person_id, col(LoginSession.revoked).is_(False))
+    ).all():
+        open_session.revoked = True
+        session.add(open_session)
 
 
 def actor_for(engine: Engine, person: Person, kind: str) -> Actor:
@@ -359,6 +393,11 @@ def _normal_code(code: str) -> str:
 
 
 def redeem_student_code(engine: Engine, code: str) -> Person:
+    return redeem_code(engine, code)[0]
+
+
+def redeem_code(engine: Engine, code: str) -> tuple[Person, int]:
+    """The person a one-time code was made for, and the organisation (id) that made it."""
     bad = AccountError("Mã đăng nhập không đúng hoặc đã hết hạn / the code is wrong, used or expired")
     with Session(engine) as session:
         row = session.get(OneTimeCode, sha256_hex(_normal_code(code)))
@@ -369,16 +408,19 @@ def redeem_student_code(engine: Engine, code: str) -> Person:
         person = session.get(Person, row.person_id)
         if person is None or not person.active:
             raise bad
+        org_id = row.org_id
         session.commit()
         session.refresh(person)
         session.expunge(person)
-        return person
+        return person, org_id
 
 
 # --- sessions --------------------------------------------------------------------------------------------------
 
 
-def start_session(engine: Engine, person: Person, kind: str, ip: str, replaces: str | None = None) -> str:
+def start_session(
+    engine: Engine, person: Person, kind: str, ip: str, replaces: str | None = None, org_id: int | None = None
+) -> str:
     """A new session (its cookie value is returned; only its hash is stored). Any session the browser had
     before is ended, so a session id planted before sign-in is worthless afterwards (fixation)."""
     assert person.id is not None
@@ -400,6 +442,7 @@ def start_session(engine: Engine, person: Person, kind: str, ip: str, replaces: 
                 last_seen=now,
                 expires_at=now + SESSION_LIFETIME,
                 ip=ip[:64],
+                org_id=org_id,
             )
         )
         session.commit()
@@ -422,8 +465,15 @@ def actor_from_session(engine: Engine, token: str) -> Actor | None:
             session.refresh(person)
             session.refresh(row)
         session.expunge(person)
-        csrf, sid, kind = row.csrf_token, row.id, row.kind
+        csrf, sid, kind, org_id = row.csrf_token, row.id, row.kind, row.org_id
+        org_code = None
+        if org_id is not None:
+            org = session.get(Organisation, org_id)
+            org_code = org.code if org is not None else "-"
     actor = actor_for(engine, person, kind)
+    if org_code is not None:  # a session opened for one organisation sees nothing of the others
+        actor.roles = {code: roles for code, roles in actor.roles.items() if code == org_code}
+        actor.inherited = {}
     actor.session_id, actor.csrf_token = sid, csrf
     return actor
 

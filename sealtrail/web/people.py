@@ -12,8 +12,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
-from accounts import people, service
+from accounts import people, policy, service
 from accounts.permissions import ROLE_TITLES, VERIFIER_KINDS, VERIFY_SCOPE, Actor
 from sealtrail.web.deps import client_ip, context, require, require_signed_in
 from sealtrail.web.staff import page, set_session_cookie
@@ -75,6 +76,21 @@ def make_people_router() -> APIRouter:
         """Reset the password (``password``) or re-enrol the authenticator (``totp``); audited either way."""
         ctx = context(request)
         action = f"{what}.reset"
+        with Session(ctx.engine) as session:  # a signer's credentials: a second admin must confirm (policy)
+            try:
+                people.staff_here(session, school, username, "Không có mật khẩu hay mã xác thực / no credentials")
+            except service.AccountError as exc:
+                ctx.record(request, actor, action, org=school, target=username[:64], outcome="refused")
+                raise HTTPException(422, str(exc)) from None
+            signer = policy.is_signer(session, username)
+            confirmed = signer and policy.second_admin_confirms(session, school, username, what, actor.name)
+        if signer and not confirmed:
+            ctx.record(request, actor, f"{what}.request", org=school, target=username[:64], outcome="pending")
+            note = (
+                f"Đã ghi yêu cầu đặt lại cho {username}; cần một quản trị khác của đơn vị xác nhận trong 24 giờ / "
+                "a second admin must confirm the reset of a signer's credentials within 24 hours"
+            )
+            return RedirectResponse(_members_url(school, note), status_code=303)
         try:
             reset = people.reset_password if what == "password" else people.reenrol_totp
             creds = reset(ctx.engine, school, username)

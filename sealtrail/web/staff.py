@@ -17,9 +17,10 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Form, HTTPException, Requ
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from accounts import service
+from accounts import policy, service
+from accounts.models import Organisation
 from accounts.permissions import ROLES, Actor
 from registry.records import DocumentRecord
 from schemas.csvcells import safe_writer
@@ -311,8 +312,13 @@ def make_staff_web_router() -> APIRouter:
             if action == "revoke":
                 service.revoke_role(ctx.engine, username, school, role)
             else:
+                with Session(ctx.engine) as session:  # tenancy and separation of duties (accounts.policy)
+                    org = session.exec(select(Organisation).where(Organisation.code == school)).one()
+                    policy.check_grant(session, actor.name, username, org, role)
                 service.grant(ctx.engine, username, school, role)
         except service.AccountError as exc:
+            ctx.record(request, actor, "role.grant", org=school, target=username[:64], outcome="refused",
+                       detail={"role": role, "why": str(exc)[:200]})  # fmt: skip
             raise HTTPException(422, str(exc)) from None
         ctx.record(
             request,

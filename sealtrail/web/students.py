@@ -125,12 +125,17 @@ def make_student_router() -> APIRouter:
         ctx = context(request)
         ctx.login_limit(request)
         try:
-            person = service.redeem_student_code(ctx.engine, code)
+            person, org_id = service.redeem_code(ctx.engine, code)
         except service.AccountError as exc:
             ctx.record(request, "-", "student.login.failed", outcome="refused")
             return page("student_login.html.j2", request, None, status=401, flash=str(exc), flash_error=True)
-        token = service.start_session(
-            ctx.engine, person, "student", client_ip(request), replaces=request.cookies.get(ctx.cookie_name)
+        token = service.start_session(  # the session sees only the school that gave the code
+            ctx.engine,
+            person,
+            "student",
+            client_ip(request),
+            replaces=request.cookies.get(ctx.cookie_name),
+            org_id=org_id,
         )
         ctx.record(request, person.username, "student.login.ok")
         response = RedirectResponse("/hoc-sinh", status_code=303)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 import pytest
 
@@ -47,3 +48,177 @@ def test_audit_dates_out_of_range_are_a_400_not_a_500(orgs: World, query: str) -
     assert response.status_code == 400 and "/" in response.json()["detail"]
     api = query.replace("tu=", "start=").replace("den=", "end=")
     assert client.get(f"/api/v1/schools/{SCHOOL_A}/audit?{api}").status_code == 400
+
+
+def _grant(world: World, admin: str, org: str, username: str, role: str, action: str = "grant") -> Any:
+    client = world.clients.get(admin) or world.clients.setdefault(admin, world.login(admin))
+    data = {"csrf_token": world.csrf[admin], "username": username, "role": role, "action": action}
+    return client.post(f"/can-bo/{org}/thanh-vien", data=data)
+
+
+def _student_client(world: World, admin: str, org: str, username: str) -> Any:
+    client = world.clients.get(admin) or world.clients.setdefault(admin, world.login(admin))
+    code = client.post(
+        f"/can-bo/{org}/hoc-sinh/ma-dang-nhap", data={"csrf_token": world.csrf[admin], "username": username}
+    )
+    assert code.status_code == 200, code.text
+    pupil = world.client()
+    assert pupil.post("/hoc-sinh/dang-nhap", data={"code": code.text}).status_code == 303
+    return pupil
+
+
+def test_no_other_organisation_can_make_a_schools_pupil_its_own(orgs: World) -> None:
+    """The reported takeover: B's admin (or a university's, or a verifier's) grants A's pupil a pupil or parent
+    role, mints a sign-in code and reads A's transcripts. Every step is refused, with one message for all."""
+    answers = {}
+    for admin, org in (("admin-b", SCHOOL_B), ("admin-uni", UNIVERSITY), ("admin-ver", VERIFIER)):
+        for role in ("student", "parent"):
+            answer = _grant(orgs, admin, org, "student-a", role)
+            assert answer.status_code == 422, (admin, role)
+            answers[(admin, role)] = answer.json()["detail"]
+        nobody = _grant(orgs, admin, org, "khong-co-ai-ten-nay", "student").json()["detail"]
+        assert {answers[(admin, "student")], answers[(admin, "parent")]} == {nobody}  # nothing tells them apart
+        minted = orgs.clients[admin].post(
+            f"/can-bo/{org}/hoc-sinh/ma-dang-nhap", data={"csrf_token": orgs.csrf[admin], "username": "student-a"}
+        )
+        assert minted.status_code == 404
+    roles = {(o, r) for u, o, r in _memberships(orgs) if u == "student-a"}
+    assert roles == {(SCHOOL_A, "student")}
+    for admin, org in (("admin-uni", UNIVERSITY), ("admin-ver", VERIFIER)):  # nor as a new person of their own
+        made = orgs.clients[admin].post(
+            f"/can-bo/{org}/thanh-vien/moi",
+            data={"csrf_token": orgs.csrf[admin], "username": f"hs-{org}", "full_name": "Nguyễn Thị Thu Hằng",
+                  "role": "student", "personal_id": "001310012345"},
+        )  # fmt: skip
+        assert made.status_code == 422 and "pupil" in made.json()["detail"]
+
+
+def _memberships(world: World) -> list[tuple[str, str, str]]:
+    from sqlmodel import Session, select
+
+    from accounts.models import Membership, Organisation, Person
+
+    with Session(world.dep.engine) as session:
+        rows = session.exec(
+            select(Person.username, Organisation.code, Membership.role)
+            .join(Membership, Membership.person_id == Person.id)  # type: ignore[arg-type]
+            .join(Organisation, Organisation.id == Membership.org_id)  # type: ignore[arg-type]
+        ).all()
+    return [(u, o, r) for u, o, r in rows]
+
+
+def test_no_grant_reaches_another_organisations_staff(orgs: World) -> None:
+    """B's admin cannot give A's principal a role at B (which blocked A's resets and let B end A's sessions)."""
+    refused = _grant(orgs, "admin-b", SCHOOL_B, "principal-a", "subject_teacher")
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == _grant(orgs, "admin-b", SCHOOL_B, "no-such-user-x", "auditor").json()["detail"]
+    assert not [m for m in _memberships(orgs) if m[0] == "principal-a" and m[1] != SCHOOL_A]
+    deactivate = orgs.clients["admin-b"].post(
+        f"/can-bo/{SCHOOL_B}/thanh-vien/principal-a/ngung", data={"csrf_token": orgs.csrf["admin-b"]}
+    )
+    assert deactivate.status_code == 422
+    principal = orgs.login("principal-a")
+    assert principal.get(f"/can-bo/{SCHOOL_A}/hang-doi").status_code == 200  # A's principal is untouched
+    from sqlmodel import Session, select
+
+    from accounts.models import AuditEvent
+
+    with Session(orgs.dep.engine) as session:
+        refusals = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "role.grant", AuditEvent.outcome == "refused")
+        ).all()
+    assert {(e.actor, e.org_code, e.target) for e in refusals} >= {("admin-b", SCHOOL_B, "principal-a")}
+
+
+def test_a_pupils_session_ends_when_the_role_goes_and_sees_only_its_school(orgs: World) -> None:
+    from accounts.models import Organisation  # noqa: F401 - the tables are defined
+
+    pupil = _student_client(orgs, "school_admin-a", SCHOOL_A, "student-a")
+    assert pupil.get("/hoc-sinh").status_code == 200
+    # an operator (CLI) made the same person a pupil at B too: a session opened with A's code sees A only
+    service.grant(orgs.dep.engine, "student-a", SCHOOL_B, "student")
+    token = next(v for k, v in pupil.cookies.items() if k.endswith("st_session"))
+    actor = service.actor_from_session(orgs.dep.engine, token)
+    assert actor is not None and set(actor.roles) == {SCHOOL_A}
+    revoked = _grant(orgs, "school_admin-a", SCHOOL_A, "student-a", "student", action="revoke")
+    assert revoked.status_code == 303
+    assert pupil.get("/hoc-sinh").status_code == 303  # the session opened with the role ended with it
+    assert service.actor_from_session(orgs.dep.engine, token) is None
+
+
+def test_an_admin_cannot_give_itself_signing_roles(orgs: World) -> None:
+    for role in ("homeroom_teacher", "principal", "registrar"):
+        answer = _grant(orgs, "school_admin-a", SCHOOL_A, "school_admin-a", role)
+        assert answer.status_code == 422 and "separation of duties" in answer.json()["detail"], role
+    orgs.add_staff("admin2-a", SCHOOL_A, "school_admin")
+    answer = _grant(orgs, "admin2-a", SCHOOL_A, "school_admin-a", "principal")  # nor through a colleague
+    assert answer.status_code == 422 and "administrator cannot hold a signing role" in answer.json()["detail"]
+    answer = _grant(orgs, "school_admin-a", SCHOOL_A, "principal-a", "school_admin")  # nor a signer made admin
+    assert answer.status_code == 422
+    assert _grant(orgs, "school_admin-a", SCHOOL_A, "subject_teacher-a", "homeroom_teacher").status_code == 303
+    roles = {r for u, o, r in _memberships(orgs) if u == "school_admin-a"}
+    assert roles == {"school_admin"}
+
+
+def test_a_signers_credentials_are_reset_only_by_two_admins(orgs: World) -> None:
+    orgs.add_staff("admin2-a", SCHOOL_A, "school_admin")
+    first = orgs.login("school_admin-a")
+    url = f"/can-bo/{SCHOOL_A}/thanh-vien/principal-a/dat-lai-mat-khau"
+    for _ in range(2):  # the same admin asking twice is still one admin
+        asked = first.post(url, data={"csrf_token": orgs.csrf["school_admin-a"]})
+        assert asked.status_code == 303 and "second%20admin" in asked.headers["location"]
+    orgs.login("principal-a")  # the principal's password still works: nothing was reset
+    second = orgs.login("admin2-a")
+    done = second.post(url, data={"csrf_token": orgs.csrf["admin2-a"]})
+    assert done.status_code == 200 and 'id="temporary-password"' in done.text
+    from sqlmodel import Session, select
+
+    from accounts.models import AuditEvent
+
+    with Session(orgs.dep.engine) as session:
+        events = session.exec(select(AuditEvent).where(AuditEvent.target == "principal-a")).all()
+    trail = [(e.actor, e.action, e.outcome) for e in events if e.action.startswith("password.")]
+    assert trail == [("school_admin-a", "password.request", "pending")] * 2 + [("admin2-a", "password.reset", "ok")]
+    # a non-signer (the auditor) is reset by one admin, as before
+    assert (
+        first.post(
+            f"/can-bo/{SCHOOL_A}/thanh-vien/auditor-a/dat-lai-mat-khau",
+            data={"csrf_token": orgs.csrf["school_admin-a"]},
+        ).status_code
+        == 200
+    )
+
+
+def test_a_password_change_ends_the_other_sessions(orgs: World) -> None:
+    from tests.accounts.conftest import PASSWORD, csrf_of
+
+    laptop = orgs.login("auditor-a")
+    import time
+
+    import pyotp
+
+    phone = orgs.client()
+    code = pyotp.TOTP(orgs.totp["auditor-a"]).at(time.time() + 30)
+    assert (
+        phone.post("/dang-nhap", data={"username": "auditor-a", "password": PASSWORD, "totp": code}).status_code == 303
+    )
+    new = "mật khẩu mới của tôi 2027"
+    changed = laptop.post(
+        "/doi-mat-khau", data={"csrf_token": csrf_of(orgs.dep, laptop), "current": PASSWORD, "new": new, "repeat": new}
+    )
+    assert changed.status_code == 303
+    assert laptop.get(f"/can-bo/{SCHOOL_A}/nhat-ky").status_code == 200  # the session that changed it goes on
+    assert phone.get(f"/can-bo/{SCHOOL_A}/nhat-ky").status_code == 303  # the other one ended
+
+
+@pytest.mark.parametrize(
+    "weak", ["aaaaaaaaaaaa", "abababababab", "password1234", "PASSWORD1234", "matkhau12345", "chỉtoànchữcáithôi"]
+)
+def test_weak_and_breached_passwords_are_refused(weak: str) -> None:
+    with pytest.raises(service.AccountError):
+        service.check_password_strength(weak)
+
+
+def test_a_good_password_passes_the_policy() -> None:
+    service.check_password_strength("mật-khẩu-đủ-dài-2026")
+    service.check_password_strength("Tr4ng-Xanh-Mây-Trắng")
