@@ -8,16 +8,18 @@ from which address) and also entered in the public log (``LEDGER_ACTIONS``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from accounts import people, policy, service
+from accounts.models import Person, ShareLink, utcnow
 from accounts.permissions import ROLE_TITLES, VERIFIER_KINDS, VERIFY_SCOPE, Actor
 from sealtrail.web.deps import client_ip, context, require, require_signed_in
 from sealtrail.web.staff import page, set_session_cookie
+from workflow.states import WorkItem
 
 Text = Annotated[str, Form(max_length=255)]
 Name = Annotated[str, Form(max_length=64)]
@@ -202,6 +204,46 @@ def make_people_router() -> APIRouter:
             raise HTTPException(404, "Không có khoá này / no such key")
         ctx.record(request, actor, "apikey.revoke", org=school, target=key_id)
         return RedirectResponse(f"/can-bo/{school}/khoa-tra-cuu", status_code=303)
+
+    def _school_links(ctx: Any, school: str) -> list[tuple[ShareLink, str]]:
+        with Session(ctx.engine) as session:
+            rows = session.exec(
+                select(ShareLink, Person.username)
+                .join(WorkItem, WorkItem.doc_id == ShareLink.doc_id)  # type: ignore[arg-type]
+                .join(Person, Person.id == ShareLink.person_id)  # type: ignore[arg-type]
+                .where(WorkItem.school_code == school)
+                .order_by(col(ShareLink.created_at))
+            ).all()
+            for link, _maker in rows:
+                session.expunge(link)
+        return [(link, maker) for link, maker in rows]
+
+    @router.get("/can-bo/{school}/chia-se", response_class=HTMLResponse)
+    def school_shares(
+        request: Request, school: str, actor: Annotated[Actor, Depends(require("members:manage"))]
+    ) -> HTMLResponse:
+        """Every share link to this school's documents (the school sees and may revoke what pupils share)."""
+        ctx = context(request)
+        flash = request.query_params.get("tb", "")[:200]
+        return page(
+            "school_shares.html.j2", request, actor, school=school, links=_school_links(ctx, school), flash=flash
+        )
+
+    @router.post("/can-bo/{school}/chia-se/{share_id}/thu-hoi")
+    def school_revoke_share(
+        request: Request, school: str, share_id: str, actor: Annotated[Actor, Depends(require("members:manage"))]
+    ) -> Response:
+        ctx = context(request)
+        if share_id not in {link.id for link, _maker in _school_links(ctx, school)}:
+            raise HTTPException(404, "Không có liên kết này / no such link")
+        with Session(ctx.engine) as session:
+            link = session.get(ShareLink, share_id)
+            assert link is not None
+            link.revoked_at = utcnow()
+            session.add(link)
+            session.commit()
+        ctx.record(request, actor, "share.revoke", org=school, target=share_id[:16])
+        return RedirectResponse(f"/can-bo/{school}/chia-se?tb=Đã thu hồi liên kết", status_code=303)
 
     @router.get("/doi-mat-khau", response_class=HTMLResponse)
     def password_page(request: Request, actor: Annotated[Actor, Depends(require_signed_in())]) -> HTMLResponse:

@@ -28,6 +28,7 @@ SHARE_FIELDS = {
     "birth_date": "Ngày sinh",
     "results": "Kết quả học tập / xếp loại",
     "pdf": "Tệp PDF gốc có chữ ký số",
+    "verify": "Mã văn bản và liên kết xác thực (mã QR)",
 }
 MAX_SHARE_DAYS = 90
 
@@ -78,13 +79,30 @@ def my_documents(ctx: Any, actor: Actor) -> list[tuple[WorkItem, DocumentRecord]
 
 
 def _shares(ctx: Any, actor: Actor) -> list[ShareLink]:
+    """Every link to a document this portal user may see, whoever made it: a pupil sees (and may revoke) the
+    links a parent made to the pupil's documents too."""
+    visible = {record.id for _item, record in my_documents(ctx, actor)}
     with Session(ctx.engine) as session:
         rows = session.exec(
-            select(ShareLink).where(ShareLink.person_id == actor.person_id).order_by(col(ShareLink.created_at))
+            select(ShareLink)
+            .where((ShareLink.person_id == actor.person_id) | col(ShareLink.doc_id).in_(visible or {""}))
+            .order_by(col(ShareLink.created_at))
         ).all()
         for row in rows:
             session.expunge(row)
         return list(rows)
+
+
+def sharer_still_sees(ctx: Any, link: ShareLink, item: WorkItem) -> bool:
+    """A link lives only while the person who made it could still open the document (a parent unlinked from the
+    child, or a pupil whose role went, no longer shares anything)."""
+    with Session(ctx.engine) as session:
+        person = session.get(service.Person, link.person_id)
+        if person is None or not person.active:
+            return False
+        session.expunge(person)
+    sharer = service.actor_for(ctx.engine, person, "student")
+    return (item.holder_personal_id, item.school_code) in visible_holders(ctx, sharer)
 
 
 def share_view(item: WorkItem, record: DocumentRecord, fields: list[str]) -> list[tuple[str, str]]:
@@ -223,7 +241,9 @@ def make_student_router() -> APIRouter:
         label: Annotated[str, Form(max_length=120)] = "",
     ) -> Response:
         ctx = context(request)
-        _owned(ctx, actor, doc_id)
+        _item, record = _owned(ctx, actor, doc_id)
+        if record.status != DocumentStatus.ISSUED.value or record.leaf_index is None:
+            raise HTTPException(422, "Chỉ chia sẻ văn bản đã cấp / only an issued document can be shared")
         chosen = [f for f in fields if f in SHARE_FIELDS]
         if not chosen:
             raise HTTPException(422, "Chọn ít nhất một mục để chia sẻ / choose at least one field")
@@ -246,9 +266,10 @@ def make_student_router() -> APIRouter:
     @router.post("/hoc-sinh/chia-se/{share_id}/thu-hoi")
     def revoke_share(request: Request, share_id: str, actor: Annotated[Actor, Depends(require_student())]) -> Response:
         ctx = context(request)
+        visible = {link.id for link in _shares(ctx, actor)}
         with Session(ctx.engine) as session:
             link = session.get(ShareLink, share_id)
-            if link is None or link.person_id != actor.person_id:
+            if link is None or link.id not in visible:
                 raise HTTPException(404, "Không có liên kết này / no such link")
             link.revoked_at = utcnow()
             session.add(link)
@@ -272,6 +293,8 @@ def make_student_router() -> APIRouter:
             session.expunge(item)
             session.expunge(record)
             session.expunge(link)
+        if not sharer_still_sees(ctx, link, item):
+            return gone
         if request.query_params.get("tai") == "pdf" and "pdf" in link.fields and record.sha256_pdf:
             data = ctx.dep.blobs.get(record.sha256_pdf, "pdf")
             return Response(data, media_type="application/pdf", headers={"Cache-Control": "no-store"})
@@ -285,7 +308,8 @@ def make_student_router() -> APIRouter:
             expires=aware(link.expires_at),
             allow_pdf="pdf" in link.fields,
             token=token,
-            verify=f"{base}/v/{record.token}",
+            show_id="verify" in link.fields,
+            verify=f"{base}/v/{record.token}" if "verify" in link.fields else None,
         )
 
     return router

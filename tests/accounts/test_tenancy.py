@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import schemas
 from accounts import service
 from tests.accounts.conftest import SCHOOL_A, SCHOOL_B, World
 
@@ -56,14 +57,11 @@ def _grant(world: World, admin: str, org: str, username: str, role: str, action:
     return client.post(f"/can-bo/{org}/thanh-vien", data=data)
 
 
-def _student_client(world: World, admin: str, org: str, username: str) -> Any:
-    client = world.clients.get(admin) or world.clients.setdefault(admin, world.login(admin))
-    code = client.post(
-        f"/can-bo/{org}/hoc-sinh/ma-dang-nhap", data={"csrf_token": world.csrf[admin], "username": username}
-    )
-    assert code.status_code == 200, code.text
+def _student_client(world: World, org: str, username: str) -> Any:
+    """A portal session opened with a one-time code from ``org`` (minted as the school's staff would)."""
+    code = service.issue_student_code(world.dep.engine, username, org)
     pupil = world.client()
-    assert pupil.post("/hoc-sinh/dang-nhap", data={"code": code.text}).status_code == 303
+    assert pupil.post("/hoc-sinh/dang-nhap", data={"code": code}).status_code == 303
     return pupil
 
 
@@ -133,7 +131,7 @@ def test_no_grant_reaches_another_organisations_staff(orgs: World) -> None:
 def test_a_pupils_session_ends_when_the_role_goes_and_sees_only_its_school(orgs: World) -> None:
     from accounts.models import Organisation  # noqa: F401 - the tables are defined
 
-    pupil = _student_client(orgs, "school_admin-a", SCHOOL_A, "student-a")
+    pupil = _student_client(orgs, SCHOOL_A, "student-a")
     assert pupil.get("/hoc-sinh").status_code == 200
     # an operator (CLI) made the same person a pupil at B too: a session opened with A's code sees A only
     service.grant(orgs.dep.engine, "student-a", SCHOOL_B, "student")
@@ -222,3 +220,77 @@ def test_weak_and_breached_passwords_are_refused(weak: str) -> None:
 def test_a_good_password_passes_the_policy() -> None:
     service.check_password_strength("mật-khẩu-đủ-dài-2026")
     service.check_password_strength("Tr4ng-Xanh-Mây-Trắng")
+
+
+@pytest.mark.slow
+def test_share_links_follow_the_sharers_access_show_only_what_was_chosen_and_the_school_sees_them(
+    orgs: World,
+) -> None:
+    from sqlmodel import Session
+
+    from registry.records import DocumentRecord
+    from tests.accounts.conftest import csrf_of
+    from tests.accounts.test_students import issue_class
+
+    engine = orgs.dep.engine
+    (mine,) = issue_class(orgs, schemas.load_sample("class_9a1")[:1])
+    admin = orgs.login("school_admin-a")
+    csrf = orgs.csrf["school_admin-a"]
+    added = admin.post(
+        f"/can-bo/{SCHOOL_A}/thanh-vien/moi",
+        data={"csrf_token": csrf, "username": "ph-a", "full_name": "Nguyễn Văn Cha", "role": "parent"},
+    )
+    assert added.status_code == 200
+    form = {"csrf_token": csrf, "parent": "ph-a", "student": "student-a"}
+    assert admin.post(f"/can-bo/{SCHOOL_A}/phu-huynh", data=form).status_code == 303
+    father = _student_client(orgs, SCHOOL_A, "ph-a")
+    made = father.post(
+        "/hoc-sinh/chia-se",
+        data={"csrf_token": csrf_of(orgs.dep, father), "doc_id": mine, "fields": ["holder_name"], "days": 7},
+    )
+    assert made.status_code == 303
+    link = made.headers["location"].split("lien-ket=", 1)[1]
+    shown = orgs.client().get(link)
+    with Session(engine) as session:
+        record = session.get(DocumentRecord, mine)
+        assert record is not None
+        qr_token = record.token
+    assert shown.status_code == 200 and "Nguyễn Thị Thu Hằng" in shown.text
+    assert mine not in shown.text and qr_token not in shown.text and "/v/" not in shown.text  # only what was chosen
+    # the pupil sees the parent's link, and so does the school
+    pupil = _student_client(orgs, SCHOOL_A, "student-a")
+    assert link.rsplit("/", 1)[1] not in pupil.get("/hoc-sinh").text  # the token itself is never listed again
+    assert mine in pupil.get("/hoc-sinh").text and "ph-a" in admin.get(f"/can-bo/{SCHOOL_A}/chia-se").text
+    # the parent is unlinked: the link stops at once
+    form = {"csrf_token": csrf, "parent": "ph-a", "student": "student-a", "action": "unlink"}
+    assert admin.post(f"/can-bo/{SCHOOL_A}/phu-huynh", data=form).status_code == 303
+    assert orgs.client().get(link).status_code == 404
+    # a pupil's own link, revoked by the school
+    own = pupil.post(
+        "/hoc-sinh/chia-se",
+        data={"csrf_token": csrf_of(orgs.dep, pupil), "doc_id": mine, "fields": ["kind", "verify"], "days": 3},
+    )
+    own_link = own.headers["location"].split("lien-ket=", 1)[1]
+    page = orgs.client().get(own_link)
+    assert page.status_code == 200 and mine in page.text and f"/v/{qr_token}" in page.text  # chosen this time
+    from accounts import service as accounts_service
+
+    share_id = accounts_service.sha256_hex(own_link.rsplit("/", 1)[1])
+    other_school = orgs.login("admin-b")
+    refused = other_school.post(
+        f"/can-bo/{SCHOOL_B}/chia-se/{share_id}/thu-hoi", data={"csrf_token": orgs.csrf["admin-b"]}
+    )
+    assert refused.status_code == 404  # not B's document
+    revoked = admin.post(f"/can-bo/{SCHOOL_A}/chia-se/{share_id}/thu-hoi", data={"csrf_token": csrf})
+    assert revoked.status_code == 303 and orgs.client().get(own_link).status_code == 404
+    # only an issued document can be shared
+    with Session(engine) as session:
+        record = session.get(DocumentRecord, mine)
+        assert record is not None
+        record.status = "revoked"
+        session.add(record)
+        session.commit()
+    late = pupil.post(
+        "/hoc-sinh/chia-se", data={"csrf_token": csrf_of(orgs.dep, pupil), "doc_id": mine, "fields": ["kind"]}
+    )
+    assert late.status_code == 422
