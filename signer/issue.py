@@ -35,6 +35,7 @@ from ledger.entry import Entry, EntryType
 from ledger.registry import DocumentRecord, DocumentStatus
 from ledger.statusindex import add_with_status_index
 from ledger.store import Ledger
+from schemas.qrlink import token_digest
 from schemas.xml import to_xml
 from signer.pdf import PadesSigner, SignatureRequest, signing_time_text
 from signer.redact import personal_data, personal_values
@@ -233,6 +234,7 @@ class Issuer:
             issue_date=doc.issue_date,
             issuer=school.code,
             xml_sha256=hashlib.sha256(xml).digest(),
+            link_digest=token_digest(token),
         )
         payload = qr_payload or make_qr_payload(self.verify_base_url, token, make_seal(claims, self.qr_key))  # type: ignore[arg-type]
         return RenderJob(doc, doc_id, payload, xml), token

@@ -5,6 +5,11 @@ The QR carries ``https://<verify-host>/v/<token>#ST1:<base45>``. The token (≥1
 site show status online; the fragment never reaches a server and lets anyone check the document's key facts
 offline against the issuer's published key. Base45's alphabet has a space and '%', which a URL fragment must
 not carry raw, so those two are percent-encoded (``%20``, ``%25``) and decoded again before verification.
+
+Seals bind themselves to their link: claim 8 is the first 8 bytes of SHA-256 of the link's token
+(:func:`schemas.qrlink.token_digest`), so a genuine seal of one document under another document's link fails.
+Seals issued before that carry no claim 8; they still verify, with a note that they are of the older kind.
+The link itself is read as a browser reads it (:mod:`schemas.qrlink`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import base45
 import cbor2
@@ -26,6 +30,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from hsm_adapters.base import KeyBackend, SignatureMechanism
+from schemas.qrlink import (
+    LinkError,
+    QrLink,
+    display_host,
+    host_is_registered,
+    parse_link,
+    registered_host,
+    token_digest,
+)
 
 PREFIX = "ST1:"
 ALG_ES256 = -7
@@ -54,6 +67,8 @@ class SealClaims:
     issue_date: date
     issuer: str
     xml_sha256: bytes
+    link_digest: bytes | None = None
+    """SHA-256 of the link's token, cut to 8 bytes (claim 8); None in seals of the older kind, not bound to a link."""
 
 
 def new_token() -> str:
@@ -73,17 +88,18 @@ def key_id(public_key: PublicKey) -> bytes:
 
 
 def _payload(claims: SealClaims) -> bytes:
-    return cbor2.dumps(
-        {
-            1: claims.doc_id,
-            2: KINDS.index(claims.kind),
-            3: claims.holder_name,
-            4: claims.birth_date.toordinal() - _EPOCH,
-            5: claims.issue_date.toordinal() - _EPOCH,
-            6: claims.issuer,
-            7: claims.xml_sha256,
-        }
-    )
+    fields: dict[int, object] = {
+        1: claims.doc_id,
+        2: KINDS.index(claims.kind),
+        3: claims.holder_name,
+        4: claims.birth_date.toordinal() - _EPOCH,
+        5: claims.issue_date.toordinal() - _EPOCH,
+        6: claims.issuer,
+        7: claims.xml_sha256,
+    }
+    if claims.link_digest is not None:
+        fields[8] = claims.link_digest
+    return cbor2.dumps(fields)
 
 
 def _sig_structure(protected: bytes, payload: bytes) -> bytes:
@@ -129,20 +145,28 @@ class ParsedQr:
     host: str
     token: str | None
     seal: str | None
+    link: QrLink | None = None
 
 
 def parse_qr_payload(text: str) -> ParsedQr:
+    """A QR's text: a bare ``ST1:`` seal, or a link read as a browser reads it (refused unless plain; see
+    :mod:`schemas.qrlink`). Raises :class:`SealError`; for a refused link, :class:`RefusedLink`."""
     text = text.strip()
     if text.startswith(PREFIX):
         return ParsedQr("", "", None, text)
-    parts = urlsplit(text)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise SealError("Mã QR không phải là liên kết xác thực / the QR code is not a verification link")
-    segments = parts.path.rstrip("/").split("/")
-    token = segments[-1] if len(segments) >= 2 and segments[-2] == "v" else None
-    seal = unquote(parts.fragment) if parts.fragment else None
-    url = text.split("#", 1)[0]
-    return ParsedQr(url, parts.hostname.lower(), token, seal)
+    try:
+        link = parse_link(text)
+    except LinkError as exc:
+        raise RefusedLink(str(exc), exc.browser_host) from None
+    return ParsedQr(link.url, link.host, link.token, link.seal, link)
+
+
+class RefusedLink(SealError):
+    """The QR's link is not of the plain form SealTrail prints; ``browser_host`` is where a browser would go."""
+
+    def __init__(self, message: str, browser_host: str | None) -> None:
+        super().__init__(message)
+        self.browser_host = browser_host
 
 
 def _fail(vi: str, en: str) -> SealError:
@@ -204,9 +228,16 @@ def verify_seal(seal: str, trusted_keys: Mapping[bytes, PublicKey]) -> SealClaim
             issue_date=date.fromordinal(int(claims_map[5]) + _EPOCH),
             issuer=str(claims_map[6]),
             xml_sha256=bytes(claims_map[7]),
+            link_digest=_digest(claims_map[8]) if 8 in claims_map else None,
         )
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise _fail("Nội dung dấu niêm phong không đúng định dạng", "the seal's content is malformed") from exc
+
+
+def _digest(value: object) -> bytes:
+    if not isinstance(value, bytes) or len(value) < 8:
+        raise ValueError("claim 8 is not a token digest")
+    return value
 
 
 @dataclass(frozen=True)
@@ -214,25 +245,66 @@ class QrCheck:
     parsed: ParsedQr
     claims: SealClaims | None
     warnings: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    """Facts worth telling that do not make the QR suspect (a seal of the older kind, not bound to its link)."""
+
+
+OLDER_KIND = (
+    "Ghi chú: dấu niêm phong thuộc loại cũ (cấp trước khi dấu được gắn với liên kết), nên không xác nhận được "
+    "liên kết này thuộc đúng văn bản; hãy mở liên kết để xem văn bản trên trang của đơn vị cấp. / Note: the seal "
+    "is of the older kind (issued before seals were bound to their link), so it cannot confirm that this link "
+    "belongs to this document; open the link to see the document on the issuer's site."
+)
+OTHER_LINK = (
+    "Dấu niêm phong là thật nhưng liên kết trong mã QR thuộc một văn bản khác (mã QR đã bị ghép) / the seal is "
+    "genuine but the QR's link belongs to another document (the QR code was put together from two)"
+)
+
+
+def _look_alike(host: str, hosts: Collection[str]) -> str:
+    return (
+        f"CẢNH BÁO: liên kết trỏ tới '{host}', không phải trang xác thực đã đăng ký của đơn vị cấp "
+        f"({', '.join(sorted(hosts))}). Đây có thể là trang giả mạo. / WARNING: the link points to "
+        f"'{host}', not the issuer's registered verification site; it may be a look-alike."
+    )
 
 
 def check_qr(text: str, trusted_keys: Mapping[bytes, PublicKey], registered_hosts: Collection[str]) -> QrCheck:
-    """Parse a QR's text, verify its seal, and warn when the link's host is not the issuer's own."""
-    parsed = parse_qr_payload(text)
+    """Parse a QR's text as a browser would, verify its seal and that the seal is this link's, and warn when the
+    link's host is not the issuer's own. Raises :class:`SealError` for a refused link or a seal that fails."""
+    hosts: list[tuple[str, int | None]] = []
+    for entry in registered_hosts:
+        try:
+            hosts.append(registered_host(entry))
+        except ValueError:
+            continue  # not a host name (a damaged list): it can match no link, and the warning names those that do
+    shown = sorted(display_host(h, p) for h, p in hosts)
+    try:
+        parsed = parse_qr_payload(text)
+    except RefusedLink as exc:
+        if exc.browser_host and exc.browser_host not in {h for h, _ in hosts}:
+            raise SealError(f"{exc}\n{_look_alike(display_host(exc.browser_host), shown)}") from None
+        raise
     warnings: list[str] = []
-    hosts = {h.lower().split(":")[0] for h in registered_hosts}
-    if parsed.host and parsed.host not in hosts:
-        warnings.append(
-            f"CẢNH BÁO: liên kết trỏ tới '{parsed.host}', không phải trang xác thực đã đăng ký của đơn vị cấp "
-            f"({', '.join(sorted(hosts))}). Đây có thể là trang giả mạo. / WARNING: the link points to "
-            f"'{parsed.host}', not the issuer's registered verification site; it may be a look-alike."
-        )
+    notes: list[str] = []
+    link = parsed.link
+    if link is not None and not host_is_registered(link, hosts):
+        warnings.append(_look_alike(link.display_host, shown))
     if parsed.url.startswith("http://") and parsed.host not in ("127.0.0.1", "localhost"):
         warnings.append("CẢNH BÁO: liên kết không dùng HTTPS / WARNING: the link does not use HTTPS")
     claims = verify_seal(parsed.seal, trusted_keys) if parsed.seal else None
     if claims is None:
         warnings.append("Mã QR không có dấu niêm phong ngoại tuyến / the QR code carries no offline seal")
-    return QrCheck(parsed, claims, tuple(warnings))
+    elif claims.link_digest is None:
+        notes.append(OLDER_KIND)
+    elif parsed.token is None:
+        warnings.append(
+            "Dấu niêm phong không kèm liên kết nên không đối chiếu được / the seal comes without its link, so it "
+            "cannot be matched to one"
+        )
+    elif token_digest(parsed.token) != claims.link_digest:
+        raise SealError(OTHER_LINK)
+    return QrCheck(parsed, claims, tuple(warnings), tuple(notes))
 
 
 def seal_matches_document(claims: SealClaims, attached_xml_sha256: Collection[str]) -> bool:
