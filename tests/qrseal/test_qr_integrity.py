@@ -16,21 +16,13 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import copy_into_new_writer
 from typer.testing import CliRunner
 
+from schemas.qrseal import SealClaims, key_id, parse_qr_payload, qr_payload
 from sealtrail.deployment import Deployment
 from signer.issue import IssuedDocument
+from signer.qrseal import make_seal
 from tests.verifier.conftest import installation
 from verifier.pdf import attachments
-from verifier.qrseal import (
-    OLDER_KIND,
-    OTHER_LINK,
-    SealClaims,
-    key_id,
-    make_seal,
-    parse_qr_payload,
-    qr_payload,
-    seal_matches_document,
-    verify_seal,
-)
+from verifier.qrseal import OLDER_KIND, OTHER_LINK, seal_matches_document, verify_seal
 
 FAKE_NAME = "Tran Van Gia - Xuat sac"
 
@@ -182,7 +174,7 @@ def test_verify_qr_document_refuses_an_unsigned_altered_pdf_carrying_the_genuine
 def test_verify_qr_document_with_a_trust_bundle_checks_signatures_with_the_bundles_roots(
     issued: tuple[Deployment, list[IssuedDocument]], tmp_path: Path
 ) -> None:
-    from sealtrail.offline import export_trust
+    from verifier.offline import export_trust
 
     dep, docs = issued
     bundle = tmp_path / "trust"
@@ -211,7 +203,7 @@ def test_the_printed_qr_with_its_binding_decodes_at_150_dpi(
 
 
 def test_the_qr_page_answers_only_token_shaped_paths(issued: tuple[Deployment, list[IssuedDocument]]) -> None:
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     dep, docs = issued
     client = TestClient(create_app(dep.settings))

@@ -10,19 +10,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from schemas.qrlink import LinkError, parse_link, registered_host, token_digest
-from verifier.qrseal import (
-    OLDER_KIND,
-    OTHER_LINK,
-    SealClaims,
-    SealError,
-    check_qr,
-    key_id,
-    make_seal,
-    new_token,
-    parse_qr_payload,
-    qr_payload,
-    verify_seal,
-)
+from schemas.qrseal import SealClaims, SealError, key_id, new_token, parse_qr_payload, qr_payload
+from signer.qrseal import make_seal
+from verifier.qrseal import OLDER_KIND, OTHER_LINK, check_qr, verify_seal
 
 HOST = "xacthuc.truong.edu.vn"
 TOKEN = new_token()
