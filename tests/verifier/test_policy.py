@@ -22,13 +22,13 @@ from typer.testing import CliRunner
 import schemas
 from hsm_adapters.soft import SoftKeyBackend
 from schemas.envelope import DS_NS, SIGNED_NS, XADES_NS
-from sealtrail.checking import check_upload
 from sealtrail.cli import app
 from sealtrail.deployment import Deployment
 from signer.issue import IssuedDocument
 from signer.pdf import ROLE_URI_PREFIX
 from tests.verifier.conftest import installation
 from verifier import policy
+from verifier.checking import check_upload
 from verifier.policy import SignedRole
 
 Installed = tuple[Deployment, list[IssuedDocument]]  # diploma_thpt, diploma_bachelor, transcript_thcs
