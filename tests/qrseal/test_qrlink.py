@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date
+from pathlib import Path
 
 import pytest
+import qrcode
 from cryptography.hazmat.primitives.asymmetric import ec
+from PIL import Image
 
 from schemas.qrlink import LinkError, parse_link, registered_host, token_digest
 from schemas.qrseal import SealClaims, SealError, key_id, new_token, parse_qr_payload, qr_payload
@@ -155,3 +158,36 @@ def test_the_binding_costs_a_few_characters() -> None:
 def test_a_bare_seal_is_checked_but_not_matched_to_a_link() -> None:
     check = check_qr(SEAL, KEYS, [HOST])
     assert check.claims == CLAIMS and any("without its link" in w for w in check.warnings)
+
+
+def _qr_image(path: Path, *texts: str) -> Path:
+    """A PNG with one QR code per text, side by side."""
+    images = []
+    for text in texts:
+        qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=4, border=4)
+        qr.add_data(text)
+        qr.make(fit=True)
+        images.append(qr.make_image().get_image().convert("L"))
+    sheet = Image.new("L", (sum(i.width for i in images), max(i.height for i in images)), 255)
+    x = 0
+    for image in images:
+        sheet.paste(image, (x, 0))
+        x += image.width
+    sheet.save(path)
+    return path
+
+
+def test_an_image_is_read_whole_and_with_one_code_only(tmp_path: Path) -> None:
+    from verifier.offline import read_qr
+
+    genuine = qr_payload(f"https://{HOST}", TOKEN, SEAL)
+    assert read_qr(str(_qr_image(tmp_path / "one.png", genuine))) == genuine
+    # A code whose text goes on after a line break is read whole (then refused), never cut at the break.
+    broken = f"{genuine}\nhttps://evil.example/"
+    assert read_qr(str(_qr_image(tmp_path / "break.png", broken))) == broken
+    with pytest.raises(SealError, match="control characters"):
+        check_qr(broken, KEYS, [HOST])
+    # Two different codes: which one was checked must not be a guess.
+    other = qr_payload(f"https://{HOST}", OTHER_TOKEN, SEAL)
+    with pytest.raises(SealError, match="2 different QR codes"):
+        read_qr(str(_qr_image(tmp_path / "two.png", genuine, other)))
