@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import qrcode
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from schemas.qrlink import LinkError, parse_link, registered_host, token_digest
@@ -191,3 +193,23 @@ def test_an_image_is_read_whole_and_with_one_code_only(tmp_path: Path) -> None:
     other = qr_payload(f"https://{HOST}", OTHER_TOKEN, SEAL)
     with pytest.raises(SealError, match="2 different QR codes"):
         read_qr(str(_qr_image(tmp_path / "two.png", genuine, other)))
+
+
+PIECES = ["https://", "http:", "\\", "/", "@", ":", "%", "%2e", "%40", "#", "?", ".", "v/", TOKEN, HOST, "xn--", "ｅ"]
+PIECES += ["á", "\t", "\n", " ", "[::1]", ":8443", "\x00", "ST1:", FRAGMENT[:20], FRAGMENT]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=12).map("".join) | st.text(max_size=80))
+def test_any_text_is_a_check_or_a_clear_refusal(text: str) -> None:
+    """Whatever a QR holds, the answer is a QrCheck or a SealError with a bilingual reason, never another error;
+    and what is accepted is the plain form, its host the one a browser opens."""
+    try:
+        check = check_qr(text, KEYS, [HOST])
+    except SealError as refused:
+        assert " / " in str(refused)
+        return
+    link = check.parsed.link
+    if link is not None:
+        assert "@" not in text.split("#")[0] and "\\" not in text
+        assert link.url.endswith(f"/v/{link.token}")
