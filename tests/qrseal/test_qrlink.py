@@ -15,13 +15,15 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from schemas.qrlink import LinkError, parse_link, registered_host, token_digest
-from schemas.qrseal import SealClaims, SealError, key_id, new_token, parse_qr_payload, qr_payload
+from schemas.qrseal import SealClaims, SealError, key_id, parse_qr_payload, qr_payload
 from signer.qrseal import make_seal
 from verifier.qrseal import OLDER_KIND, OTHER_LINK, check_qr, verify_seal
 
 HOST = "xacthuc.truong.edu.vn"
-TOKEN = new_token()
-OTHER_TOKEN = new_token()
+# Fixed tokens of the issued shape (26 base32 characters): parametrised test ids must be the same in every
+# pytest-xdist worker, so they cannot come from new_token() at import time.
+TOKEN = "KXUIMRH6RN3C26PKU7TYHFRU4Q"
+OTHER_TOKEN = "D3J5QWZL7T2MNB4XVC6YRH7PKA"
 KEY = ec.generate_private_key(ec.SECP256R1())
 KEYS = {key_id(KEY.public_key()): KEY.public_key()}
 CLAIMS = SealClaims(
