@@ -97,7 +97,14 @@ class PdfReport:
         return report_json(self)
 
 
-_INVALID_CODES = {"HASH_FAILURE", "SIG_CRYPTO_FAILURE", "REVOKED", "MODIFIED_AFTER_SIGNING", "FORMAT_FAILURE"}
+_INVALID_CODES = {
+    "HASH_FAILURE",
+    "SIG_CRYPTO_FAILURE",
+    "REVOKED",
+    "MODIFIED_AFTER_SIGNING",
+    "FORMAT_FAILURE",
+    "SIGNER_POLICY_FAILURE",
+}
 
 R_NOT_PDF = ("FORMAT_FAILURE", "Tệp không phải là PDF đọc được", "The file is not a readable PDF")
 R_UNCHECKED = ("GENERIC", "Không kiểm tra được tệp này", "This file could not be checked")
@@ -318,6 +325,8 @@ def structure_problem(pdf: bytes) -> Reason | None:
 class TrustListVerifier:
     """Built once from a trust list (roots are anchors, other certificates only help build paths)."""
 
+    signer_registry: Any = None  # verifier.policy.SignerRegistry, supplied by the deployment (issue #21)
+
     def __init__(self, trust_roots: Sequence[x509.Certificate], other_certs: Sequence[x509.Certificate] = ()) -> None:
         if not trust_roots:
             raise ValueError("a verifier needs at least one trusted root certificate")
@@ -410,6 +419,11 @@ class PdfVerifier(TrustListVerifier):
             if verdict == "valid":
                 verdict = "indeterminate"
         xmls = [d for a, d in zip(attached, data, strict=True) if a["xsd_valid"]]
+        # a broken signature is the one reason; the signer policy speaks only about sound signatures
+        policy_reasons = self._policy(sigs, reports, xmls[0] if xmls else None) if verdict != "invalid" else []
+        if policy_reasons:
+            overall.extend(policy_reasons)
+            verdict = "invalid"
         text = await page_text if page_text is not None else None
         if xmls and text is not None and verdict != "invalid":
             finding, worst = _compare_with_pages(xmls[0], text)
@@ -417,6 +431,26 @@ class PdfVerifier(TrustListVerifier):
                 overall.append(finding)
                 verdict = worst if worst == "invalid" or verdict == "valid" else verdict
         return PdfReport(verdict, list(dict.fromkeys(overall)), reports, pdfa, attached)
+
+    def _policy(
+        self, sigs: Sequence[EmbeddedPdfSignature], reports: Sequence[SignatureReport], xml: bytes | None
+    ) -> list[Reason]:
+        """The signer policy (verifier.policy) for the document kind its attached XML names: roles from the
+        signed CAdES attribute (or, for older documents, the field name of the signed revision), identities."""
+        from verifier import policy
+
+        kind, issuer = policy.kind_and_issuer(xml) if xml is not None else (None, None)
+        signed: list[policy.SignedRole] = []
+        for sig, report in zip(sigs, reports, strict=True):
+            field_role = sig.field_name.removeprefix("sig_") if sig.field_name.startswith("sig_") else None
+            claimed = policy.role_from_claims(policy.cades_claimed_roles(sig.signer_info))
+            when = report.timestamp_time or report.signing_time
+            if claimed is not None:
+                signed.append(policy.SignedRole(claimed, sig.signer_cert, when, label=field_role))
+            else:
+                role = field_role if field_role in policy.ROLE_NAMES else None
+                signed.append(policy.SignedRole(role, sig.signer_cert, when, role_from_field_name=role is not None))
+        return policy.check(kind, signed, issuer=issuer, registry=self.signer_registry)
 
     def _report(
         self, sig: EmbeddedPdfSignature, status: PdfSignatureStatus, *, last: bool, trust_problem: tuple[str, str, str]
