@@ -180,7 +180,7 @@ def assert_refused_everywhere(dep: Deployment, pdf: bytes, code: str, tmp_path: 
     assert report.verdict == "invalid" and report.reasons[0].code == code, report.reasons
     exit_code, output = _cli(dep, pdf, tmp_path)
     assert exit_code != 0 and not output.startswith("HỢP LỆ") and "KHÔNG HỢP LỆ" in output, output
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     client = TestClient(create_app(dep.settings))
     api = client.post("/api/v1/verify", files={"file": ("a.pdf", pdf)})
