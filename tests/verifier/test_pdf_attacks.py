@@ -149,6 +149,28 @@ def attached_xml_swapped(doc: Doc) -> Attack:
     return Attack(pdf, "MODIFIED_AFTER_SIGNING", lambda: poppler_attachment(pdf) == forged != original)
 
 
+def embedded_files_twice(doc: Doc) -> Attack:
+    """The catalog's /Names repeats /EmbeddedFiles: the second name tree holds a file spec with a forged XML."""
+    spec = doc.reader.root["/AF"][0]
+    original = spec["/EF"]["/F"].data
+    name = re.search(rb"<(?:\w+:)?ho_ten>([^<]+)<", original) or re.search(rb">([^<>]{6,40})<", original)
+    assert name is not None
+    forged = original.replace(name.group(1), FORGED.encode())
+    data, filespec, tree = range(doc.size, doc.size + 3)
+    catalog = doc.raw(doc.root)
+    m = re.search(rb"/EmbeddedFiles\s+(\d+) 0 R", catalog)
+    assert m is not None
+    objects = {
+        data: stream(forged, b"/Type /EmbeddedFile /Subtype /text#2Fxml"),
+        filespec: b"<< /Type /Filespec /F (%s) /UF (%s) /EF << /F %d 0 R >> /AFRelationship /Data >>"
+        % (str(spec["/F"]).encode(), str(spec["/F"]).encode(), data),
+        tree: b"<< /Names [(%s) %d 0 R] >>" % (str(spec["/F"]).encode(), filespec),
+        doc.root: catalog.replace(m.group(), m.group() + b" /EmbeddedFiles %d 0 R" % tree, 1),
+    }
+    pdf = append_update(doc.pdf, objects)
+    return Attack(pdf, "FORMAT_FAILURE", lambda: poppler_attachment(pdf) == forged != original)
+
+
 ATTACKS = {
     f.__name__: f
     for f in (
@@ -159,6 +181,7 @@ ATTACKS = {
         info_title_changed,
         xmp_changed,
         attached_xml_swapped,
+        embedded_files_twice,
     )
 }
 
@@ -384,3 +407,28 @@ def test_random_updates_that_change_what_is_seen_are_never_valid(
 
     check()
     assert seen["refused"] > 0
+
+
+def test_a_change_between_signatures_is_refused(issued: tuple[Deployment, list[IssuedDocument]]) -> None:
+    """Between signatures only the next signer's field and the LT data may be added: a title changed after the
+    teacher signed and before the principal and the seal did is refused, although later signatures cover it."""
+    dep, _docs = issued
+    pki = dep.dev_pki
+    signer = PadesSigner(trust_roots=dep.trust_roots, other_certs=dep.intermediates, timestamp_urls=[pki.tsa_url])
+    html = "<title>Học bạ</title><p>Học bạ (thử)</p>"
+    unsigned = weasyprint.HTML(string=html).write_pdf(pdf_variant="pdf/a-3b")
+
+    def sign(pdf: bytes, role: str) -> bytes:
+        backend = SoftKeyBackend.from_pkcs12(pki.p12_path(role))
+        return signer.sign(pdf, backend, SignatureRequest(f"sig_{role}", role, "test", lock_document=role == "seal"))
+
+    by_teacher = sign(unsigned, "homeroom_teacher")
+    honest = sign(sign(by_teacher, "principal"), "seal")
+    assert structure_problem(honest) is None
+    doc = Doc(by_teacher)
+    assert doc.info is not None
+    retitled = append_update(by_teacher, {doc.info: b"<< /Title (%s) >>" % FORGED.encode()})
+    tampered = sign(sign(retitled, "principal"), "seal")
+    problem = structure_problem(tampered)
+    assert problem is not None and "between signatures" in problem.en and "(/Info) changed" in problem.en
+    assert dep.pdf_verifier.verify(tampered).verdict == "invalid"
