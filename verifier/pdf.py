@@ -315,6 +315,10 @@ def structure_problem(pdf: bytes) -> Reason | None:
         return Reason(R_AMBIGUOUS[0], f"{R_AMBIGUOUS[1]}: {exc.vi}", f"{R_AMBIGUOUS[2]}: {exc.en}")
     except PolicyViolation as exc:
         return Reason(R_MODIFIED[0], f"{R_MODIFIED[1]}: {exc.vi}", f"{R_MODIFIED[2]}: {exc.en}")
+    except (TypeError, KeyError, IndexError, AttributeError, ValueError, RecursionError, OverflowError) as exc:
+        # a shape the strict reading does not expect (a number where a dictionary belongs, …): not a clean file
+        detail = f"{exc.__class__.__name__}"
+        return Reason(R_AMBIGUOUS[0], f"{R_AMBIGUOUS[1]} ({detail})", f"{R_AMBIGUOUS[2]} ({detail})")
     return None
 
 
