@@ -226,6 +226,8 @@ def import_class(
     school_json: Annotated[Path, typer.Option("--school", help="JSON file describing the school")],
     school_year: Annotated[str, typer.Option(help="e.g. 2024-2025")],
     out: Annotated[Path, typer.Option(help="Folder for the validated transcripts (one JSON per pupil)")],
+    homeroom_teacher: Annotated[str, typer.Option(help="Họ tên giáo viên chủ nhiệm của lớp")] = "",
+    principal: Annotated[str, typer.Option(help="Họ tên hiệu trưởng xác nhận năm học")] = "",
 ) -> None:
     """Check a class sheet (all rows, every problem reported) and write one transcript JSON per pupil."""
     from datetime import date
@@ -235,7 +237,14 @@ def import_class(
 
     try:
         school = schemas.School.model_validate_json(school_json.read_text(encoding="utf-8"))
-        ctx = ClassContext(school=school, school_year=school_year, issue_date=date.today(), issue_place=school.province)
+        ctx = ClassContext(
+            school=school,
+            school_year=school_year,
+            issue_date=date.today(),
+            issue_place=school.province,
+            homeroom_teacher=homeroom_teacher,
+            principal=principal,
+        )
         docs = import_file(file, ctx)
     except schemas.SchemaError as exc:
         typer.echo(f"Không nhập được {file.name} / the import was refused; nothing was imported:", err=True)
