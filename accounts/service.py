@@ -511,6 +511,11 @@ def audit_row(
     )
 
 
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """32 bytes for ``purpose`` from an installation secret: HMAC-SHA256, one independent key per purpose."""
+    return hmac.new(secret, b"sealtrail-derived-key\0" + purpose.encode(), hashlib.sha256).digest()
+
+
 def audit_commitment(key: bytes, event: AuditEvent) -> str:
     """HMAC-SHA256 of the event's canonical JSON under a secret key: what a ledger ``key`` entry carries instead of
     any personal data. A plain hash could be reversed by trying user names and times ("admin linked parent X to

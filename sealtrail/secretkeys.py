@@ -3,12 +3,10 @@ the other keys): one independent key per purpose, so no purpose's outputs help w
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
+from accounts.service import derive_key
 from sealtrail.deployment import Deployment
 
 
 def derived_key(dep: Deployment, purpose: str) -> bytes:
     """32 bytes for ``purpose`` (e.g. "details-code", "audit-commitment"): HMAC-SHA256 of the installation secret."""
-    return hmac.new(dep.lookup_key, b"sealtrail-derived-key\0" + purpose.encode(), hashlib.sha256).digest()
+    return derive_key(dep.lookup_key, purpose)

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sealtrail.deployment import Deployment
 from verifier.bulk import BulkError, BulkItem, Check, item_json, iter_zip, open_zip, to_csv
 from verifier.gate import AttemptGate
+from verifier.host import Installation
 from verifier.lookup import LookupResult, lookup_rows, parse_lookup_csv, result_json, results_csv
 
 NDJSON = "application/x-ndjson"
@@ -46,7 +46,9 @@ class BulkJob:
     items: Iterator[tuple[dict[str, Any], BulkItem, LookupResult | None]]
 
 
-def prepare(dep: Deployment, data: bytes, check: Check, filename: str = "", gate: AttemptGate | None = None) -> BulkJob:
+def prepare(
+    dep: Installation, data: bytes, check: Check, filename: str = "", gate: AttemptGate | None = None
+) -> BulkJob:
     """Raise BulkError or LookupCsvError for an upload that cannot be checked at all. ``gate`` counts look-up rows
     that do not match, per document number (verifier.lookup.lookup_rows)."""
     if is_zip(data, filename):

@@ -18,7 +18,7 @@ from accounts import people, policy, service
 from accounts.models import Person, ShareLink, utcnow
 from accounts.permissions import ROLE_TITLES, VERIFIER_KINDS, VERIFY_SCOPE, Actor
 from sealtrail.web.deps import client_ip, context, require, require_signed_in
-from sealtrail.web.staff import page, set_session_cookie
+from sealtrail.web.pages import page, set_session_cookie
 from workflow.states import WorkItem
 
 Text = Annotated[str, Form(max_length=255)]
