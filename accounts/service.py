@@ -285,13 +285,13 @@ def check_staff_login(engine: Engine, username: str, password: str, code: str) -
     bad = AccountError("Sai tên đăng nhập, mật khẩu hoặc mã xác thực / wrong username, password or code")
     with Session(engine) as session:
         person = session.exec(select(Person).where(Person.username == username)).first()
-        now = utcnow()
         if person is None or not person.password_hash:
             with contextlib.suppress(VerificationError):
                 _hasher.verify(_dummy_hash(), password)
             raise bad
-        if person.locked_until is not None and aware(person.locked_until) > now:
-            raise AccountError(_lockout_message(aware(person.locked_until)))
+        # no lock on the account itself here: a lock anyone could trigger, with a message only real accounts get,
+        # would let strangers lock staff out and tell which usernames exist. The sign-in form counts failures per
+        # (account, address) and per address instead (sealtrail.web.signin_guard).
         ok = person.active
         try:
             _hasher.verify(person.password_hash, password)
@@ -299,10 +299,7 @@ def check_staff_login(engine: Engine, username: str, password: str, code: str) -
             ok = False
         step = _totp_step(person.totp_secret, code) if ok else None
         if step is None or (person.totp_last_step is not None and step <= person.totp_last_step):
-            person.failed_logins += 1
-            if person.failed_logins >= MAX_FAILED_LOGINS:
-                person.locked_until = now + LOCKOUT
-                person.failed_logins = 0
+            person.failed_logins += 1  # for the record only
             session.add(person)
             session.commit()
             raise bad

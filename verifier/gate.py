@@ -105,8 +105,12 @@ class AttemptGate:
         now = self.clock()
         return max(1, int((until - now).total_seconds() + 0.999)) if until and until > now else 0
 
-    def attempt(self, scope: str, subject: str, check: Callable[[], bool]) -> Outcome:
-        """Compare an answer (``check()``) unless the gate is locked, and count it; one transaction per answer."""
+    def attempt(
+        self, scope: str, subject: str, check: Callable[[], bool], *, backoff: Backoff | None = None
+    ) -> Outcome:
+        """Compare an answer (``check()``) unless the gate is locked, and count it; one transaction per answer.
+        ``backoff`` overrides the gate's own for this scope."""
+        policy = backoff or self.backoff
         self._ensure_row(scope, subject)
         key = (attempts.c.scope == scope) & (attempts.c.subject == subject)
         with self.engine.begin() as conn:
@@ -124,10 +128,10 @@ class AttemptGate:
                 return Outcome(True, False)
             last = _aware(row.last_failure)
             failures = row.failures
-            if last is not None and now - last > self.backoff.forget_after:
+            if last is not None and now - last > policy.forget_after:
                 failures = 0
             failures += 1
-            lock = self.backoff.lock_for(failures)
+            lock = policy.lock_for(failures)
             conn.execute(
                 update(attempts)
                 .where(key)

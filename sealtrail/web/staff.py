@@ -26,6 +26,7 @@ from schemas.csvcells import safe_writer
 from sealtrail.deployment import Deployment
 from sealtrail.web.deps import AccountsContext, client_ip, context, require, require_signed_in
 from sealtrail.web.pages import ItemIds, page, set_session_cookie
+from sealtrail.web.signin_guard import guarded, locked_message, refuse_cross_site
 from workflow import operations as wf
 from workflow.states import STATE_TEXT, WorkflowError
 
@@ -45,12 +46,27 @@ def make_staff_web_router() -> APIRouter:
         totp: Annotated[str, Form(max_length=12)],
     ) -> Response:
         ctx = context(request)
-        ctx.login_limit(request)
-        try:
-            person = service.check_staff_login(ctx.engine, username.strip(), password, totp)
-        except service.AccountError as exc:
+        refuse_cross_site(request)
+        found: list[Any] = []
+        failure: list[str] = []
+
+        def attempt() -> bool:
+            try:
+                found.append(service.check_staff_login(ctx.engine, username.strip(), password, totp))
+            except service.AccountError as exc:
+                failure.append(str(exc))
+            return bool(found)
+
+        wait = guarded(request.app.state.public_gate, "staff", username, client_ip(request), attempt)
+        if wait:
+            ctx.record(request, username.strip()[:64] or "-", "login.throttled", outcome="refused")
+            html = page("login.html.j2", request, None, status=429, flash=locked_message(wait), flash_error=True)
+            html.headers["Retry-After"] = str(wait)
+            return html
+        if not found:
             ctx.record(request, username.strip()[:64] or "-", "login.failed", outcome="refused")
-            return page("login.html.j2", request, None, status=401, flash=str(exc), flash_error=True)
+            return page("login.html.j2", request, None, status=401, flash=failure[0], flash_error=True)
+        person = found[0]
         kind = service.PASSWORD_CHANGE if person.must_change_password else "staff"
         token = service.start_session(
             ctx.engine, person, kind, client_ip(request), replaces=request.cookies.get(ctx.cookie_name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -17,6 +17,7 @@ from accounts.models import ShareLink, aware, utcnow
 from accounts.permissions import Actor
 from registry.records import DocumentRecord, DocumentStatus
 from sealtrail.web.deps import client_ip, context, require_student
+from sealtrail.web.signin_guard import guarded, locked_message, refuse_cross_site
 from workflow import portal
 from workflow.states import WorkItem
 
@@ -32,12 +33,30 @@ def make_student_router() -> APIRouter:
     @router.post("/hoc-sinh/dang-nhap", response_model=None)
     def login(request: Request, code: Annotated[str, Form(max_length=64)]) -> Response:
         ctx = context(request)
-        ctx.login_limit(request)
-        try:
-            person, org_id = service.redeem_code(ctx.engine, code)
-        except service.AccountError as exc:
+        refuse_cross_site(request)  # login CSRF: another site must not sign a pupil into its own account
+        found: list[tuple[Any, int]] = []
+        failure: list[str] = []
+
+        def attempt() -> bool:
+            try:
+                found.append(service.redeem_code(ctx.engine, code))
+            except service.AccountError as exc:
+                failure.append(str(exc))
+            return bool(found)
+
+        # only wrong codes count, per address: a class signing in behind the school's one address is not slowed
+        wait = guarded(request.app.state.public_gate, "code", "", client_ip(request), attempt)
+        if wait:
+            ctx.record(request, "-", "student.login.throttled", outcome="refused")
+            html = page(
+                "student_login.html.j2", request, None, status=429, flash=locked_message(wait), flash_error=True
+            )
+            html.headers["Retry-After"] = str(wait)
+            return html
+        if not found:
             ctx.record(request, "-", "student.login.failed", outcome="refused")
-            return page("student_login.html.j2", request, None, status=401, flash=str(exc), flash_error=True)
+            return page("student_login.html.j2", request, None, status=401, flash=failure[0], flash_error=True)
+        person, org_id = found[0]
         token = service.start_session(  # the session sees only the school that gave the code
             ctx.engine,
             person,
