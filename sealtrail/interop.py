@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from errors import PermanentError
 from hsm_adapters.base import KeyBackendError
 from ledger import tlog
 from ledger.entry import Entry
@@ -41,7 +42,7 @@ _cache: dict[tuple[str, str], tuple[bytes, str, datetime]] = {}
 _lock = threading.Lock()
 
 
-class ExportError(Exception):
+class ExportError(PermanentError):
     """A credential cannot be exported; the message is for the person asking (Vietnamese first)."""
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from sealtrail.deployment import Deployment
-from sealtrail.signing_flow import RegisteredSigner, SigningFlow, SigningFlowError, signer_for_credential
+from sealtrail.signing_flow import RegisteredSigner, SigningFlow, SigningFlowError, Stage, signer_for_credential
 
 
 class SignatureIn(BaseModel):
@@ -105,10 +105,10 @@ def make_signing_router(dep: Deployment) -> APIRouter:
             )
         except SigningFlowError as exc:
             raise HTTPException(exc.status, str(exc)) from None
-        if state.startswith("held ") or state == "issued":  # an own key in the approval workflow: its item moves on
+        if state.stage in (Stage.HELD, Stage.ISSUED):  # an own key in the approval workflow: its item moves on
             from sealtrail.accounts.workflow import own_key_signed
 
             await run_in_threadpool(own_key_signed, dep, task_id)
-        return {"task_id": task_id, "state": state}
+        return {"task_id": task_id, "state": str(state)}
 
     return router

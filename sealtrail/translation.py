@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session
 
 import schemas
+from errors import PermanentError
 from ledger.registry import DocumentRecord, DocumentStatus
 from schemas.xml import from_xml
 from sealtrail.deployment import Deployment
@@ -34,7 +35,7 @@ SUFFIX = "-EN"
 TRANSLATABLE = ("transcript", "diploma")
 
 
-class TranslationError(Exception):
+class TranslationError(PermanentError):
     """A translation that cannot be made; the message says why and what to do (Vietnamese / English)."""
 
     status_code = 409

@@ -40,6 +40,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hsm_adapters.base import KeyBackendError, SignatureMechanism
 from schemas.xml import parse_xml_securely
+from signer._pyhanko_adapter import failure_is_transient
 from signer.pdf import PadesSigner, SignatureRequest, SigningError, open_for_signing, signature_metadata
 from signer.xades import (
     DS_NS,
@@ -61,7 +62,7 @@ DIGEST_ALGORITHM = "sha256"
 DEFERRED_RESERVATION = 48 * 1024
 
 
-class StaleSignatureError(SigningError):
+class StaleSignatureError(SigningError):  # permanent: prepare again
     """The returned signature does not belong to what was prepared (wrong key, wrong digest, changed document)."""
 
 
@@ -188,7 +189,10 @@ class DeferredPades:
         except SigningError:
             raise
         except Exception as exc:  # TSA or OCSP unreachable, container too small: nothing is returned
-            raise SigningError(f"Could not finish the PDF signature: {exc.__class__.__name__} {exc}") from exc
+            raise SigningError(
+                f"Could not finish the PDF signature: {exc.__class__.__name__} {exc}",
+                transient=failure_is_transient(exc),
+            ) from exc
 
     async def _finish(self, prepared: PreparedPdf, identity: SignerIdentity, signature: bytes) -> bytes:
         external = _external(identity, signature)

@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 import schemas
+from errors import PermanentError
 from hsm_adapters.base import KeyBackend
 from ledger.entry import Entry, EntryType
 from ledger.registry import DocumentRecord, DocumentStatus
@@ -54,7 +55,7 @@ ROLE_TITLES = {
 ID_PREFIX = {"transcript": "HB", "diploma": "VB", "copy": "BS"}
 
 
-class AlreadyIssued(RuntimeError):
+class AlreadyIssued(PermanentError, RuntimeError):
     """The document under this id is no longer pending (issued by an earlier or concurrent run)."""
 
     def __init__(self, doc_id: str) -> None:

@@ -52,6 +52,7 @@ from schemas.envelope import canonical_bytes as canonical_bytes
 from schemas.envelope import q as _q
 from schemas.envelope import signed_data as signed_data
 from schemas.xml import parse_xml_securely
+from signer._signxml_adapter import InteroperableXAdESSigner
 from signer.fetching import signing_fetchers
 from signer.pdf import REVOCATION_REUSE_SECONDS, FailoverTimeStamper, SigningError
 
@@ -105,19 +106,6 @@ def envelope(canonical_xml: bytes) -> bytes:
 class XmlSignatureRequest:
     role: str
     claimed_role: str
-
-
-class _InteroperableXAdESSigner(XAdESSigner):
-    """signxml digests SignedProperties and KeyInfo with the configured (exclusive) c14n but writes no Transform
-    for it; other verifiers (xmlsec1, DSS) then apply the XML-DSig default, inclusive c14n, and the digests
-    differ. Name the transform explicitly so every verifier computes the same digest."""
-
-    def _add_reference_to_signed_info(self, sig_root: Any, node_to_reference: Any, **attrs: Any) -> None:
-        super()._add_reference_to_signed_info(sig_root, node_to_reference, **attrs)
-        reference = self._find(sig_root, "SignedInfo")[-1]
-        transforms = etree.Element(f"{{{DS_NS}}}Transforms")
-        etree.SubElement(transforms, f"{{{DS_NS}}}Transform", Algorithm=self.c14n_alg.value)
-        reference.insert(0, transforms)
 
 
 class XadesSigner:
@@ -184,7 +172,7 @@ def open_envelope(signed_xml: bytes, role: str) -> tuple[etree._Element, etree._
 
 def xades_signer(request: XmlSignatureRequest, method: SignatureMethod) -> XAdESSigner:
     """signxml's detached XAdES signer as every SealTrail signature uses it (SHA-256, exclusive c14n)."""
-    return _InteroperableXAdESSigner(
+    return InteroperableXAdESSigner(
         claimed_roles=[request.claimed_role],
         data_object_format=XAdESDataObjectFormat(
             Description="Học bạ / văn bằng số (SealTrail)", MimeType="application/xml"
@@ -216,7 +204,8 @@ def _add_signature_timestamp(signature: etree._Element, timestamper: FailoverTim
         token = asyncio.run(timestamper.async_timestamp(imprint, "sha256"))
     except Exception as exc:  # any failure of every TSA: nothing is added, the caller keeps the old document
         raise SigningError(
-            f"No timestamp authority answered, so the XML was not signed: {exc}. Try again later."
+            f"No timestamp authority answered, so the XML was not signed: {exc}. Try again later.",
+            transient=True,
         ) from exc
     props = signature.find(f".//{{{XADES_NS}}}QualifyingProperties")
     assert props is not None
@@ -316,7 +305,8 @@ def _add_validation_data(
         found = [revocation.lookup(cert, trust_roots, known, hosts) for cert in signers]
     except Exception as exc:  # revocation data is required for B-LT: without it nothing is added
         raise SigningError(
-            f"The certificate status (OCSP/CRL) could not be obtained, so the XML was not signed: {exc}"
+            f"The certificate status (OCSP/CRL) could not be obtained, so the XML was not signed: {exc}",
+            transient=True,
         ) from exc
     usp = signature.find(f".//{{{XADES_NS}}}UnsignedSignatureProperties")
     assert usp is not None

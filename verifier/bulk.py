@@ -23,6 +23,7 @@ from typing import Any
 
 from lxml import etree
 
+from errors import PermanentError
 from verifier.pdf import Reason, Verdict
 
 RECEIPT_NS = "urn:sealtrail:receipt:1"
@@ -33,7 +34,7 @@ MAX_TOTAL_BYTES = 500 * 1024 * 1024
 MAX_RATIO = 50
 
 
-class BulkError(ValueError):
+class BulkError(PermanentError, ValueError):
     """The upload as a whole cannot be checked; the message is for the person who uploaded it."""
 
 

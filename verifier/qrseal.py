@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
+from errors import PermanentError
 from hsm_adapters.base import KeyBackend, SignatureMechanism
 
 PREFIX = "ST1:"
@@ -39,7 +40,7 @@ PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
-class SealError(ValueError):
+class SealError(PermanentError, ValueError):
     """The seal is not genuine or not readable. The message is Vietnamese, then English."""
 
 

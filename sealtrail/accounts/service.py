@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from errors import PermanentError
 from sealtrail.accounts.models import (
     AuditEvent,
     LoginSession,
@@ -53,7 +54,7 @@ def _dummy_hash() -> str:
     return _dummy["hash"]
 
 
-class AccountError(Exception):
+class AccountError(PermanentError):
     """A bad request about accounts; the message is for the person (Vietnamese / English)."""
 
 

@@ -32,6 +32,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from errors import PermanentError
 from sealtrail.accounts.models import Person, SsoIdentity
 from sealtrail.settings import Settings
 
@@ -40,7 +41,7 @@ FLOW_LIFETIME = 600  # seconds between leaving for the provider and coming back
 CLOCK_LEEWAY = 60
 
 
-class SsoError(Exception):
+class SsoError(PermanentError):
     """The sign-in through the provider failed; the message is for the person (Vietnamese / English)."""
 
 

@@ -490,7 +490,7 @@ def make_workflow_api_router() -> APIRouter:
             doc_id, state = wf.start_deferred(context(request), request, actor, school, body.document, body.signers)
         except WorkflowError as exc:
             raise HTTPException(422, str(exc)) from None
-        return {"id": doc_id, "state": state}
+        return {"id": doc_id, "state": str(state)}
 
     @router.post("/signing/documents/{doc_id}/cancel", responses=DEFERRED_ERRORS)
     def cancel_deferred(

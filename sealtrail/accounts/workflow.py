@@ -9,7 +9,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from fastapi import Request
@@ -17,10 +18,14 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 import schemas
+from errors import is_transient
+from hsm_adapters.base import KeyBackendError
 from ledger.entry import Entry
 from ledger.registry import DocumentRecord, DocumentStatus
 from sealtrail.accounts.deps import AccountsContext
 from sealtrail.accounts.permissions import Actor
+from signer.deferred import StaleSignatureError
+from signer.pdf import UnreadablePdfError
 from signer.workflow import (
     SYSTEM,
     State,
@@ -32,6 +37,9 @@ from signer.workflow import (
     new_item_id,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from sealtrail.signing_flow import FlowState
 
 log = logging.getLogger(__name__)
 REVISABLE = (State.DRAFT, State.CHECKED, State.TEACHER_SIGNING, State.TEACHER_SIGNED)
@@ -274,23 +282,48 @@ def filters(ctx: AccountsContext, school: str) -> tuple[list[str], list[str]]:
 # --- signing: the teacher's step, the principal's approval as a batch job ----------------------------------------
 
 
-def advice(reason: str) -> str:
-    """A failure's reason with what to do next (Vietnamese first)."""
-    if reason.startswith("WorkflowError: "):  # the workflow's own refusals already say what to do
-        return reason.removeprefix("WorkflowError: ")
-    low = reason.lower()
-    if "timestamp" in low or "tsa" in low or "dấu thời gian" in low:
-        return f"Máy chủ dấu thời gian không trả lời: thử ký lại sau ít phút / the timestamp server failed ({reason})"
-    if "ocsp" in low or "crl" in low or "revocation" in low:
-        return f"Không kiểm tra được chứng thư (OCSP/CRL): thử ký lại sau ít phút / revocation check failed ({reason})"
-    if "keybackend" in low or "pin" in low or "token" in low or "pkcs" in low:
+class FailureKind(StrEnum):
+    """What kind of failure stopped a signature, judged by the error's type (never by its text)."""
+
+    REFUSED = "refused"  # the workflow's own refusal: its message already says what to do
+    DATA = "data"  # the data is invalid, changed since the teacher signed, or its PDF unreadable: back to the teacher
+    KEY = "key"  # the signing key: PIN, token, HSM, remote signing service
+    SERVICE = "service"  # a timestamp, OCSP/CRL service or the network did not answer: try again later
+    UNEXPECTED = "unexpected"  # nobody foresaw it: the reason already says whom to tell
+    OTHER = "other"
+
+
+def failure_kind(exc: BaseException | None) -> FailureKind:
+    """The kind of ``exc`` (None: an error the job runner did not foresee)."""
+    if exc is None:
+        return FailureKind.UNEXPECTED
+    if isinstance(exc, WorkflowError):
+        return FailureKind.REFUSED
+    if isinstance(exc, schemas.SchemaError | StaleSignatureError | UnreadablePdfError):
+        return FailureKind.DATA
+    if isinstance(exc, KeyBackendError) or isinstance(exc.__cause__, KeyBackendError):
+        return FailureKind.KEY
+    if is_transient(exc) or isinstance(exc, OSError | TimeoutError):
+        return FailureKind.SERVICE
+    return FailureKind.OTHER
+
+
+def advice(reason: str, exc: BaseException | None) -> str:
+    """A failure's reason with what to do next (Vietnamese first), chosen by the type of ``exc``."""
+    kind = failure_kind(exc)
+    if kind in (FailureKind.REFUSED, FailureKind.UNEXPECTED):
+        return reason
+    if kind is FailureKind.SERVICE:
+        return (
+            "Máy chủ dấu thời gian hoặc kiểm tra chứng thư (OCSP/CRL) không trả lời: thử ký lại sau ít phút / a "
+            f"timestamp or certificate-status service did not answer, sign again in a few minutes ({reason})"
+        )
+    if kind is FailureKind.KEY:
         return (
             f"Khoá ký (HSM/USB token) chưa sẵn sàng: kiểm tra thiết bị rồi ký lại / the signing key failed ({reason})"
         )
-    if "dữ liệu" in low or "invalid data" in low or "đã thay đổi" in low:
+    if kind is FailureKind.DATA:
         return f"Dữ liệu có vấn đề: trả lại cho GVCN kiểm tra và ký lại / return it to the teacher ({reason})"
-    if "lỗi không lường trước" in low:
-        return reason
     return f"Lỗi khi ký: thử ký lại; nếu lặp lại, báo quản trị / signing failed, retry or tell the admin ({reason})"
 
 
@@ -339,7 +372,7 @@ def teacher_sign(
             continue
         except Exception as exc:  # the key, the TSA, OCSP: nothing was signed for this item
             log.warning("teacher signature for %s failed: %s", item_id, exc)
-            problems.append(f"{item.holder_name}: {advice(f'{type(exc).__name__}: {exc}')}")
+            problems.append(f"{item.holder_name}: {advice(str(exc), exc)}")
             continue
         with Session(ctx.engine) as session:
             session.add(_transition(item, step.action, step.target, actor, role, doc_id))
@@ -369,7 +402,7 @@ def start_deferred(
     school: str,
     payload: dict[str, Any],
     signers: dict[str, str],
-) -> tuple[str, str]:
+) -> tuple[str, FlowState]:
     """School software starts a document signed with its signers' own keys: (document id, its state)."""
     from fastapi import HTTPException
 
@@ -578,9 +611,9 @@ def run_job_item(rt: Any, row: Any) -> bool:
     check_unchanged(flow, item)
     own = row["input"].get(PRINCIPAL_SIGNER)
     state = flow.release(str(item.doc_id), {"principal": own} if own else None)
-    if own and state == "awaiting principal":
+    if own and state.awaiting("principal"):
         return True
-    if state != "issued":
+    if not state.issued:
         raise WorkflowError(f"{item.holder_name}: văn bản chưa cấp được ({state}) / not issued ({state})")
     return False
 
@@ -611,13 +644,14 @@ def job_item_issued(rt: Any, row: Any) -> None:
         )  # fmt: skip
 
 
-def job_item_failed(rt: Any, row: Any, reason: str) -> None:
-    """The job gave up on an approved item: it goes back to the principal's queue with what to do."""
+def job_item_failed(rt: Any, row: Any, reason: str, exc: BaseException | None = None) -> None:
+    """The job gave up on an approved item (``exc``: why; None if nobody foresaw it): it goes back to the
+    principal's queue with what to do."""
     try:
         item = _item_of(rt.dep.engine, row)
     except WorkflowError:
         return
-    text = advice(reason)[:1000]
+    text = advice(reason, exc)[:1000]
     if _system_move(rt.dep.engine, item.id, "signing_failed", text, error=text):
         _job_context(rt).record(
             None, _batch_actor(rt, row), "sign.failed", org=item.school_code, target=item.id, outcome="failed",
