@@ -36,7 +36,7 @@ IDENTITY = {
     "Mã định danh": "personal_id",
     "Nhận xét": "comment",
     "Lên lớp": "promoted",
-    "Số ngày nghỉ": "days_absent",
+    "Số buổi nghỉ": "sessions_absent",
 }
 REQUIRED = ("Mã học sinh", "Họ", "Tên", "Ngày sinh")
 SCORED = re.compile(r"^(?P<subject>.+) (?P<sem>HK1|HK2) (?P<part>TX|GK|CK)$")
@@ -205,7 +205,7 @@ def read_rows(
                 conduct=conduct,
                 homeroom_comment=cell("Nhận xét"),
                 promoted={"có": True, "không": False}.get(cell("Lên lớp").lower()),
-                days_absent=int(cell("Số ngày nghỉ") or 0),
+                sessions_absent=int(cell("Số buổi nghỉ") or 0),
                 homeroom_teacher=ctx.homeroom_teacher,
                 principal=ctx.principal,
             )

@@ -27,8 +27,10 @@ def _problems(exc: ValidationError) -> list[ValidationProblem]:
     return out
 
 
-def parse_document(data: dict[str, Any] | bytes | str) -> Transcript | Diploma | CertifiedCopy:
-    """Validate one document; transcripts get their averages and levels recomputed and checked."""
+def parse_document(data: dict[str, Any] | bytes | str, *, judge: bool = True) -> Transcript | Diploma | CertifiedCopy:
+    """Validate one document; transcripts get their averages and levels recomputed and judged by the law of each
+    school year. ``judge=False`` reads an issued document as it was issued (its structure is validated, its content
+    is never re-judged by rules newer than the document: see schemas.xml.from_xml)."""
     if isinstance(data, bytes | str):
         if len(data) > MAX_INPUT_BYTES:
             raise SchemaError([ValidationProblem("", "tệp quá lớn / the input is too large")])
@@ -44,7 +46,7 @@ def parse_document(data: dict[str, Any] | bytes | str) -> Transcript | Diploma |
         doc = _ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise SchemaError(_problems(exc)) from exc
-    if isinstance(doc, Transcript):
+    if isinstance(doc, Transcript) and judge:
         doc, problems = complete_transcript(doc)
         if problems:
             raise SchemaError(problems)

@@ -3,7 +3,7 @@
 The server holds no key for these signers: their keys live on a USB token (signed through ``sealtrail agent``)
 or with a remote signing service (CSC API). Step one computes exactly what must be signed and keeps the prepared
 bytes; step two checks the returned signature against the registered certificate and the digest, then embeds,
-timestamps and extends it to B-LT. Nothing here touches the database; see ``sealtrail.signing_flow``.
+timestamps and extends it to B-LT. Nothing here touches the database; see ``workflow.signing``.
 
 PDF: pyHanko's interrupted signing (``PdfSigner.async_digest_doc_for_signing`` with an ``ExternalSigner``). The
 signed attributes are computed at preparation time and stored; the device signs SHA-256(signed attributes).
@@ -33,6 +33,7 @@ from lxml import etree
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import signers
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.validation.dss import async_add_validation_info
 from pyhanko_certvalidator import ValidationContext
@@ -170,7 +171,12 @@ class DeferredPades:
         stamp = self.pades.stamp_style(writer, request)
         pdf_signer = signers.PdfSigner(meta, signer=external, stamp_style=stamp, new_field_spec=new_field)
         prep, _tbs, output = await pdf_signer.async_digest_doc_for_signing(writer, bytes_reserved=DEFERRED_RESERVATION)
-        attrs = await external.signed_attrs(prep.document_digest, DIGEST_ALGORITHM, use_pades=True)
+        attrs = await external.signed_attrs(
+            prep.document_digest,
+            DIGEST_ALGORITHM,
+            PdfCMSSignedAttributes(cades_signed_attrs=meta.cades_signed_attr_spec),  # the signed role
+            use_pades=True,
+        )
         return PreparedPdf(
             output.getvalue(), prep.document_digest, prep.reserved_region_start, prep.reserved_region_end, attrs.dump()
         )

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 import schemas
 from errors import PermanentError
 from hsm_adapters.base import KeyBackend, SignatureMechanism
+from schemas.statuslist import PURPOSE, encode, list_url
 from schemas.transcript import Results, SubjectYear
-from verifier.statuslist import PURPOSE, encode, list_url
 
 VC_V2 = "https://www.w3.org/ns/credentials/v2"
 OB_V3 = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
@@ -287,7 +287,8 @@ def transcript_credential(
                 "learning": _results(y.learning),
                 "conduct": _results(y.conduct),
                 **({"promoted": y.promoted} if y.promoted is not None else {}),
-                "daysAbsent": y.days_absent,
+                **({"sessionsAbsent": y.sessions_absent} if y.sessions_absent is not None else {}),
+                **({"daysAbsent": y.days_absent} if y.days_absent is not None else {}),
             }
             for y in doc.years
         ]

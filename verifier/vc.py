@@ -31,8 +31,8 @@ from pyhanko_certvalidator.errors import PathError, RevokedError, ValidationErro
 
 from errors import PermanentError
 from ledger.entry import Entry, EntryError
+from schemas.statuslist import PURPOSE, StatusListError, bit, decode, name_from_url
 from verifier.pdf import Reason, Verdict
-from verifier.statuslist import PURPOSE, StatusListError, bit, decode, name_from_url
 
 MAX_JWT = 4 * 1024 * 1024
 _ALGS = {

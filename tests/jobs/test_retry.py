@@ -17,17 +17,17 @@ from sqlmodel import Session, select
 import errors
 import schemas
 from hsm_adapters.pkcs11 import import_certificates, import_private_key
-from sealtrail import jobs
-from sealtrail.accounts import workflow as wf
+from jobs import batches as jobs
 from sealtrail.deployment import Deployment
 from sealtrail.devpki import SIGNER_ROLES, DevPki
 from sealtrail.settings import Settings
-from sealtrail.signing_flow import SigningTask
-from signer.workflow import WorkItem
 from tests.accounts import conftest as accounts_fixtures
 from tests.accounts.conftest import SCHOOL_A, World, finish_batch, staff_actor, teacher_signed
 from tests.conftest import SOFTHSM_MODULE, SoftHsm, free_port
 from tests.jobs.conftest import JobEnv, transcripts
+from workflow import operations as wf
+from workflow.signing import SigningTask
+from workflow.states import WorkItem
 
 ROOT = Path(__file__).resolve().parents[2]
 world = accounts_fixtures.world  # the accounts tests' fixtures, for the approval batch below
