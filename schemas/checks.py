@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from schemas.common import ValidationProblem
+from schemas.diploma import Diploma
 from schemas.grading import (
     FAIL,
     LEVEL_ORDER,
@@ -423,6 +424,24 @@ def _completion(t: Transcript, problems: list[ValidationProblem]) -> None:
             f"{last.sessions_absent or 0} buổi: chưa đủ điều kiện hoàn thành chương trình THCS",
             "the grade 9 results do not complete the lower-secondary programme",
         )
+
+
+def check_diploma(d: Diploma) -> list[ValidationProblem]:
+    """Law 123/2025/QH15 (in force 1/1/2026) abolished the lower-secondary (THCS) diploma: the principal confirms
+    completion in the học bạ instead (Transcript.completion). THCS diplomas issued before stay valid."""
+    if d.level == "lower_secondary" and d.issue_date >= LAW_123_IN_FORCE:
+        return [
+            ValidationProblem(
+                f"{d.holder.full_name}, {d.title}",
+                _m(
+                    "từ 01/01/2026 không cấp bằng tốt nghiệp THCS (Luật 123/2025/QH15); hiệu trưởng xác nhận hoàn "
+                    "thành chương trình THCS trong học bạ",
+                    "from 1 January 2026 no lower-secondary diploma is issued (Law 123/2025/QH15); the principal "
+                    "confirms completion in the học bạ",
+                ),
+            )
+        ]
+    return []
 
 
 def _primary_year(t: Transcript, y: PrimaryYear, problems: list[ValidationProblem]) -> PrimaryYear:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from schemas.checks import complete_transcript
+from schemas.checks import check_diploma, complete_transcript
 from schemas.common import SchemaError, ValidationProblem
 from schemas.copy import CertifiedCopy
 from schemas.diploma import Diploma
@@ -50,6 +50,8 @@ def parse_document(data: dict[str, Any] | bytes | str, *, judge: bool = True) ->
         doc, problems = complete_transcript(doc)
         if problems:
             raise SchemaError(problems)
+    if isinstance(doc, Diploma) and judge and (problems := check_diploma(doc)):
+        raise SchemaError(problems)
     return doc
 
 

@@ -108,6 +108,7 @@ SCHOOL_LEVELS = {
 }
 DIPLOMA_TITLES = {
     "upper_secondary": "Upper Secondary School Graduation Diploma",
+    "lower_secondary": "Lower Secondary School Graduation Diploma",
     "college": "College Diploma",
     "bachelor": "Bachelor's Degree",
     "engineer": "Engineer's Degree",

@@ -35,6 +35,7 @@ TRANSCRIPT_SCHEMA_PATH = "/ns/credentials/transcript-credential.schema.json"
 MEDIA_TYPE = "application/vc+jwt"
 DIPLOMA_TYPES = {
     "upper_secondary": "Diploma",
+    "lower_secondary": "Diploma",
     "college": "AssociateDegree",
     "bachelor": "BachelorDegree",
     "engineer": "BachelorDegree",

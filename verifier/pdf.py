@@ -151,6 +151,7 @@ R_NOT_COVERED = (
 
 
 R_AMBIGUOUS = ("FORMAT_FAILURE", "Cấu trúc tệp không rõ ràng", "The file's structure is ambiguous")
+R_TOO_COMPLEX = ("GENERIC", "Chưa kiểm tra được", "Not checked")
 
 
 R_ATTACHMENT = (
@@ -311,10 +312,12 @@ def structure_problem(pdf: bytes) -> Reason | None:
     """Why the file's structure cannot be trusted (verifier.pdfstructure), or what changed after signing beyond
     what is allowed (verifier.pdfpolicy); None when neither."""
     from verifier.pdfpolicy import PolicyViolation, check_after_signatures
-    from verifier.pdfstructure import AmbiguousStructure, read_structure
+    from verifier.pdfstructure import AmbiguousStructure, TooComplex, read_structure
 
     try:
         check_after_signatures(read_structure(pdf))
+    except TooComplex as exc:
+        return Reason(R_TOO_COMPLEX[0], f"{R_TOO_COMPLEX[1]}: {exc.vi}", f"{R_TOO_COMPLEX[2]}: {exc.en}")
     except AmbiguousStructure as exc:
         return Reason(R_AMBIGUOUS[0], f"{R_AMBIGUOUS[1]}: {exc.vi}", f"{R_AMBIGUOUS[2]}: {exc.en}")
     except PolicyViolation as exc:
@@ -349,6 +352,8 @@ class PdfVerifier(TrustListVerifier):
         problem = structure_problem(pdf)
         if problem is not None and problem.code == R_AMBIGUOUS[0]:  # no reading of it can be trusted
             return PdfReport("invalid", [problem], [])
+        if problem is not None and problem.code == R_TOO_COMPLEX[0]:  # beyond the bounds: not proven either way
+            return PdfReport("indeterminate", [problem], [])
         report = self._verify_readable(pdf, at)
         if problem is not None:  # changed after signing beyond what is allowed: the signatures are still listed
             report.verdict = "invalid"

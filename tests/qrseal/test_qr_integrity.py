@@ -212,3 +212,21 @@ def test_the_qr_page_answers_only_token_shaped_paths(issued: tuple[Deployment, l
     for path in (f"/v/{token}.", f"/v/{token}%20", f"/v/{token}'", f"/v/{token[:-1]}%C3%A1"):
         page = client.get(path)
         assert page.status_code == 404 and docs[0].doc_id not in page.text, path
+
+
+def test_verify_qr_document_takes_the_signed_xml_too(
+    issued: tuple[Deployment, list[IssuedDocument]], tmp_path: Path
+) -> None:
+    """The signed XML's covered document is what the seal's hash vouches for; another document's QR fails."""
+    dep, docs = issued
+    path = tmp_path / "doc.xml"
+    path.write_bytes(docs[0].xml)
+    code, output = _verify_qr(dep, docs[0].qr_payload, "--document", str(path))
+    assert code == 0 and "doc.xml is valid and is the document this QR belongs to" in output, output
+    code, output = _verify_qr(dep, docs[1].qr_payload, "--document", str(path))
+    assert code == 1 and "QR_OTHER_DOCUMENT" in output, output
+    altered = docs[0].xml.replace("<given_name>Hằng<".encode(), "<given_name>Hồng<".encode(), 1)
+    assert altered != docs[0].xml
+    path.write_bytes(altered)
+    code, output = _verify_qr(dep, docs[0].qr_payload, "--document", str(path))
+    assert code == 1 and "Văn bản doc.xml" in output and "is valid and is the document" not in output, output

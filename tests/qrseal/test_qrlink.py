@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date
+from pathlib import Path
 
 import pytest
+import qrcode
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
 
 from schemas.qrlink import LinkError, parse_link, registered_host, token_digest
-from schemas.qrseal import SealClaims, SealError, key_id, new_token, parse_qr_payload, qr_payload
+from schemas.qrseal import SealClaims, SealError, key_id, parse_qr_payload, qr_payload
 from signer.qrseal import make_seal
 from verifier.qrseal import OLDER_KIND, OTHER_LINK, check_qr, verify_seal
 
 HOST = "xacthuc.truong.edu.vn"
-TOKEN = new_token()
-OTHER_TOKEN = new_token()
+# Fixed tokens of the issued shape (26 base32 characters): parametrised test ids must be the same in every
+# pytest-xdist worker, so they cannot come from new_token() at import time.
+TOKEN = "KXUIMRH6RN3C26PKU7TYHFRU4Q"
+OTHER_TOKEN = "D3J5QWZL7T2MNB4XVC6YRH7PKA"
 KEY = ec.generate_private_key(ec.SECP256R1())
 KEYS = {key_id(KEY.public_key()): KEY.public_key()}
 CLAIMS = SealClaims(
@@ -155,3 +162,56 @@ def test_the_binding_costs_a_few_characters() -> None:
 def test_a_bare_seal_is_checked_but_not_matched_to_a_link() -> None:
     check = check_qr(SEAL, KEYS, [HOST])
     assert check.claims == CLAIMS and any("without its link" in w for w in check.warnings)
+
+
+def _qr_image(path: Path, *texts: str) -> Path:
+    """A PNG with one QR code per text, side by side."""
+    images = []
+    for text in texts:
+        qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=4, border=4)
+        qr.add_data(text)
+        qr.make(fit=True)
+        images.append(qr.make_image().get_image().convert("L"))
+    sheet = Image.new("L", (sum(i.width for i in images), max(i.height for i in images)), 255)
+    x = 0
+    for image in images:
+        sheet.paste(image, (x, 0))
+        x += image.width
+    sheet.save(path)
+    return path
+
+
+def test_an_image_is_read_whole_and_with_one_code_only(tmp_path: Path) -> None:
+    from verifier.offline import read_qr
+
+    genuine = qr_payload(f"https://{HOST}", TOKEN, SEAL)
+    assert read_qr(str(_qr_image(tmp_path / "one.png", genuine))) == genuine
+    # A code whose text goes on after a line break is read whole (then refused), never cut at the break.
+    broken = f"{genuine}\nhttps://evil.example/"
+    assert read_qr(str(_qr_image(tmp_path / "break.png", broken))) == broken
+    with pytest.raises(SealError, match="control characters"):
+        check_qr(broken, KEYS, [HOST])
+    # Two different codes: which one was checked must not be a guess.
+    other = qr_payload(f"https://{HOST}", OTHER_TOKEN, SEAL)
+    with pytest.raises(SealError, match="2 different QR codes"):
+        read_qr(str(_qr_image(tmp_path / "two.png", genuine, other)))
+
+
+PIECES = ["https://", "http:", "\\", "/", "@", ":", "%", "%2e", "%40", "#", "?", ".", "v/", TOKEN, HOST, "xn--", "ｅ"]
+PIECES += ["á", "\t", "\n", " ", "[::1]", ":8443", "\x00", "ST1:", FRAGMENT[:20], FRAGMENT]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=12).map("".join) | st.text(max_size=80))
+def test_any_text_is_a_check_or_a_clear_refusal(text: str) -> None:
+    """Whatever a QR holds, the answer is a QrCheck or a SealError with a bilingual reason, never another error;
+    and what is accepted is the plain form, its host the one a browser opens."""
+    try:
+        check = check_qr(text, KEYS, [HOST])
+    except SealError as refused:
+        assert " / " in str(refused)
+        return
+    link = check.parsed.link
+    if link is not None:
+        assert "@" not in text.split("#")[0] and "\\" not in text
+        assert link.url.endswith(f"/v/{link.token}")

@@ -149,6 +149,28 @@ def attached_xml_swapped(doc: Doc) -> Attack:
     return Attack(pdf, "MODIFIED_AFTER_SIGNING", lambda: poppler_attachment(pdf) == forged != original)
 
 
+def embedded_files_twice(doc: Doc) -> Attack:
+    """The catalog's /Names repeats /EmbeddedFiles: the second name tree holds a file spec with a forged XML."""
+    spec = doc.reader.root["/AF"][0]
+    original = spec["/EF"]["/F"].data
+    name = re.search(rb"<(?:\w+:)?ho_ten>([^<]+)<", original) or re.search(rb">([^<>]{6,40})<", original)
+    assert name is not None
+    forged = original.replace(name.group(1), FORGED.encode())
+    data, filespec, tree = range(doc.size, doc.size + 3)
+    catalog = doc.raw(doc.root)
+    m = re.search(rb"/EmbeddedFiles\s+(\d+) 0 R", catalog)
+    assert m is not None
+    objects = {
+        data: stream(forged, b"/Type /EmbeddedFile /Subtype /text#2Fxml"),
+        filespec: b"<< /Type /Filespec /F (%s) /UF (%s) /EF << /F %d 0 R >> /AFRelationship /Data >>"
+        % (str(spec["/F"]).encode(), str(spec["/F"]).encode(), data),
+        tree: b"<< /Names [(%s) %d 0 R] >>" % (str(spec["/F"]).encode(), filespec),
+        doc.root: catalog.replace(m.group(), m.group() + b" /EmbeddedFiles %d 0 R" % tree, 1),
+    }
+    pdf = append_update(doc.pdf, objects)
+    return Attack(pdf, "FORMAT_FAILURE", lambda: poppler_attachment(pdf) == forged != original)
+
+
 ATTACKS = {
     f.__name__: f
     for f in (
@@ -159,6 +181,7 @@ ATTACKS = {
         info_title_changed,
         xmp_changed,
         attached_xml_swapped,
+        embedded_files_twice,
     )
 }
 
@@ -180,7 +203,7 @@ def assert_refused_everywhere(dep: Deployment, pdf: bytes, code: str, tmp_path: 
     assert report.verdict == "invalid" and report.reasons[0].code == code, report.reasons
     exit_code, output = _cli(dep, pdf, tmp_path)
     assert exit_code != 0 and not output.startswith("HỢP LỆ") and "KHÔNG HỢP LỆ" in output, output
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     client = TestClient(create_app(dep.settings))
     api = client.post("/api/v1/verify", files={"file": ("a.pdf", pdf)})
@@ -290,3 +313,122 @@ def test_an_update_that_changes_nothing_is_allowed(issued: tuple[Deployment, lis
         assert (problem is None) is allowed, problem
         if not allowed:
             assert problem is not None and "the catalog's /Lang entry changed" in problem.en
+
+
+# Fuzzing: random incremental updates appended to an issued document. Whatever they do, a document whose pages
+# (as poppler extracts them) or attachment changed must never be valid.
+
+OPERATIONS = ("new_object", "same_page_again", "page_text", "annotation", "metadata", "info", "attachment", "catalog")
+
+
+def _random_update(doc: Doc, ops: list[str], words: list[str]) -> bytes:
+    objects: dict[int, bytes] = {}
+    nums = iter(range(doc.size, doc.size + 100))
+    page = doc.raw(doc.page)
+    text = " ".join(words).encode()
+    for op in ops:
+        if op == "new_object":
+            objects[next(nums)] = b"<< /Note (%s) >>" % text
+        elif op == "same_page_again":
+            objects[doc.page] = page
+        elif op == "page_text":
+            content, font = next(nums), next(nums)
+            objects[content] = stream(b"BT /FZ 14 Tf 40 40 Td (%s) Tj ET" % text)
+            objects[font] = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+            m = re.search(rb"/Contents\s*(\d+ 0 R|\[[^\]]*\])", page)
+            assert m is not None, page
+            listed = m.group(1).strip(b"[]")
+            page = page.replace(m.group(), b"/Contents [%s %d 0 R]" % (listed, content), 1)
+            page = re.sub(rb"/Resources\s+(\d+) 0 R", b"/Resources << /Font << /FZ %d 0 R >> >>" % font, page, count=1)
+            objects[doc.page] = page
+        elif op == "annotation":
+            annot, appearance, font = next(nums), next(nums), next(nums)
+            objects[font] = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+            objects[appearance] = stream(
+                b"BT /F1 14 Tf 0 10 Td (%s) Tj ET" % text,
+                b"/Type /XObject /Subtype /Form /BBox [0 0 500 40] /Resources << /Font << /F1 %d 0 R >> >>" % font,
+            )
+            objects[annot] = b"<< /Type /Annot /Subtype /Stamp /Rect [40 60 540 100] /F 4 /AP << /N %d 0 R >> >>" % (
+                appearance
+            )
+            page = _add_annots(page, annot)
+            objects[doc.page] = page
+        elif op == "metadata":
+            metadata = doc.reader.root.raw_get("/Metadata").idnum
+            xmp = doc.stream_data(metadata).replace(b"</dc:title>", b"</dc:title><dc:subject>%s</dc:subject>" % text)
+            objects[metadata] = stream(xmp, b"/Type /Metadata /Subtype /XML")
+        elif op == "info" and doc.info is not None:
+            objects[doc.info] = b"<< /Title (%s) >>" % text
+        elif op == "attachment":
+            ref = doc.reader.root["/AF"][0]["/EF"].raw_get("/F")
+            data = ref.get_object().data.replace(b"</", b"<!-- %s --></" % text, 1)
+            objects[ref.idnum] = stream(data, b"/Type /EmbeddedFile /Subtype /text#2Fxml")
+        elif op == "catalog":
+            objects[doc.root] = doc.raw(doc.root)[:-2] + b" /PageMode /UseOutlines >>"
+    return append_update(doc.pdf, objects)
+
+
+@pytest.fixture(scope="module")
+def baseline(issued: tuple[Deployment, list[IssuedDocument]]) -> tuple[Doc, str, bytes]:
+    doc = Doc(issued[1][0].pdf)
+    return doc, poppler_text(doc.pdf), poppler_attachment(doc.pdf)
+
+
+def test_random_updates_that_change_what_is_seen_are_never_valid(
+    issued: tuple[Deployment, list[IssuedDocument]], baseline: tuple[Doc, str, bytes]
+) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    dep, _docs = issued
+    doc, text, attachment = baseline
+    seen: dict[str, int] = {"valid": 0, "refused": 0}
+
+    @settings(
+        max_examples=20,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        ops=st.lists(st.sampled_from(OPERATIONS), min_size=1, max_size=4),
+        words=st.lists(st.sampled_from(["DIEM", "10", "GIOI", "NGUYEN", "VAN", "GIA", "TOAN"]), min_size=1, max_size=5),
+    )
+    def check(ops: list[str], words: list[str]) -> None:
+        pdf = _random_update(doc, ops, words)
+        changed = poppler_text(pdf) != text or poppler_attachment(pdf) != attachment
+        verdict = dep.pdf_verifier.verify(pdf).verdict
+        if changed:
+            assert verdict != "valid", ops
+        if set(ops) <= {"same_page_again"}:  # rewriting a page unchanged is what a careful tool may do: allowed
+            assert verdict == "valid", ops
+        seen["valid" if verdict == "valid" else "refused"] += 1
+
+    check()
+    assert seen["refused"] > 0
+
+
+def test_a_change_between_signatures_is_refused(issued: tuple[Deployment, list[IssuedDocument]]) -> None:
+    """Between signatures only the next signer's field and the LT data may be added: a title changed after the
+    teacher signed and before the principal and the seal did is refused, although later signatures cover it."""
+    dep, _docs = issued
+    pki = dep.dev_pki
+    signer = PadesSigner(trust_roots=dep.trust_roots, other_certs=dep.intermediates, timestamp_urls=[pki.tsa_url])
+    html = "<title>Học bạ</title><p>Học bạ (thử)</p>"
+    unsigned = weasyprint.HTML(string=html).write_pdf(pdf_variant="pdf/a-3b")
+
+    def sign(pdf: bytes, role: str) -> bytes:
+        backend = SoftKeyBackend.from_pkcs12(pki.p12_path(role))
+        return signer.sign(pdf, backend, SignatureRequest(f"sig_{role}", role, "test", lock_document=role == "seal"))
+
+    by_teacher = sign(unsigned, "homeroom_teacher")
+    honest = sign(sign(by_teacher, "principal"), "seal")
+    assert structure_problem(honest) is None
+    doc = Doc(by_teacher)
+    assert doc.info is not None
+    retitled = append_update(by_teacher, {doc.info: b"<< /Title (%s) >>" % FORGED.encode()})
+    tampered = sign(sign(retitled, "principal"), "seal")
+    problem = structure_problem(tampered)
+    assert problem is not None and "between signatures" in problem.en and "(/Info) changed" in problem.en
+    assert dep.pdf_verifier.verify(tampered).verdict == "invalid"
