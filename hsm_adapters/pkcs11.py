@@ -277,9 +277,10 @@ class _SessionPool:
 
 
 def _digest_info(digest: bytes, digest_algorithm: str) -> bytes:
-    return algos.DigestInfo(
+    info = algos.DigestInfo(
         {"digest_algorithm": {"algorithm": digest_algorithm, "parameters": core.Null()}, "digest": digest}
-    ).dump()
+    )
+    return bytes(info.dump())
 
 
 # DER DigestInfo is a fixed prefix per algorithm followed by the digest; built once instead of per signature.
@@ -322,7 +323,7 @@ class Pkcs11KeyBackend:
                 return bytes(key.sign(_DIGEST_INFO_PREFIX[digest_algorithm] + digest, mechanism=Mechanism.RSA_PKCS))
             return encode_ecdsa_signature(key.sign(digest, mechanism=Mechanism.ECDSA))
 
-        return self._with_session(sign, with_key=True)
+        return bytes(self._with_session(sign, with_key=True))
 
     def check_ready(self) -> None:
         """Raise KeyBackendError unless the token answers in a logged-in session and the private key is there."""
@@ -492,7 +493,7 @@ def make_csr(config: Pkcs11Config, public_key: keys.PublicKeyInfo, subject: dict
     request = csr.CertificationRequest(
         {"certification_request_info": info, "signature_algorithm": {"algorithm": algo}, "signature": signature}
     )
-    return pem.armor("CERTIFICATE REQUEST", request.dump())
+    return bytes(pem.armor("CERTIFICATE REQUEST", request.dump()))
 
 
 class _UncertifiedKey(Pkcs11KeyBackend):

@@ -121,7 +121,7 @@ class RetryPolicy:
     base_wait: float = 2.0  # seconds; attempt n waits base_wait * 2**(n-1)
 
     def wait(self, attempt: int) -> float:
-        return self.base_wait * 2 ** max(0, attempt - 1)
+        return self.base_wait * 2.0 ** max(0, attempt - 1)
 
 
 def _now() -> datetime:

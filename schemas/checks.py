@@ -140,7 +140,9 @@ def _subject(at: _Year, s: SubjectYear, tx_needed: int | None) -> SubjectYear:
     return s.model_copy(update=update)
 
 
-def _inputs(subjects: tuple[SubjectYear, ...], period: str, retest: bool = False) -> tuple[list, list] | None:
+def _inputs(
+    subjects: tuple[SubjectYear, ...], period: str, retest: bool = False
+) -> tuple[list[Decimal], list[str]] | None:
     """The scored averages and comment levels that decide a period's learning result (None if any is missing);
     with ``retest``, a re-test result replaces the year's (Circular 22 Art. 13)."""
     scored: list[Decimal] = []
@@ -162,7 +164,7 @@ def _inputs(subjects: tuple[SubjectYear, ...], period: str, retest: bool = False
     return scored, comments
 
 
-def _why_adjusted(subjects: tuple[SubjectYear, ...], scored: list, comments: list) -> str:
+def _why_adjusted(subjects: tuple[SubjectYear, ...], scored: list[Decimal], comments: list[str]) -> str:
     level, which = adjusted_level(scored, comments)
     if which is None:
         return ""
@@ -347,8 +349,8 @@ def _year(t: Transcript, y: SchoolYear, problems: list[ValidationProblem]) -> Sc
     return y.model_copy(
         update={
             "subjects": subjects,
-            "learning": Results(**learning),
-            "conduct": Results(**conduct),
+            "learning": Results.model_validate(learning),
+            "conduct": Results.model_validate(conduct),
             "learning_after_retest": after_retest,
             "sessions_absent": sessions,
             "promoted": promoted,

@@ -57,7 +57,7 @@ class ImportedPdfBytes(ImportedPdfPage):
     """
 
     def __init__(self, reader: PdfFileReader, page_ix: int = 0) -> None:
-        super().__init__("", page_ix=page_ix)
+        super().__init__("", page_ix=page_ix)  # type: ignore[no-untyped-call]  # pyHanko's __init__ is unannotated
         self.reader = reader
 
     def render(self) -> bytes:
@@ -77,7 +77,7 @@ class SharedTlsSession(LazySession):
     """
 
     def __init__(self, factory: Callable[[], aiohttp.ClientSession]) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # certvalidator's LazySession.__init__ is unannotated
         self._factory = factory
         self._own: aiohttp.ClientSession | None = None
 

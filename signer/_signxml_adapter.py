@@ -24,8 +24,8 @@ class InteroperableXAdESSigner(XAdESSigner):
     """signxml's XAdESSigner whose extra references (SignedProperties, KeyInfo) name their c14n transform."""
 
     def _add_reference_to_signed_info(self, sig_root: Any, node_to_reference: Any, **attrs: Any) -> None:
-        super()._add_reference_to_signed_info(sig_root, node_to_reference, **attrs)
-        reference = self._find(sig_root, "SignedInfo")[-1]
+        super()._add_reference_to_signed_info(sig_root, node_to_reference, **attrs)  # type: ignore[no-untyped-call]
+        reference = self._find(sig_root, "SignedInfo")[-1]  # type: ignore[no-untyped-call]  # (signxml is unannotated)
         transforms = etree.Element(f"{{{_DS_NS}}}Transforms")
         etree.SubElement(transforms, f"{{{_DS_NS}}}Transform", Algorithm=self.c14n_alg.value)
         reference.insert(0, transforms)

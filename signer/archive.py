@@ -150,7 +150,7 @@ def needs_renewal(pdf: bytes, *, within_days: int = 365, now: datetime | None = 
     if not timestamps:
         return True
     expires = _tsa_certificate(timestamps[-1]).not_valid_after
-    return expires - timedelta(days=within_days) <= now
+    return bool(expires - timedelta(days=within_days) <= now)
 
 
 def _tsa_certificate(timestamp: EmbeddedPdfSignature) -> x509.Certificate:

@@ -246,6 +246,7 @@ class Issuer:
         any other existing row raises AlreadyIssued."""
         doc = job.doc
         holder, school = _holder(doc), _school(doc)
+        lookup = lookup_columns(self.lookup_key, doc) if self.lookup_key else {}
         record = DocumentRecord(
             id=job.doc_id,
             token=token,
@@ -256,7 +257,8 @@ class Issuer:
             issue_date=doc.issue_date,
             status=DocumentStatus.PENDING.value,
             translation_of=doc.original_doc_id if isinstance(doc, schemas.Translation) else None,
-            **(lookup_columns(self.lookup_key, doc) if self.lookup_key else {}),
+            lookup_number=lookup.get("lookup_number"),
+            lookup_holder=lookup.get("lookup_holder"),
         )
         with Session(self.engine) as session:
             existing = session.get(DocumentRecord, job.doc_id)

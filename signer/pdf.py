@@ -122,7 +122,7 @@ class FailoverTimeStamper(TimeStamper):
     """Asks each RFC 3161 timestamp authority in turn until one answers."""
 
     def __init__(self, urls: Sequence[str], timeout: float = 10) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # pyHanko's TimeStamper.__init__ is unannotated
         if not urls:
             raise ValueError("at least one timestamp authority URL is needed")
         self.urls = list(urls)
@@ -287,7 +287,8 @@ class PadesSigner:
         now = time.monotonic()
         cached = getattr(self._local, "context", None)
         if cached is not None and now - cached[0] < self.revocation_reuse_seconds:
-            return cached[1]
+            reused: ValidationContext = cached[1]
+            return reused
         from signer.fetching import signing_fetchers
 
         tsa_urls = self.timestamper.urls if self.timestamper is not None else ()
@@ -299,7 +300,8 @@ class PadesSigner:
             fetcher_backend=signing_fetchers(
                 [*self.trust_roots, *self.other_certs],
                 tsa_urls,
-                inner=AIOHttpFetcherBackend(session=SharedTlsSession(_http_session)),
+                # pyHanko annotates `session` as a ClientSession, but takes a LazySession too (one per event loop).
+                inner=AIOHttpFetcherBackend(session=SharedTlsSession(_http_session)),  # type: ignore[arg-type]
             ),
         )
         self._local.context = (now, context)

@@ -99,7 +99,7 @@ def envelope(canonical_xml: bytes) -> bytes:
     data = etree.SubElement(root, _q("DuLieu"), Id=DATA_ID)
     data.append(document)
     etree.SubElement(root, _q("ChuKySo"))
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class XadesSigner:
                 _add_validation_data(signature, backend, token, self.trust_roots, self.other_certs, self.revocation)
         slot = etree.SubElement(slots, _q("ChuKy"), VaiTro=request.role)
         slot.append(signature)
-        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
 def open_envelope(signed_xml: bytes, role: str) -> tuple[etree._Element, etree._Element, list[str]]:
@@ -192,7 +192,7 @@ def _set_ids(signature: etree._Element, sig_id: str) -> None:
     the Signature's Id except QualifyingProperties/@Target, which is updated with it."""
     old = signature.get("Id")
     signature.set("Id", sig_id)
-    signature.find(f"{{{DS_NS}}}SignatureValue").set("Id", f"{sig_id}-value")  # type: ignore[union-attr]
+    signature.find(f"{{{DS_NS}}}SignatureValue").set("Id", f"{sig_id}-value")
     props = signature.find(f".//{{{XADES_NS}}}QualifyingProperties")
     if props is None or props.get("Target") != f"#{old}":
         raise SigningError("unexpected XAdES layout from signxml")
@@ -345,5 +345,5 @@ def _tst_signer(token: cms.ContentInfo) -> asn1_x509.Certificate:
             and cert.issuer == sid.chosen["issuer"]
             and (cert.serial_number == sid.chosen["serial_number"].native)
         ):
-            return cert  # type: ignore[no-any-return]
+            return cert
     raise SigningError("The timestamp token does not carry its signer's certificate")

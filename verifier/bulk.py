@@ -159,7 +159,8 @@ def receipt_xml(items: list[BulkItem], *, service: str, checked_at: datetime | N
         etree.SubElement(el, f"{{{RECEIPT_NS}}}verdict").text = item.verdict
         for reason in item.reasons:
             etree.SubElement(el, f"{{{RECEIPT_NS}}}reason", code=reason.code).text = f"{reason.vi} / {reason.en}"
-    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + etree.tostring(root, method="c14n", exclusive=True)
+    body: bytes = etree.tostring(root, method="c14n", exclusive=True)
+    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + body
 
 
 def validate_receipt(data: bytes) -> None:

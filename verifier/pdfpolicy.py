@@ -428,4 +428,4 @@ def _xmp_canonical(data: bytes) -> bytes:
             del el.attrib[attr]
         if el.tag in _XMP_VOLATILE and el.getparent() is not None:
             el.getparent().remove(el)
-    return etree.tostring(root, method="c14n")
+    return bytes(etree.tostring(root, method="c14n"))

@@ -73,13 +73,13 @@ def submit(
     problems: list[str] = []
     for i, payload in enumerate(payloads):
         try:
-            doc = schemas.parse_document(payload)
+            parsed = schemas.parse_document(payload)
         except schemas.SchemaError as exc:
             problems += [f"#{i}: {p}" for p in exc.problems]
             continue
-        if _school_of(doc).code != school:
-            problems.append(f"#{i}: văn bản của trường khác ({_school_of(doc).code}) / another school's document")
-        docs.append(doc)
+        if _school_of(parsed).code != school:
+            problems.append(f"#{i}: văn bản của trường khác ({_school_of(parsed).code}) / another school's document")
+        docs.append(parsed)
     if problems:
         raise WorkflowError("; ".join(problems))
     items: list[WorkItem] = []
@@ -588,7 +588,8 @@ def _job_context(rt: Any) -> AccountsContext:
     ctx = getattr(rt, "accounts", None)
     if ctx is None:
         ctx = rt.accounts = AccountsContext(rt.dep)
-    return ctx  # type: ignore[no-any-return]
+    assert isinstance(ctx, AccountsContext)
+    return ctx
 
 
 def _item_of(engine: Any, row: Any) -> WorkItem:

@@ -41,11 +41,10 @@ from signer.deferred import (
     PreparedPdf,
     PreparedXml,
     SignerIdentity,
-    SigningError,
     StaleSignatureError,
 )
 from signer.issue import ROLE_ORDER, ROLE_TITLES, Issuer
-from signer.pdf import SignatureRequest, signing_time_text
+from signer.pdf import SignatureRequest, SigningError, signing_time_text
 from signer.xades import XadesSigner, XmlSignatureRequest, envelope
 
 log = logging.getLogger("sealtrail.signing")

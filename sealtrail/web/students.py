@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 import schemas
 from accounts import service
-from accounts.models import ShareLink, aware, utcnow
+from accounts.models import Person, ShareLink, aware, utcnow
 from accounts.permissions import Actor
 from registry.records import DocumentRecord, DocumentStatus
 from sealtrail.web.deps import client_ip, context, require_student
@@ -39,7 +39,7 @@ def visible_holders(ctx: Any, actor: Actor) -> set[tuple[str, str]]:
 
     assert actor.person_id is not None
     with Session(ctx.engine) as session:
-        person = session.get(service.Person, actor.person_id)
+        person = session.get(Person, actor.person_id)
         own = person.personal_id if person is not None else None
     pairs = {(own, school) for school, roles in actor.roles.items() if "student" in roles and own}
     children = children_of(ctx.engine, actor.person_id)
@@ -293,7 +293,7 @@ def issue_copy(ctx: Any, actor: Actor, item: WorkItem, record: DocumentRecord) -
     original = schemas.parse_document(item.data)
     school = original.school if isinstance(original, schemas.Transcript) else original.issuer
     with Session(ctx.engine) as session:
-        requester = session.get(service.Person, actor.person_id)
+        requester = session.get(Person, actor.person_id)
     by_parent = requester is None or requester.personal_id != item.holder_personal_id
     requested_by = f"{requester.full_name} (cha mẹ học sinh)" if by_parent and requester else original.holder.full_name
     with Session(ctx.engine) as session:
