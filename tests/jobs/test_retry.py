@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 import errors
 import schemas
 from hsm_adapters.pkcs11 import import_certificates, import_private_key
+from jobs import approval
 from jobs import batches as jobs
 from sealtrail.deployment import Deployment
 from sealtrail.devpki import SIGNER_ROLES, DevPki
@@ -25,7 +26,6 @@ from tests.accounts import conftest as accounts_fixtures
 from tests.accounts.conftest import SCHOOL_A, World, finish_batch, staff_actor, teacher_signed
 from tests.conftest import SOFTHSM_MODULE, SoftHsm, free_port
 from tests.jobs.conftest import JobEnv, transcripts
-from workflow import operations as wf
 from workflow.signing import SigningTask
 from workflow.states import WorkItem
 
@@ -137,7 +137,7 @@ def test_an_unreadable_pdf_fails_the_item_at_once_and_goes_back_to_the_teacher(w
         session.add(teacher)
         session.commit()
 
-    batch = wf.start_batch(ctx, None, staff_actor(world, "principal-a"), SCHOOL_A, [item_id])
+    batch = approval.start_batch(ctx, None, staff_actor(world, "principal-a"), SCHOOL_A, [item_id])
     progress = finish_batch(world, batch)
     assert progress["state"] == "failed" and progress["documents"][0]["attempts"] == 1, progress
     reason = progress["failures"][0]["reason"]
