@@ -374,3 +374,16 @@ def test_issued_documents_are_read_as_issued() -> None:
     with pytest.raises(schemas.SchemaError):
         schemas.parse_document(data)
     assert from_xml(to_xml(old)) == old
+
+
+def test_structural_errors_are_said_in_vietnamese_with_english_beside() -> None:
+    data = _thcs()
+    data["holder"]["birth_date"] = "không rõ"
+    data["years"][0]["learning"]["year"] = "Xuất sắc"
+    data["years"][0]["subjects"][0]["hk1"]["gk"] = "abc"
+    text = _problems(data)
+    assert "holder.birth_date: không phải ngày (năm-tháng-ngày, ví dụ 2010-03-14) (giá trị: 'không rõ')" in text
+    assert "không phải một giá trị cho phép: 'Tốt'" in text and "hoặc 'Kém'" in text
+    assert "hk1.gk: không phải số (ví dụ 7,5) (giá trị: 'abc') / not a number" in text
+    for python in ("Input should", "String should", "Field required", "valid date"):
+        assert python not in text
