@@ -127,6 +127,8 @@ def export_trust(dep: Deployment, directory: Path) -> None:
         log_vkey=vkey,
         checkpoint=checkpoint,
     )
+    if dep.settings.mode == "production" and dep.settings.key_backend != "pkcs11":
+        return  # a verification-only instance has no seal key to sign status lists with
     from signer.credentials import write_status_lists
 
     write_status_lists(dep, directory)
