@@ -29,10 +29,10 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import procrastinate
 from procrastinate import RetryStrategy
@@ -130,13 +130,14 @@ class _Runtime:
     def issuer(self) -> Any:
         issuer = getattr(self._local, "issuer", None)
         if issuer is None:
-            from sealtrail.demo import issuer_for
-
-            issuer = self._local.issuer = issuer_for(self.dep)
+            issuer = self._local.issuer = self.dep.make_issuer()
         return issuer
 
 
 _runtime: _Runtime | None = None
+# Builds the installation from the environment when a task runs in a process that set none (the shell sets this:
+# sealtrail.deployment; the domain never imports it).
+default_deployment: Callable[[], Any] | None = None
 _runtimes: dict[int, _Runtime] = {}
 _runtime_lock = threading.Lock()
 
@@ -161,24 +162,44 @@ def use_deployment(dep: Any) -> None:
 
 def _current_runtime() -> _Runtime:
     global _runtime
+    if _runtime is None and default_deployment is not None:
+        use_deployment(default_deployment())
     if _runtime is None:
-        from sealtrail.deployment import Deployment
-        from sealtrail.settings import Settings
-
-        use_deployment(Deployment(Settings()))
-    assert _runtime is not None
+        raise RuntimeError("no deployment for batch jobs in this process: call jobs.batches.use_deployment first")
     return _runtime
 
 
 WORKFLOW_INPUT = "workflow_item"  # an item's input naming a work item the principal approved
 
 
-def _workflow(row: Any) -> Any:
-    """The approval workflow's item runner when this batch item is a principal's approval, else None."""
-    if isinstance(row["input"], dict) and WORKFLOW_INPUT in row["input"]:
-        from workflow import operations as workflow
+class ItemHandler(Protocol):
+    """Runs a kind of batch item other than "issue this document's data" (e.g. a principal's approval)."""
 
-        return workflow
+    def run_job_item(self, rt: Any, row: Any) -> bool:
+        """Do the item's work; True when it now waits for a signer's own key (a token signs it later)."""
+
+    def job_item_issued(self, rt: Any, row: Any) -> None:
+        """The item's document is published (may run again: each step must be conditional)."""
+
+    def job_item_failed(self, rt: Any, row: Any, reason: str) -> None:
+        """The job gave up on the item, with ``reason``."""
+
+
+# The handler registry: an item whose input (a JSON object) has one of these keys is run by that handler; any
+# other item's input is a document's data, issued as it is. Filled in by jobs/__init__.py.
+HANDLERS: dict[str, ItemHandler] = {}
+
+
+def register_handler(input_key: str, handler: ItemHandler) -> None:
+    HANDLERS[input_key] = handler
+
+
+def _workflow(row: Any) -> ItemHandler | None:
+    """The handler of this batch item (by the key its input carries), or None for a plain document."""
+    if isinstance(row["input"], dict):
+        for key, handler in HANDLERS.items():
+            if key in row["input"]:
+                return handler
     return None
 
 

@@ -530,9 +530,31 @@ def _primary_year(t: Transcript, y: PrimaryYear, problems: list[ValidationProble
     )
 
 
+def _names(t: Transcript, problems: list[ValidationProblem]) -> None:
+    """No blank signer names: every year names its homeroom teacher and the principal who confirmed it, and every
+    person signing the document has a name (the seal signs with the school's name in its title)."""
+    for y in (*t.years, *t.primary_years):
+        at = _Year(t, y, problems)
+        if not y.homeroom_teacher:
+            at.add("thiếu họ tên giáo viên chủ nhiệm xác nhận năm học", "the homeroom teacher's name is missing")
+        if not y.principal:
+            at.add(
+                "thiếu họ tên hiệu trưởng (hoặc phó hiệu trưởng) xác nhận năm học", "the principal's name is missing"
+            )
+    for s in t.signatories:
+        if s.role != "seal" and not s.name:
+            problems.append(
+                ValidationProblem(
+                    f"{t.holder.full_name}, người ký '{s.title}'",
+                    _m("thiếu họ tên người ký", "a signatory without a name is never issued"),
+                )
+            )
+
+
 def complete_transcript(t: Transcript) -> tuple[Transcript, list[ValidationProblem]]:
     """Return the transcript with every computed field filled in, and every contradiction with the law found."""
     problems: list[ValidationProblem] = []
+    _names(t, problems)
     if t.level == "primary":
         primary = tuple(_primary_year(t, y, problems) for y in t.primary_years)
         if t.completion is not None:

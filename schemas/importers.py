@@ -590,6 +590,9 @@ def read_sheet(sheet: Sheet, ctx: ClassContext, report: _Report, seen: dict[str,
                          f", ô {column_letter(c)}{header_row}")  # fmt: skip
             continue
         cols.append(col)
+    if not ctx.homeroom_teacher or not ctx.principal:
+        report.sheet(sheet.name, "cần họ tên giáo viên chủ nhiệm và hiệu trưởng xác nhận năm học (--homeroom-teacher, "
+                     "--principal)", "the homeroom teacher's and the principal's names are needed")  # fmt: skip
     named = {c.field for c in cols if c.field}
     for needed, label in (("student_code", "Mã học sinh"), ("birth_date", "Ngày sinh")):
         if needed not in named:

@@ -1,4 +1,11 @@
-"""Builds SealTrail's working parts (database, keys, signers, ledger, verifier) from Settings, once."""
+"""The one composition root: builds SealTrail's working parts (database, keys, the issuer, the ledger, the
+verifiers, the trust list) from Settings, once.
+
+Domain packages never import this module: they receive a Deployment (or the part they need) and describe what they
+use of it as a small Protocol of their own (``signer.host``, ``verifier.host``, ``workflow.host``, ``jobs.host``).
+In development the keys, the trust anchors and the timestamp authority come from the dev PKI (``sealtrail.devpki``);
+in production from the HSM and the settings, and the dev PKI is refused.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +20,15 @@ from sqlalchemy import Engine
 from hsm_adapters.base import KeyBackend, KeyBackendError
 from hsm_adapters.pkcs11 import Pkcs11Config, Pkcs11KeyBackend
 from hsm_adapters.soft import SoftKeyBackend
+from ledger.store import Ledger
+from registry.records import DocumentRecord
 from sealtrail.db import make_engine, migrate
 from sealtrail.devpki import SIGNER_ROLES, DevPki, PkiServices, create_dev_pki, port_is_open
 from sealtrail.settings import Settings
+from signer.issue import Issuer
 from signer.metrics import TimedKey
+from signer.pdf import PadesSigner
+from signer.render import Renderer
 from signer.storage import Blobs, BlobStore, S3BlobStore
 from verifier.pdf import PdfVerifier
 from verifier.trustlist import TrustList, build_trust_list
@@ -238,3 +250,90 @@ class Deployment:
     @property
     def verify_hosts(self) -> list[str]:
         return self.settings.registered_verify_hosts or [urlparse(self.settings.public_base_url).netloc]
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The public log, signed with this installation's log key."""
+        from sealtrail.ledgerwiring import ledger_for
+
+        return ledger_for(self)[0]
+
+    @property
+    def log_vkey(self) -> str:
+        return self.ledger.verifier.vkey
+
+    def make_issuer(self) -> Issuer:
+        """A new Issuer (render, sign, store, log) for this installation; one per thread (batch workers)."""
+        urls = self.timestamp_urls
+        return Issuer(
+            engine=self.engine,
+            renderer=Renderer(self.settings.template_dir),
+            pades=PadesSigner(trust_roots=self.trust_roots, other_certs=self.intermediates, timestamp_urls=urls),
+            keys=self.signing_keys,
+            qr_key=self.qr_private_key,
+            ledger=self.ledger,
+            blobs=self.blobs,
+            verify_base_url=self.settings.public_base_url,
+            timestamp_urls=urls,
+            lookup_key=self.lookup_key,
+            pending_dir=self.settings.resolved_data_dir / "pending",
+        )
+
+    def publish_checkpoint(self) -> bytes:
+        """Sign a checkpoint of the log (witnessed when configured) and remember it outside the database."""
+        from sealtrail.ledgerwiring import publish_checkpoint
+
+        return publish_checkpoint(self)
+
+    def prove_record(self, record: DocumentRecord) -> bool:
+        """Prove the record's issue entry against the latest signed checkpoint; False when it cannot be."""
+        from sealtrail.ledgerwiring import prove_record
+
+        return prove_record(self, record)
+
+    def signed_status_list(self, name: str) -> str | None:
+        """The school-year status list ``name`` signed now with the seal key; None when the key is unreachable
+        (then a credential's status is unknown, never valid)."""
+        import logging
+
+        from schemas.statuslist import StatusListError
+        from signer.credentials import status_list_jwt
+
+        try:
+            return status_list_jwt(self, name)
+        except (KeyBackendError, StatusListError) as exc:
+            logging.getLogger(__name__).warning("status list %s could not be signed: %s", name, exc)
+            return None
+
+    def export_trust(self, directory: Path) -> None:
+        """Write this installation's trust bundle for offline verifiers (``verifier.offline``): roots, QR seal
+        keys, log key and checkpoint, hosts, and every school-year status list signed now."""
+        from signer.credentials import write_status_lists
+        from verifier.offline import write_trust_bundle
+
+        with self.engine.connect() as conn:
+            checkpoint = self.ledger.latest_checkpoint(conn)
+        write_trust_bundle(
+            directory,
+            roots=self.trust_roots,
+            intermediates=self.intermediates,
+            qr_public_keys=[self.qr_private_key.public_key()],  # type: ignore[attr-defined]
+            hosts=self.verify_hosts,
+            log_vkey=self.log_vkey,
+            checkpoint=checkpoint,
+        )
+        if self.settings.mode == "production" and self.settings.key_backend != "pkcs11":
+            return  # a verification-only instance has no seal key to sign status lists with
+        write_status_lists(self, directory)
+
+
+def _default_for_jobs() -> Deployment:
+    return Deployment(Settings())
+
+
+def wire_jobs() -> None:
+    """Batch tasks that run in a process that chose no deployment build one from the environment."""
+    from jobs import batches
+
+    if batches.default_deployment is None:
+        batches.default_deployment = _default_for_jobs

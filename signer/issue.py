@@ -33,6 +33,7 @@ import schemas
 from hsm_adapters.base import KeyBackend
 from ledger.entry import Entry, EntryType
 from ledger.store import Ledger
+from registry import lifecycle
 from registry.lookup import lookup_columns
 from registry.records import DocumentRecord, DocumentStatus
 from registry.statusindex import add_with_status_index
@@ -341,23 +342,11 @@ class Issuer:
             time=now,
             refers=refers,
         )
-        table = DocumentRecord.__table__  # type: ignore[attr-defined]
-        with self.engine.begin() as conn:
-            (leaf_index,) = self.ledger.append(conn, [entry])  # holds the log's lock until commit
-            flipped = conn.execute(
-                table.update()
-                .where(table.c.id == doc_id, table.c.status == DocumentStatus.PENDING.value)
-                .values(
-                    status=DocumentStatus.ISSUED.value,
-                    sha256_pdf=sha_pdf,
-                    sha256_xml=sha_xml,
-                    leaf_index=leaf_index,
-                    signers=[{k: v for k, v in s.items() if k != "cert_sha256"} for s in signers],
-                    issued_at=now,
-                )
-            ).rowcount
-            if flipped != 1:  # another run issued it first: roll back this entry too
-                raise AlreadyIssued(doc_id)
+        named = [{k: v for k, v in s.items() if k != "cert_sha256"} for s in signers]
+        try:
+            leaf_index = lifecycle.publish(self.engine, self.ledger, entry, signers=named, at=now)
+        except lifecycle.StatusChanged:  # another run issued it first: this entry rolled back too
+            raise AlreadyIssued(doc_id) from None
         with Session(self.engine) as session:
             stored = session.get(DocumentRecord, doc_id)
             assert stored is not None

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from asn1crypto import cms, x509
 
-from verifier.pdf import Reason
+from verifier.reasons import Reason
 
 ROLE_URI_PREFIX = "urn:sealtrail:role:"
 SEAL = "seal"

@@ -86,6 +86,14 @@ class WorkflowError(Exception):
     """A transition that the state machine does not allow; the message says why, in Vietnamese and English."""
 
 
+class NotFoundError(WorkflowError, LookupError):
+    """No such document or work item (or not this school's: the same answer, so other schools' ids stay hidden)."""
+
+
+class ConflictError(WorkflowError):
+    """The document is not in a state where this can be done (e.g. it belongs to the approval workflow)."""
+
+
 def find_move(action: str, source: str, role: str) -> Move:
     """The transition ``action`` from ``source`` for ``role``, or WorkflowError saying why it is not allowed."""
     candidates = [m for m in TRANSITIONS if m.action == action and m.source == source]

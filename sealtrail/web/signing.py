@@ -28,9 +28,7 @@ class SignatureIn(BaseModel):
 
 
 def flow_for(dep: Deployment) -> SigningFlow:
-    from sealtrail.demo import issuer_for
-
-    return SigningFlow(issuer_for(dep), dep.intermediates)
+    return SigningFlow(dep.make_issuer(), dep.intermediates)
 
 
 def make_signing_router(dep: Deployment) -> APIRouter:
@@ -106,7 +104,7 @@ def make_signing_router(dep: Deployment) -> APIRouter:
         except SigningFlowError as exc:
             raise HTTPException(exc.status, str(exc)) from None
         if state.startswith("held ") or state == "issued":  # an own key in the approval workflow: its item moves on
-            from workflow.operations import own_key_signed
+            from jobs.approval import own_key_signed
 
             await run_in_threadpool(own_key_signed, dep, task_id)
         return {"task_id": task_id, "state": state}

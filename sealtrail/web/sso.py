@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from accounts import service, sso
 from accounts.permissions import Actor
 from sealtrail.web.deps import AccountsContext, client_ip, context, require, require_signed_in
-from sealtrail.web.staff import page, set_session_cookie
+from sealtrail.web.pages import page, set_session_cookie
 
 FLOW_COOKIE = "st_sso_flow"
 FLOW_PATH = "/dang-nhap/sso"
@@ -20,7 +20,7 @@ FLOW_PATH = "/dang-nhap/sso"
 def _provider(ctx: AccountsContext) -> sso.Provider:
     if ctx.sso is None:
         try:
-            ctx.sso = sso.Provider(ctx.dep.settings)
+            ctx.sso = sso.Provider(sso.OidcConfig.from_settings(ctx.dep.settings))
         except sso.SsoError as exc:
             raise HTTPException(404, str(exc)) from None
     return ctx.sso  # type: ignore[no-any-return]

@@ -29,9 +29,7 @@ from workflow.signing import (
 
 
 def flow_for(dep: Deployment) -> SigningFlow:
-    from sealtrail.demo import issuer_for
-
-    return SigningFlow(issuer_for(dep), dep.intermediates)
+    return SigningFlow(dep.make_issuer(), dep.intermediates)
 
 
 def _tasks(dep: Deployment, doc_id: str) -> list[SigningTask]:
