@@ -22,6 +22,7 @@ from typing import Any
 
 from lxml import etree
 
+from errors import PermanentError
 from schemas.csvcells import safe_text, safe_writer
 from verifier.pdf import Reason, Verdict
 
@@ -33,7 +34,7 @@ MAX_TOTAL_BYTES = 500 * 1024 * 1024
 MAX_RATIO = 50
 
 
-class BulkError(ValueError):
+class BulkError(PermanentError, ValueError):
     """The upload as a whole cannot be checked; the message is for the person who uploaded it."""
 
 
@@ -157,7 +158,8 @@ def receipt_xml(items: list[BulkItem], *, service: str, checked_at: datetime | N
         etree.SubElement(el, f"{{{RECEIPT_NS}}}verdict").text = item.verdict
         for reason in item.reasons:
             etree.SubElement(el, f"{{{RECEIPT_NS}}}reason", code=reason.code).text = f"{reason.vi} / {reason.en}"
-    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + etree.tostring(root, method="c14n", exclusive=True)
+    body: bytes = etree.tostring(root, method="c14n", exclusive=True)
+    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + body
 
 
 def validate_receipt(data: bytes) -> None:

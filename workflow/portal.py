@@ -9,8 +9,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 import schemas
-from accounts import service
-from accounts.models import ShareLink, utcnow
+from accounts.models import Person, ShareLink, utcnow
 from accounts.permissions import Actor
 from registry.records import DocumentRecord
 from workflow.states import NotFoundError, State, Transition, WorkItem, new_item_id
@@ -35,7 +34,7 @@ def visible_holders(ctx: Any, actor: Actor) -> set[tuple[str, str]]:
 
     assert actor.person_id is not None
     with Session(ctx.engine) as session:
-        person = session.get(service.Person, actor.person_id)
+        person = session.get(Person, actor.person_id)
         own = person.personal_id if person is not None else None
     pairs = {(own, school) for school, roles in actor.roles.items() if "student" in roles and own}
     children = children_of(ctx.engine, actor.person_id)
@@ -91,12 +90,14 @@ def shares(ctx: Any, actor: Actor) -> list[ShareLink]:
 def sharer_still_sees(ctx: Any, link: ShareLink, item: WorkItem) -> bool:
     """A link lives only while the person who made it could still open the document (a parent unlinked from the
     child, or a pupil whose role went, no longer shares anything)."""
+    from accounts.service import actor_for
+
     with Session(ctx.engine) as session:
-        person = session.get(service.Person, link.person_id)
+        person = session.get(Person, link.person_id)
         if person is None or not person.active:
             return False
         session.expunge(person)
-    sharer = service.actor_for(ctx.engine, person, "student")
+    sharer = actor_for(ctx.engine, person, "student")
     return (item.holder_personal_id, item.school_code) in visible_holders(ctx, sharer)
 
 
@@ -130,7 +131,7 @@ def issue_copy(ctx: Any, actor: Actor, item: WorkItem, record: DocumentRecord) -
     original = schemas.parse_document(item.data)
     school = original.school if isinstance(original, schemas.Transcript) else original.issuer
     with Session(ctx.engine) as session:
-        requester = session.get(service.Person, actor.person_id)
+        requester = session.get(Person, actor.person_id)
     by_parent = requester is None or requester.personal_id != item.holder_personal_id
     requested_by = f"{requester.full_name} (cha mẹ học sinh)" if by_parent and requester else original.holder.full_name
     with Session(ctx.engine) as session:
@@ -178,4 +179,4 @@ def issue_copy(ctx: Any, actor: Actor, item: WorkItem, record: DocumentRecord) -
             )
         )
         session.commit()
-    return issued.doc_id
+    return str(issued.doc_id)
