@@ -17,6 +17,7 @@ from asn1crypto import pem, x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Engine
 
+from errors import PermanentError
 from hsm_adapters.base import KeyBackend, KeyBackendError
 from hsm_adapters.pkcs11 import Pkcs11Config, Pkcs11KeyBackend
 from hsm_adapters.soft import SoftKeyBackend
@@ -31,10 +32,11 @@ from signer.pdf import PadesSigner
 from signer.render import Renderer
 from signer.storage import Blobs, BlobStore, S3BlobStore
 from verifier.pdf import PdfVerifier
+from verifier.trustlist import TrustList, build_trust_list
 from verifier.xml import XmlVerifier
 
 
-class DeploymentError(Exception):
+class DeploymentError(PermanentError):
     """The installation is not set up the way this command needs; the message says what to do."""
 
 
@@ -50,6 +52,8 @@ class Deployment:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._signing_keys: dict[str, KeyBackend] | None = None
+        self._signing_keys_failure: tuple[int | None, KeyBackendError] | None = None
 
     @cached_property
     def engine(self) -> Engine:
@@ -103,12 +107,32 @@ class Deployment:
         return [self.dev_pki.tsa_url]
 
     @cached_property
-    def trust_roots(self) -> list[x509.Certificate]:
-        return [self.dev_pki.root]
+    def trust_list(self) -> TrustList:
+        """The one trust list every checker reads (verifier/trustlist.py): SEALTRAIL_TRUST_DIR, the shipped national
+        list when SEALTRAIL_TRUST_NATIONAL is set, and in development the dev PKI's root and issuing CA."""
+        s = self.settings
+        dev = self.dev_pki if s.mode == "development" else None
+        return build_trust_list(
+            dev_roots=[dev.root] if dev else [],
+            dev_intermediates=[dev.issuing_ca] if dev else [],
+            national=s.trust_national,
+            directory=s.trust_dir,
+        )
 
-    @cached_property
+    @property
+    def trust_roots(self) -> list[x509.Certificate]:
+        roots = self.trust_list.roots
+        if not roots:
+            raise DeploymentError(
+                "Chưa có danh sách tin cậy: đặt SEALTRAIL_TRUST_DIR (thư mục chứng thư gốc) hoặc "
+                "SEALTRAIL_TRUST_NATIONAL=true / no trust list: set SEALTRAIL_TRUST_DIR to a folder of trusted root "
+                "certificates or SEALTRAIL_TRUST_NATIONAL=true"
+            )
+        return roots
+
+    @property
     def intermediates(self) -> list[x509.Certificate]:
-        return [self.dev_pki.issuing_ca]
+        return self.trust_list.intermediates
 
     def pkcs11_config(self, key_label: str) -> Pkcs11Config:
         s = self.settings
@@ -125,8 +149,27 @@ class Deployment:
             pool_size=s.pkcs11_pool_size,
         )
 
-    @cached_property
+    @property
     def signing_keys(self) -> dict[str, KeyBackend]:
+        """The signing keys, built once. A permanent failure (a wrong or locked PIN) is remembered and raised again
+        without logging in again until the PIN file changes: a token locks after a few wrong PINs, and /readyz asks
+        every few seconds."""
+        if self._signing_keys is not None:
+            return self._signing_keys
+        pin_file = self.settings.pkcs11_pin_file
+        stamp = pin_file.stat().st_mtime_ns if pin_file is not None and pin_file.exists() else None
+        if self._signing_keys_failure is not None and self._signing_keys_failure[0] == stamp:
+            raise self._signing_keys_failure[1]
+        try:
+            self._signing_keys = self._make_signing_keys()
+        except KeyBackendError as exc:
+            transient = getattr(exc, "transient", None)
+            if transient is False or (transient is None and "PIN" in str(exc)):
+                self._signing_keys_failure = (stamp, exc)
+            raise
+        return self._signing_keys
+
+    def _make_signing_keys(self) -> dict[str, KeyBackend]:
         if self.settings.key_backend == "pkcs11":
             missing = [role for role in SIGNER_ROLES if role not in self.settings.pkcs11_keys]
             if missing:
@@ -280,6 +323,8 @@ class Deployment:
             log_vkey=self.log_vkey,
             checkpoint=checkpoint,
         )
+        if self.settings.mode == "production" and self.settings.key_backend != "pkcs11":
+            return  # a verification-only instance has no seal key to sign status lists with
         write_status_lists(self, directory)
 
 

@@ -12,6 +12,8 @@ import typer
 
 from sealtrail.cli.accounts import register as _register_accounts
 from sealtrail.cli.common import _deployment, _quiet_libraries
+from sealtrail.cli.install import register as _register_install
+from sealtrail.cli.trust import register as _register_trust
 
 app = typer.Typer(
     help="SealTrail: học bạ số và văn bằng số — issue, sign, log and verify Vietnamese school records.",
@@ -36,6 +38,8 @@ batch_app = typer.Typer(help="Batch jobs: queue many documents at once, follow a
 app.add_typer(batch_app, name="batch")
 
 _register_accounts(app)
+_register_trust(app)
+_register_install(app)
 
 
 @app.command("dev-pki")
@@ -67,11 +71,18 @@ def serve(
     """Start the web service (public verification pages, public log, API)."""
     import uvicorn
 
+    from sealtrail.install import production_problems
     from sealtrail.ledgerwiring import Checkpointer
     from sealtrail.logs import configure_logging
     from sealtrail.web.app import create_app
 
     dep = _deployment()
+    problems = production_problems(dep.settings)
+    if problems:
+        typer.echo("Không khởi động được ở chế độ production / cannot start in production mode:", err=True)
+        for problem in problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(2)
     configure_logging(dep.settings)
     if dep.settings.mode == "development":
         dep.start_dev_pki_services()
@@ -327,8 +338,15 @@ def _file_report(data: bytes, trust: list[Path] | None):  # type: ignore[no-unty
         roots, helpers = _trust_certs(trust)
         verifier: PdfVerifier | XmlVerifier = XmlVerifier(roots, helpers) if is_xml else PdfVerifier(roots, helpers)
     else:
+        from sealtrail.deployment import DeploymentError
+        from verifier.trustlist import TrustListError
+
         dep = _deployment()
-        verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
+        try:
+            verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
+        except (DeploymentError, TrustListError) as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
     report = verifier.verify(data)
     translation = _translation_in(data, report)  # read before a status check may lower the verdict
     bundles = [p for p in trust or [] if p.is_dir()]
