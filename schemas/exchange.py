@@ -142,6 +142,7 @@ def transcript_to_records(
         "hotencha": doc.father_name or None,
         "hotenme": doc.mother_name or None,
         "hotennguoigiamho": doc.guardian_name or None,
+        "anhhocsinh": doc.photo,
         "xacnhanhoanthanhthcs": (
             {
                 "soquyetdinh": doc.completion.decision_number,
@@ -342,6 +343,7 @@ def records_to_transcripts(records: Iterable[Mapping[str, Any]]) -> list[Transcr
             "father_name": newest.get("hotencha", ""),
             "mother_name": newest.get("hotenme", ""),
             "guardian_name": newest.get("hotennguoigiamho", ""),
+            "photo": newest.get("anhhocsinh"),
         }
         completion = newest.get("xacnhanhoanthanhthcs")
         if isinstance(completion, Mapping):
