@@ -18,7 +18,6 @@ from registry.records import DocumentRecord, DocumentStatus
 from workflow.audit import AuditTrail
 from workflow.operations import (
     PRINCIPAL_SIGNER,
-    WorkflowError,
     _item_of,
     _system_move,
     _tokens,
@@ -29,7 +28,7 @@ from workflow.operations import (
     signing_flow,
     supersede,
 )
-from workflow.states import SYSTEM, State, WorkItem, find_move, utcnow
+from workflow.states import SYSTEM, State, WorkflowError, WorkItem, find_move, utcnow
 
 
 def own_key_signed(dep: Any, task_id: str) -> None:
@@ -101,7 +100,8 @@ def _job_context(rt: Any) -> AuditTrail:
     ctx = getattr(rt, "accounts", None)
     if ctx is None:
         ctx = rt.accounts = AuditTrail(rt.dep)
-    return ctx  # type: ignore[no-any-return]
+    assert isinstance(ctx, AuditTrail)
+    return ctx
 
 
 def run_job_item(rt: Any, row: Any) -> bool:
@@ -115,9 +115,9 @@ def run_job_item(rt: Any, row: Any) -> bool:
     check_unchanged(flow, item)
     own = row["input"].get(PRINCIPAL_SIGNER)
     state = flow.release(str(item.doc_id), {"principal": own} if own else None)
-    if own and state == "awaiting principal":
+    if own and state.awaiting("principal"):
         return True
-    if state != "issued":
+    if not state.issued:
         raise WorkflowError(f"{item.holder_name}: văn bản chưa cấp được ({state}) / not issued ({state})")
     return False
 
@@ -148,13 +148,14 @@ def job_item_issued(rt: Any, row: Any) -> None:
         )  # fmt: skip
 
 
-def job_item_failed(rt: Any, row: Any, reason: str) -> None:
-    """The job gave up on an approved item: it goes back to the principal's queue with what to do."""
+def job_item_failed(rt: Any, row: Any, reason: str, exc: BaseException | None = None) -> None:
+    """The job gave up on an approved item (``exc``: why; None if nobody foresaw it): it goes back to the
+    principal's queue with what to do, chosen by the error's type."""
     try:
         item = _item_of(rt.dep.engine, row)
     except WorkflowError:
         return
-    text = advice(reason)[:1000]
+    text = advice(reason, exc)[:1000]
     if _system_move(rt.dep.engine, item.id, "signing_failed", text, error=text):
         _job_context(rt).record(
             None, _batch_actor(rt, row), "sign.failed", org=item.school_code, target=item.id, outcome="failed",

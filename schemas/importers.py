@@ -183,7 +183,7 @@ def _key(value: Any) -> str:
 def column_letter(index: int) -> str:
     from openpyxl.utils import get_column_letter
 
-    return get_column_letter(index + 1)
+    return str(get_column_letter(index + 1))
 
 
 def _m(vi: str, en: str) -> str:
@@ -418,8 +418,8 @@ def _pupil(
             grade=grade,
             class_name=sheet.class_name,
             subjects=tuple(subjects),
-            learning=Results(**learning),
-            conduct=Results(**conduct),
+            learning=Results.model_validate(learning),
+            conduct=Results.model_validate(conduct),
             homeroom_comment=ident.get("comment", ""),
             promoted=ident.get("promoted"),
             sessions_absent=ident.get("sessions_absent", 0),

@@ -17,6 +17,7 @@ from asn1crypto import pem, x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Engine
 
+from errors import PermanentError
 from hsm_adapters.base import KeyBackend, KeyBackendError
 from hsm_adapters.pkcs11 import Pkcs11Config, Pkcs11KeyBackend
 from hsm_adapters.soft import SoftKeyBackend
@@ -36,7 +37,7 @@ from verifier.trustlist import TrustList, build_trust_list
 from verifier.xml import XmlVerifier
 
 
-class DeploymentError(Exception):
+class DeploymentError(PermanentError):
     """The installation is not set up the way this command needs; the message says what to do."""
 
 

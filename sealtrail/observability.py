@@ -6,6 +6,7 @@ import ipaddress
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -154,7 +155,7 @@ def readiness(dep: Deployment) -> dict[str, dict[str, str]]:
             ocsp_targets[f"ocsp:{role}"] = (urls[0], (key.certificate, issuer))
 
     for name, (url, (cert, issuer)) in ocsp_targets.items():
-        checks[name] = _check(lambda u=url, c=cert, i=issuer: _ocsp_probe(u, c, i, s.readiness_timeout))
+        checks[name] = _check(partial(_ocsp_probe, url, cert, issuer, s.readiness_timeout))
 
     try:
         tsa_urls = dep.timestamp_urls
@@ -162,7 +163,7 @@ def readiness(dep: Deployment) -> dict[str, dict[str, str]]:
         checks["tsa"] = {"status": FAIL, "detail": str(exc)}
         tsa_urls = []
     for n, url in enumerate(tsa_urls):
-        checks[f"tsa:{n}"] = _check(lambda u=url: _tsa_probe(u, s.readiness_timeout))
+        checks[f"tsa:{n}"] = _check(partial(_tsa_probe, url, s.readiness_timeout))
     if tsa_urls and all(checks[f"tsa:{n}"]["status"] == FAIL for n in range(len(tsa_urls))):
         checks["tsa"] = {"status": FAIL, "detail": "no timestamp authority is reachable"}
     elif tsa_urls:  # one failing authority of several is a warning: signing fails over to the next
@@ -199,7 +200,9 @@ class DatabaseCollector(Collector):
     def _families(self) -> Iterator[Any]:
         engine = self.dep.engine
         with engine.connect() as conn:
-            by_status = dict(conn.execute(text("SELECT status, COUNT(*) FROM documents GROUP BY status")).all())
+            by_status: dict[str, int] = dict(
+                conn.execute(text("SELECT status, COUNT(*) FROM documents GROUP BY status")).all()
+            )
             issued = conn.execute(text("SELECT COUNT(*) FROM documents WHERE issued_at IS NOT NULL")).scalar_one()
             size = conn.execute(text("SELECT size FROM ledger_state WHERE id = 1")).scalar_one_or_none() or 0
             latest = conn.execute(

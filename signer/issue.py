@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 import schemas
+from errors import PermanentError
 from hsm_adapters.base import KeyBackend
 from ledger.entry import Entry, EntryType
 from ledger.store import Ledger
@@ -57,7 +58,7 @@ ROLE_TITLES = {
 ID_PREFIX = {"transcript": "HB", "diploma": "VB", "copy": "BS"}
 
 
-class AlreadyIssued(RuntimeError):
+class AlreadyIssued(PermanentError, RuntimeError):
     """The document under this id is no longer pending (issued by an earlier or concurrent run)."""
 
     def __init__(self, doc_id: str) -> None:
@@ -248,6 +249,7 @@ class Issuer:
         any other existing row raises AlreadyIssued."""
         doc = job.doc
         holder, school = _holder(doc), _school(doc)
+        lookup = lookup_columns(self.lookup_key, doc) if self.lookup_key else {}
         record = DocumentRecord(
             id=job.doc_id,
             token=token,
@@ -258,7 +260,8 @@ class Issuer:
             issue_date=doc.issue_date,
             status=DocumentStatus.PENDING.value,
             translation_of=doc.original_doc_id if isinstance(doc, schemas.Translation) else None,
-            **(lookup_columns(self.lookup_key, doc) if self.lookup_key else {}),
+            lookup_number=lookup.get("lookup_number"),
+            lookup_holder=lookup.get("lookup_holder"),
         )
         with Session(self.engine) as session:
             existing = session.get(DocumentRecord, job.doc_id)

@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from errors import PermanentError
+
 MAX_DEPTH = 32  # nesting of arrays and dictionaries
 MAX_OBJECTS = 50_000
 MAX_INFLATED = 32 * 1024 * 1024  # bytes inflated from xref and object streams, in total
@@ -35,11 +37,11 @@ MAX_REVISIONS = 200
 MAX_VALUES = 500_000  # numbers, names, strings, … in all (an issued document has about 3,000)
 
 
-class AmbiguousStructure(ValueError):
+class AmbiguousStructure(PermanentError, ValueError):
     """The file can be read in more than one way (or not strictly at all): ``vi`` and ``en`` say where."""
 
     def __init__(self, vi: str, en: str) -> None:
-        super().__init__(en)
+        super().__init__(vi, en)
         self.vi = vi
         self.en = en
 
