@@ -23,6 +23,8 @@ from asn1crypto import pem, x509
 from sqlalchemy import Column, DateTime, Engine, Text
 from sqlmodel import Field, Session, SQLModel, select
 
+from errors import PermanentError
+
 ROLES = ("homeroom_teacher", "principal", "seal")
 LOCATION_KINDS = ("hsm", "agent", "remote")
 UID = "0.9.2342.19200300.100.1.1"  # userID: Vietnamese CAs put "MST:<tax code>" or "CCCD:<citizen id>" here
@@ -32,7 +34,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class IdentityError(Exception):
+class IdentityError(PermanentError):
     """A signing identity cannot be registered or used; the message is for the school's IT person (vi / en)."""
 
 

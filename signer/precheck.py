@@ -24,8 +24,10 @@ from pyhanko_certvalidator.errors import (
     ValidationError,
 )
 
+from errors import PermanentError
 
-class SigningRefused(Exception):
+
+class SigningRefused(PermanentError):
     """The step is refused before anything is signed; the message is for a school's IT person (vi / en)."""
 
 
