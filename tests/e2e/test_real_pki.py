@@ -3,9 +3,10 @@
 ST, CN and UID MST:/CCCD:, its own OCSP, CRL and TSA on loopback), keys in SoftHSM2 (a token per school),
 PostgreSQL.
 
-Both schools issue with their own keys; every signer certificate chains to the test root for `openssl verify` with
-only that root trusted (and not to a look-alike root); school A's document sealed with school B's certificate is
-refused before signing, and, signed anyway by a rogue signer, is invalid."""
+Both schools issue with their own keys; every signer certificate chains to the test root for `openssl verify` and
+every XAdES signature verifies for xmlsec1, with only that root trusted (never with a look-alike root); school A's
+document sealed with school B's certificate is refused before signing, and, signed anyway by a rogue signer, is
+invalid."""
 
 from __future__ import annotations
 
@@ -188,6 +189,26 @@ def test_every_signature_chains_to_the_test_root_for_openssl(world: World, tmp_p
             assert fake.returncode != 0  # same name, another key: not the root
             checked += 1
     assert checked == 6
+    # the XML's XAdES signatures, for xmlsec1 with only the test root (then only the look-alike) trusted
+    from lxml import etree
+
+    from signer.xades import DS_NS, XADES_NS
+
+    id_attrs = ["urn:sealtrail:signed:1:DuLieu", f"{XADES_NS}:SignedProperties", f"{DS_NS}:KeyInfo",
+                f"{DS_NS}:SignatureValue", f"{DS_NS}:Signature"]  # fmt: skip
+    for letter, doc in world.issued.items():
+        xml = tmp_path / f"{letter}.xml"
+        xml.write_bytes(doc.xml)
+        ids = [n.get("Id") for n in etree.fromstring(doc.xml).iter(f"{{{DS_NS}}}Signature")]
+        assert len(ids) == 3
+        for node_id in ids:
+            for root_file, good in ((world.root_pem, True), (fake_root, False)):
+                args = ["xmlsec1", "--verify", "--node-id", str(node_id), "--trusted-pem", str(root_file),
+                        "--untrusted-pem", str(world.ca_pem)]  # fmt: skip
+                for attr in id_attrs:
+                    args += ["--id-attr:Id", attr]
+                result = subprocess.run([*args, str(xml)], capture_output=True, text=True, timeout=60)
+                assert (result.returncode == 0 and "OK" in result.stderr) is good, (node_id, good, result.stderr)
     # the look-alike put into the trust folder is rejected there too
     from verifier.trustlist import build_trust_list
 
