@@ -12,6 +12,7 @@ import typer
 
 from sealtrail.cli.accounts import register as _register_accounts
 from sealtrail.cli.common import _deployment, _quiet_libraries
+from sealtrail.cli.identity import register as _register_identity
 from sealtrail.cli.install import register as _register_install
 from sealtrail.cli.trust import register as _register_trust
 
@@ -40,6 +41,7 @@ app.add_typer(batch_app, name="batch")
 _register_accounts(app)
 _register_trust(app)
 _register_install(app)
+_register_identity(app)
 
 
 @app.command("dev-pki")
