@@ -37,6 +37,8 @@ from datetime import datetime
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from prometheus_client import Counter
+
 from verifier.pdf import PdfReport, Reason
 from verifier.xml import XmlReport, looks_like_xml
 
@@ -54,7 +56,12 @@ R_BUSY = (
     "Dịch vụ kiểm tra đang bận; hãy thử lại sau ít phút",
     "The checking service is busy; try again in a few minutes",
 )
+CHECKS = Counter("sealtrail_verify_checks", "Upload checks handed to an isolated worker")
+STOPPED = Counter(
+    "sealtrail_verify_stopped", "Upload checks stopped (cpu, memory, wall, crash, cancelled, busy)", ["cause"]
+)
 RECYCLE_AFTER = 500  # checks per worker before it is replaced (bounds heap growth from fragmentation)
+EXIT_MEMORY = 86  # a worker's exit code after a MemoryError
 START_TIMEOUT = 60.0  # seconds a new worker may take to report ready (the fork server imports once)
 
 
@@ -177,20 +184,20 @@ def _serve(conn: Connection, limits: Limits) -> None:
         try:
             job = conn.recv()
         except (EOFError, OSError):
-            return
+            os._exit(0)
         _limit_cpu(limits.cpu_seconds)
+        out_of_memory = False
         try:
             answer: tuple[str, Any] = ("ok", _check(verifiers, job))
         except MemoryError:
-            answer = ("memory", None)
-        except RecursionError:
-            answer = ("cpu", None)
+            out_of_memory = True
+        job = None
+        if out_of_memory:  # the heap may be in any state: say so by the exit code, the parent starts a new worker
+            os._exit(EXIT_MEMORY)
         try:
             conn.send(answer)
         except MemoryError:
-            conn.send(("memory", None))
-        if answer[0] == "memory":
-            return  # the heap may be in any state: the parent starts a fresh worker
+            os._exit(EXIT_MEMORY)
 
 
 # --- the parent side ----------------------------------------------------------------------------------------------
@@ -246,6 +253,7 @@ class CheckPool:
             self._idle.put(_Worker(self._ctx, self.limits))
 
     def _stop(self, worker: _Worker, cause: str) -> Stopped:
+        STOPPED.labels(cause).inc()
         with self._lock:
             self.stopped[cause] = self.stopped.get(cause, 0) + 1
             self.last_stopped_pid = worker.pid
@@ -265,6 +273,7 @@ class CheckPool:
         """The file's format and signature report, from a worker; raises Stopped when it had to be stopped."""
         deadline = time.monotonic() + self.limits.wall_seconds
         worker = self._borrow(deadline, cancelled)
+        CHECKS.inc()
         try:
             worker.conn.send({"data": data, "trust": trust, "at": at, "compare_pages": compare_pages})
         except (OSError, ValueError):
@@ -288,7 +297,8 @@ class CheckPool:
             if worker.process.sentinel in ready:
                 worker.process.join(1)
                 code = worker.process.exitcode
-                cause = "cpu" if code in (-signal.SIGXCPU, -signal.SIGKILL) else "crash"
+                causes = {-signal.SIGXCPU: "cpu", -signal.SIGKILL: "cpu", EXIT_MEMORY: "memory"}
+                cause = causes.get(code or 0, "crash")
                 raise self._stop(worker, cause)
             if cancelled is not None and cancelled():
                 raise self._stop(worker, "cancelled")
@@ -306,6 +316,7 @@ class CheckPool:
             if cancelled is not None and cancelled():
                 raise Stopped("cancelled")
             if time.monotonic() > deadline:
+                STOPPED.labels("busy").inc()
                 with self._lock:
                     self.stopped["busy"] = self.stopped.get("busy", 0) + 1
                 raise Stopped("busy")
