@@ -38,7 +38,7 @@ test-system-deps:
 
 # Bytecode is compiled at install time: where PYTHONDONTWRITEBYTECODE is set, every Python process (each CLI call,
 # server, worker and render process the tests start) would otherwise compile every module it imports (~2.5 s each).
-PY_PACKAGES := sealtrail signer schemas ledger verifier hsm_adapters bench tests
+PY_PACKAGES := sealtrail signer schemas ledger registry verifier hsm_adapters accounts workflow jobs bench tests
 
 python-deps: $(if $(findstring .tools,$(UV)),.tools/bin/uv)
 	$(UV) sync --frozen --compile-bytecode

@@ -9,7 +9,7 @@ import typer
 from sqlmodel import Session, select
 
 import schemas
-from ledger.registry import DocumentRecord, DocumentStatus
+from registry.records import DocumentRecord, DocumentStatus
 from sealtrail.deployment import Deployment
 from signer.issue import Issuer
 from signer.pdf import PadesSigner
@@ -48,7 +48,7 @@ def _sample_documents() -> list[schemas.Document]:
 
 
 def _write_trust(dep: Deployment, trust_dir: Path) -> None:
-    from sealtrail.offline import export_trust
+    from verifier.offline import export_trust
 
     export_trust(dep, trust_dir)
 

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from ledger import tlog
 from ledger.entry import Entry
 from ledger.note import NoteSigner, open_checkpoint
-from ledger.registry import DocumentRecord
 from ledger.store import Ledger, LedgerError, LedgerForkError
 from ledger.witness import CosignatureVerifier, add_checkpoint_body
+from registry.records import DocumentRecord
 from sealtrail.deployment import Deployment
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def audit_deployment(dep: Deployment) -> list[str]:
     hashes match the stored files, and the published checkpoint is consistent with the database."""
     from sqlmodel import Session, select
 
-    from ledger.registry import DocumentStatus
+    from registry.records import DocumentStatus
 
     ledger, _ = ledger_for(dep)
     blobs = dep.blobs

@@ -240,8 +240,8 @@ def make_ops_router(dep: Deployment) -> APIRouter:
 
     def may_read_metrics(request: Request) -> None:
         """From an allow-listed address (loopback by default), or with an API key holding the ``metrics`` scope."""
-        from sealtrail.accounts.permissions import METRICS_SCOPE
-        from sealtrail.api import bearer_actor
+        from accounts.permissions import METRICS_SCOPE
+        from sealtrail.web.api import bearer_actor
 
         actor = bearer_actor(dep, request)
         if actor is not None:

@@ -3,7 +3,7 @@
 The server holds no key for these signers: their keys live on a USB token (signed through ``sealtrail agent``)
 or with a remote signing service (CSC API). Step one computes exactly what must be signed and keeps the prepared
 bytes; step two checks the returned signature against the registered certificate and the digest, then embeds,
-timestamps and extends it to B-LT. Nothing here touches the database; see ``sealtrail.signing_flow``.
+timestamps and extends it to B-LT. Nothing here touches the database; see ``workflow.signing``.
 
 PDF: pyHanko's interrupted signing (``PdfSigner.async_digest_doc_for_signing`` with an ``ExternalSigner``). The
 signed attributes are computed at preparation time and stored; the device signs SHA-256(signed attributes).

@@ -32,18 +32,19 @@ from sqlmodel import Session
 import schemas
 from hsm_adapters.base import KeyBackend
 from ledger.entry import Entry, EntryType
-from ledger.registry import DocumentRecord, DocumentStatus
-from ledger.statusindex import add_with_status_index
 from ledger.store import Ledger
+from registry.lookup import lookup_columns
+from registry.records import DocumentRecord, DocumentStatus
+from registry.statusindex import add_with_status_index
+from schemas.qrseal import SealClaims, new_token
+from schemas.qrseal import qr_payload as make_qr_payload
 from schemas.xml import to_xml
 from signer.pdf import PadesSigner, SignatureRequest, signing_time_text
+from signer.qrseal import make_seal
 from signer.redact import personal_data, personal_values
 from signer.render import RenderedDocument, Renderer, RenderJob
 from signer.storage import Blobs
 from signer.xades import XadesSigner, XmlSignatureRequest, envelope
-from verifier.lookup import lookup_columns
-from verifier.qrseal import SealClaims, make_seal, new_token
-from verifier.qrseal import qr_payload as make_qr_payload
 
 ROLE_ORDER = ("homeroom_teacher", "principal", "seal")
 ROLE_TITLES = {

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 import schemas
 from hsm_adapters.base import KeyBackend, SignatureMechanism
+from schemas.statuslist import PURPOSE, encode, list_url
 from schemas.transcript import Results, SubjectYear
-from verifier.statuslist import PURPOSE, encode, list_url
 
 VC_V2 = "https://www.w3.org/ns/credentials/v2"
 OB_V3 = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 import schemas
-from ledger.registry import DocumentRecord
-from sealtrail.api import create_api_key
+from registry.records import DocumentRecord
 from sealtrail.deployment import Deployment
 from sealtrail.settings import Settings
+from sealtrail.web.api import create_api_key
 from tests.conftest import free_port
 
 
@@ -23,7 +23,7 @@ def api(
 ) -> Iterator[tuple[Deployment, TestClient, str]]:
     """The representative issuing path, run on one school's setup (SQLite, files in the data directory) and on a
     province's (PostgreSQL, files in an S3-compatible bucket)."""
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     storage: dict[str, object] = {}
     if module_database_url is not None:

@@ -10,8 +10,8 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 import schemas
-from ledger.registry import DocumentRecord
 from ledger.store import LedgerForkError
+from registry.records import DocumentRecord
 from sealtrail.backup import backup, restore
 from sealtrail.cli import app
 from sealtrail.deployment import Deployment, DeploymentError
@@ -73,7 +73,7 @@ def test_a_restored_older_backup_is_detected_and_the_newest_one_is_accepted(dep:
     assert _exists(dep, first) and not _exists(dep, second)
     with pytest.raises(LedgerForkError, match="older backup"):
         check_not_forked(dep)
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     with pytest.raises(LedgerForkError):
         create_app(dep.settings)  # the service will not start on it

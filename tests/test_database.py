@@ -8,7 +8,7 @@ from pathlib import Path
 import sqlalchemy
 from sqlmodel import Session, select
 
-from ledger.registry import DocumentRecord
+from registry.records import DocumentRecord
 from sealtrail.db import make_engine, migrate
 from sealtrail.settings import Settings
 

@@ -14,8 +14,8 @@ from sqlmodel import Session, select
 from ledger import tlog
 from ledger.entry import Entry
 from ledger.note import NoteSigner, open_checkpoint
-from ledger.registry import DocumentRecord
 from ledger.store import Ledger
+from registry.records import DocumentRecord
 from sealtrail.db import alembic_config, make_engine, migrate
 
 OLDEST = "0001_core"

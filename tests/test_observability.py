@@ -54,9 +54,9 @@ def _metrics(client: TestClient) -> dict[str, float]:
 def inst(
     tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None, softhsm: SoftHsm
 ) -> Iterator[Installation]:
-    from sealtrail.app import create_app
     from sealtrail.demo import issuer_for
     from sealtrail.logs import configure_logging
+    from sealtrail.web.app import create_app
     from signer.issue import _holder
     from signer.render import Renderer
 
@@ -172,7 +172,7 @@ def test_ready_with_every_check_listed(inst: Installation) -> None:
 
 
 def test_a_certificate_near_expiry_warns_but_stays_ready(inst: Installation) -> None:
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     settings = inst.dep.settings.model_copy(update={"cert_expiry_warn_days": 100_000})
     response = TestClient(create_app(settings)).get("/readyz")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import schemas
-from ledger.registry import DocumentRecord
+from registry.records import DocumentRecord
 from schemas.envelope import signed_data
 from schemas.xml import from_xml
 from verifier.web import Details

@@ -124,7 +124,7 @@ def claimed_identity(report: Any) -> tuple[str, str, str] | None:
         return None
     try:
         from schemas.xml import from_xml
-        from verifier.lookup import document_number
+        from registry.lookup import document_number
 
         doc = from_xml(data)
         number = document_number(doc)

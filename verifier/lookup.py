@@ -18,7 +18,6 @@ import csv
 import hashlib
 import hmac
 import io
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -27,7 +26,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from ledger.registry import DocumentRecord, DocumentStatus
+from registry.lookup import holder_hash, normalise_name, normalise_number, number_hash
+from registry.records import DocumentRecord, DocumentStatus
 from verifier.bulk import safe_cell
 from verifier.pdf import Reason, Verdict
 from verifier.status import document_standing
@@ -50,45 +50,6 @@ class LookupCsvError(ValueError):
     def __init__(self, problems: list[tuple[int, str]]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"dòng {line} / line {line}: {msg}" if line else msg for line, msg in problems))
-
-
-def normalise_name(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFC", text).casefold().split())
-
-
-def normalise_number(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
-def number_hash(key: bytes, number: str) -> str:
-    return hmac.new(key, b"number\0" + normalise_number(number).encode(), hashlib.sha256).hexdigest()
-
-
-def holder_hash(key: bytes, name: str, birth_date: date) -> str:
-    data = b"holder\0" + normalise_name(name).encode() + b"\0" + birth_date.isoformat().encode()
-    return hmac.new(key, data, hashlib.sha256).hexdigest()
-
-
-def document_number(doc: Any) -> str | None:
-    """The number a person would type for this document: a diploma's số hiệu, a transcript's record id."""
-    kind = getattr(doc, "kind", None)
-    if kind == "diploma":
-        return str(doc.diploma_number)
-    if kind == "transcript":
-        return str(doc.record_id)
-    return None
-
-
-def lookup_columns(key: bytes, doc: Any) -> dict[str, str | None]:
-    """The register's two lookup columns for a document (None for kinds without a number)."""
-    number = document_number(doc)
-    if number is None:
-        return {"lookup_number": None, "lookup_holder": None}
-    holder = doc.holder
-    return {
-        "lookup_number": number_hash(key, number),
-        "lookup_holder": holder_hash(key, holder.full_name, holder.birth_date),
-    }
 
 
 @dataclass(frozen=True)

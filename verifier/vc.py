@@ -30,8 +30,8 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathError, RevokedError, ValidationError
 
 from ledger.entry import Entry, EntryError
+from schemas.statuslist import PURPOSE, StatusListError, bit, decode, name_from_url
 from verifier.pdf import Reason, Verdict
-from verifier.statuslist import PURPOSE, StatusListError, bit, decode, name_from_url
 
 MAX_JWT = 4 * 1024 * 1024
 _ALGS = {

@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from ledger.registry import DocumentRecord, original_of
+from registry.records import DocumentRecord, original_of
 from verifier.ratelimit import RateLimiter
 from verifier.status import KINDS, VERDICT_TEXT, document_standing
 

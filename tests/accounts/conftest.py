@@ -13,7 +13,7 @@ import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
-from sealtrail.accounts import service
+from accounts import service
 from sealtrail.deployment import Deployment
 from sealtrail.settings import Settings
 
@@ -113,7 +113,7 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def world(tmp_path: Path, database_url: str, dev_pki: object) -> Iterator[World]:
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     dep = make_deployment(tmp_path, database_url, dev_pki)
     secrets = populate(dep)
@@ -129,7 +129,7 @@ def staff_actor(world: World, username: str):  # type: ignore[no-untyped-def]
 
 def teacher_signed(world: World, payloads: list[dict], school: str = SCHOOL_A) -> list[str]:  # type: ignore[type-arg]
     """Drafts filed by the registrar, checked and signed by the homeroom teacher (the server's teacher key)."""
-    from sealtrail.accounts import workflow as wf
+    from workflow import operations as wf
 
     ctx = world.app.state.accounts  # type: ignore[attr-defined]
     items = wf.submit(ctx, None, staff_actor(world, "registrar-a"), school, payloads)
@@ -146,7 +146,7 @@ def finish_batch(world: World, batch_id: str, timeout: float = 300) -> dict:  # 
     this test process runs the job's items itself, as `sealtrail worker` would."""
     import time
 
-    from sealtrail import jobs
+    from jobs import batches as jobs
 
     if jobs.is_postgres(world.dep.engine):
         jobs.run_open_items(world.dep)

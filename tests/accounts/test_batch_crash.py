@@ -18,16 +18,16 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 import schemas
+from jobs import batches as jobs
 from ledger.entry import Entry
 from ledger.models import entries
-from ledger.registry import DocumentRecord
-from sealtrail import jobs
-from sealtrail.accounts import workflow as wf
+from registry.records import DocumentRecord
 from signer.storage import BlobStore
-from signer.workflow import WorkItem
 from tests.accounts.conftest import SCHOOL_A, World, make_deployment, populate, staff_actor, teacher_signed
 from tests.jobs.conftest import JobEnv
 from tests.jobs.test_worker import kill_mid_batch, start_worker
+from workflow import operations as wf
+from workflow.states import WorkItem
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -74,7 +74,7 @@ def assert_each_issued_exactly_once(
 def test_a_worker_killed_mid_class_leaves_every_document_issued_exactly_once(
     pg_url: str, dev_pki: object, tmp_path: Path
 ) -> None:
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     dep = make_deployment(tmp_path, pg_url, dev_pki)
     world = World(dep, create_app(dep.settings), populate(dep))
@@ -130,7 +130,7 @@ def test_the_principal_cancels_a_queued_batch_and_signs_it_again_later(
 ) -> None:
     """No worker runs here, so the batch waits in the queue: cancelling drops its tasks and puts the work items back
     (teacher-signed, nothing signed by the principal); "sign again" queues them anew and they are issued once."""
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     dep = make_deployment(tmp_path, pg_url, dev_pki)
     world = World(dep, create_app(dep.settings), populate(dep))

@@ -17,9 +17,7 @@ import uvicorn
 from sqlmodel import Session
 
 import schemas
-from sealtrail.accounts import service
-from sealtrail.accounts import workflow as wf
-from signer.workflow import WorkItem
+from accounts import service
 from tests.accounts.conftest import (
     PASSWORD,
     SCHOOL_A,
@@ -32,6 +30,8 @@ from tests.accounts.conftest import (
 )
 from tests.browser import SCREENS, chromium
 from tests.conftest import free_port
+from workflow import operations as wf
+from workflow.states import WorkItem
 
 pytestmark = pytest.mark.slow
 DESKTOP = {"width": 1100, "height": 800}
@@ -40,7 +40,7 @@ DESKTOP = {"width": 1100, "height": 800}
 @pytest.fixture
 def served(tmp_path: Path, dev_pki: object, cheap_argon2: None) -> Iterator[tuple[World, str]]:
     """A real server on loopback (uvicorn in a thread) over a populated SQLite deployment."""
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     port = free_port()
     dep = make_deployment(tmp_path, f"sqlite:///{tmp_path / 'st.db'}", dev_pki)

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from sealtrail.accounts import service
-from sealtrail.accounts.models import AuditEvent
+from accounts import service
+from accounts.models import AuditEvent
 from sealtrail.cli import app
 from sealtrail.deployment import Deployment
 from sealtrail.settings import Settings
@@ -53,7 +53,7 @@ def test_first_admin_from_the_cli_can_sign_in_and_manage_the_school(env: dict[st
     code = run("student", "code", "--username", "hs1", "--school", "01001503").strip()
     key = run("api-key", "create", "--school", "01001503", "--scope", "workflow:read").strip().splitlines()[-1]
 
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     dep = Deployment(Settings())
     client = TestClient(create_app(dep.settings), base_url="https://testserver", follow_redirects=False)

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 import schemas
-from sealtrail.accounts import service
-from sealtrail.accounts.models import AuditEvent
-from sealtrail.api import create_api_key, list_api_keys
+from accounts import service
+from accounts.models import AuditEvent
+from sealtrail.web.api import create_api_key, list_api_keys
 from tests.accounts.conftest import PASSWORD, SCHOOL_A, SCHOOL_B, World, csrf_of
 
 VERIFIER = "DHQG-TS"  # a university's admissions office
@@ -141,7 +141,7 @@ def test_metrics_need_a_metrics_key_or_an_allowed_address(world: World) -> None:
     metrics = create_api_key(world.dep, "ops", ["metrics"])
     got = outside.get("/metrics", headers={"Authorization": f"Bearer {metrics}"})
     assert got.status_code == 200 and "sealtrail_database_up" in got.text
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     loopback = TestClient(create_app(world.dep.settings), client=("127.0.0.1", 40000))  # type: ignore[arg-type]
     assert loopback.get("/metrics").status_code == 200
@@ -299,7 +299,7 @@ def test_parents_see_only_their_childrens_documents_in_the_linking_school(world:
     assert father.post(f"/hoc-sinh/van-ban/{theirs}/ban-sao", data={"csrf_token": father_csrf}).status_code == 404
     copy = father.post(f"/hoc-sinh/van-ban/{mine}/ban-sao", data={"csrf_token": father_csrf})
     assert copy.status_code == 303
-    from signer.workflow import Transition, WorkItem
+    from workflow.states import Transition, WorkItem
 
     with Session(engine) as session:
         made = session.exec(select(WorkItem).where(WorkItem.kind == "copy")).one()

@@ -9,10 +9,10 @@ import sqlalchemy
 from alembic import command
 from sqlmodel import Session, select
 
-from ledger.registry import DocumentRecord
-from sealtrail.accounts import service
+from accounts import service
+from registry.records import DocumentRecord
 from sealtrail.db import alembic_config, make_engine, migrate
-from signer.workflow import WorkItem
+from workflow.states import WorkItem
 
 NEW_TABLES = {
     "organisations", "people", "memberships", "login_sessions", "one_time_codes", "audit_events", "share_links",

@@ -1,6 +1,6 @@
 """Every role against every endpoint, allowed and refused, in its own school and in another one.
 
-The table below is written by hand, independently of ``sealtrail.accounts.permissions``. The test walks the
+The table below is written by hand, independently of ``accounts.permissions``. The test walks the
 app's routes: an endpoint that is neither listed here nor public fails it, so a new endpoint cannot ship
 without a rule.
 """
@@ -14,9 +14,9 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from sealtrail.accounts import service
-from sealtrail.accounts.models import AuditEvent
-from sealtrail.api import create_api_key
+from accounts import service
+from accounts.models import AuditEvent
+from sealtrail.web.api import create_api_key
 from tests.accounts.conftest import SCHOOL_A, SCHOOL_B, STAFF, World
 
 READERS = {"homeroom_teacher", "subject_teacher", "principal", "vice_principal", "registrar", "school_admin", "auditor"}

@@ -15,7 +15,7 @@ import httpx
 import pyotp
 import pytest
 
-from sealtrail import jobs
+from jobs import batches as jobs
 from signer.storage import BlobStore
 from tests.accounts.conftest import PASSWORD, SCHOOL_A, World, csrf_of, make_deployment, populate, teacher_signed
 from tests.accounts.test_batch_crash import _class, assert_each_issued_exactly_once
@@ -46,7 +46,7 @@ def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]
 def test_a_server_killed_mid_class_resumes_at_restart_and_issues_each_document_once(
     dev_pki: object, tmp_path: Path
 ) -> None:
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     dep = make_deployment(tmp_path, f"sqlite:///{tmp_path / 'st.db'}", dev_pki)
     world = World(dep, create_app(dep.settings), populate(dep))

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pyotp
 from sqlmodel import Session, select
 
-from sealtrail.accounts import service
-from sealtrail.accounts.models import AuditEvent, LoginSession, Person
+from accounts import service
+from accounts.models import AuditEvent, LoginSession, Person
 from tests.accounts.conftest import PASSWORD, SCHOOL_A, World
 
 

@@ -21,16 +21,16 @@ from sqlmodel import Session
 import schemas
 from hsm_adapters.pkcs11 import Pkcs11KeyBackend, import_certificates, import_private_key
 from hsm_adapters.soft import SoftKeyBackend
+from jobs import batches as jobs
 from ledger.entry import Entry
 from ledger.models import entries
-from ledger.registry import DocumentRecord
-from sealtrail import jobs
-from sealtrail.accounts import workflow as wf
-from sealtrail.api import create_api_key
-from sealtrail.signing_flow import RegisteredSigner, register_signer
+from registry.records import DocumentRecord
+from sealtrail.web.api import create_api_key
 from signer.storage import BlobStore
-from signer.workflow import WorkItem
 from tests.accounts.conftest import SCHOOL_A, SCHOOL_B, World, finish_batch, staff_actor, teacher_signed
+from workflow import operations as wf
+from workflow.signing import RegisteredSigner, register_signer
+from workflow.states import WorkItem
 
 pytestmark = pytest.mark.slow
 

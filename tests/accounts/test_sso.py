@@ -19,8 +19,8 @@ import pytest
 import uvicorn
 from sqlmodel import Session, select
 
-from sealtrail.accounts import service, sso
-from sealtrail.accounts.models import AuditEvent, Person
+from accounts import service, sso
+from accounts.models import AuditEvent, Person
 from tests.accounts.conftest import PASSWORD, SCHOOL_A, World, make_deployment, populate
 from tests.accounts.oidc_provider import LoopbackProvider, Served
 from tests.conftest import free_port
@@ -37,7 +37,7 @@ class SsoSetup:
 def served_sso(tmp_path: Path, dev_pki: object, cheap_argon2: None) -> Iterator[SsoSetup]:
     """SealTrail on loopback (uvicorn) configured for the test provider, which also runs on loopback; the
     principal of school A and the pupil student-a are linked to provider subjects beforehand."""
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     provider = LoopbackProvider()
     with Served(provider):
@@ -238,7 +238,7 @@ def test_the_school_admin_links_an_identity_for_their_own_people_only(served_sso
 
 
 def test_a_token_for_another_sign_in_attempt_fails_the_nonce_check(served_sso: SsoSetup) -> None:
-    from sealtrail.accounts.sso import Provider, SsoError
+    from accounts.sso import Provider, SsoError
 
     provider = Provider(served_sso.world.dep.settings)
     token = served_sso.provider.id_token("the-nonce-of-another-attempt")

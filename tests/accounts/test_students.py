@@ -13,14 +13,14 @@ import pytest
 from sqlmodel import Session, select
 
 import schemas
+from accounts import service
+from accounts.models import ShareLink
 from ledger.entry import Entry
-from ledger.registry import DocumentRecord
-from sealtrail.accounts import service
-from sealtrail.accounts import workflow as wf
-from sealtrail.accounts.models import ShareLink
+from registry.records import DocumentRecord
 from sealtrail.ledgerwiring import audit_deployment, ledger_for
 from signer.storage import BlobStore
 from tests.accounts.conftest import SCHOOL_A, World, csrf_of, finish_batch, staff_actor, teacher_signed
+from workflow import operations as wf
 
 pytestmark = pytest.mark.slow
 

@@ -14,14 +14,14 @@ from asn1crypto import pem
 from sqlmodel import Session, select
 
 import schemas
+from jobs import batches as jobs
 from ledger.entry import Entry
-from ledger.registry import DocumentRecord
-from sealtrail import jobs
-from sealtrail.accounts import workflow as wf
+from registry.records import DocumentRecord
 from sealtrail.ledgerwiring import audit_deployment, ledger_for
 from signer.storage import BlobStore
-from signer.workflow import State, Transition, WorkflowError, WorkItem, find_move
 from tests.accounts.conftest import SCHOOL_A, World, finish_batch, teacher_signed
+from workflow import operations as wf
+from workflow.states import State, Transition, WorkflowError, WorkItem, find_move
 
 pytestmark = pytest.mark.slow
 
@@ -262,7 +262,7 @@ def test_two_principals_approving_the_same_items_at_once_move_them_once(
     """A stale read cannot move an item: the state change is conditional on the state that was read."""
     import threading
 
-    from sealtrail.accounts import service
+    from accounts import service
 
     ctx = world.app.state.accounts  # type: ignore[attr-defined]
     engine = world.dep.engine

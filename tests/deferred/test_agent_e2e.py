@@ -21,15 +21,15 @@ from asn1crypto import pem
 from sqlmodel import Session, select
 
 import schemas
-from ledger.registry import DocumentRecord
+from registry.records import DocumentRecord
 from sealtrail.deployment import Deployment
 from sealtrail.devpki import SIGNER_ROLES, DevPki
-from sealtrail.signing_api import flow_for
-from sealtrail.signing_flow import AWAITING, SigningTask, register_signer
+from sealtrail.web.signing import flow_for
 from tests.conftest import SoftHsm, free_port
 from tests.deferred.conftest import cert_pem, make_deployment
 from tests.signing.test_pades import _pdfsig
 from tests.signing.test_xades import _xmlsec
+from workflow.signing import AWAITING, SigningTask, register_signer
 
 SCREENS = Path(os.environ.get("SEALTRAIL_AGENT_SCREENS", "")) if os.environ.get("SEALTRAIL_AGENT_SCREENS") else None
 
@@ -118,7 +118,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path, dev_pki: DevPki, soft
         cafile, key = _tls_files(tmp_path)
         tls_args = ["--ssl-certfile", str(cafile), "--ssl-keyfile", str(key)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "sealtrail.app:app_factory", "--port", str(port),
+        [sys.executable, "-m", "uvicorn", "--factory", "sealtrail.web.app:app_factory", "--port", str(port),
          "--host", "127.0.0.1", *tls_args],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -10,11 +10,13 @@ from sqlmodel import Session, select
 
 import schemas
 from hsm_adapters.soft import SoftKeyBackend
-from ledger.registry import DocumentRecord
+from registry.records import DocumentRecord
 from sealtrail.deployment import Deployment
 from sealtrail.devpki import DevPki
 from sealtrail.settings import Settings
-from sealtrail.signing_flow import (
+from tests.deferred.conftest import cert_pem, make_deployment
+from tests.signing.test_pades import _pdfsig
+from workflow.signing import (
     AWAITING,
     DONE,
     WAITING,
@@ -24,8 +26,6 @@ from sealtrail.signing_flow import (
     register_signer,
     signer_for_credential,
 )
-from tests.deferred.conftest import cert_pem, make_deployment
-from tests.signing.test_pades import _pdfsig
 
 
 def flow_for(dep: Deployment) -> SigningFlow:

@@ -9,8 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import Session, SQLModel
 
-import sealtrail.signing_flow  # noqa: F401 - registers the tables on SQLModel.metadata
-from ledger.registry import DocumentRecord
+import workflow.signing  # noqa: F401 - registers the tables on SQLModel.metadata
+from registry.records import DocumentRecord
 from sealtrail.db import alembic_config, make_engine, migrate
 
 OURS = {"registered_signers", "signing_tasks"}

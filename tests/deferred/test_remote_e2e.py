@@ -14,11 +14,11 @@ import pytest
 
 from hsm_adapters.pkcs11 import Pkcs11KeyBackend
 from sealtrail.devpki import DevPki
-from sealtrail.signing_flow import register_signer
 from tests.conftest import SoftHsm, free_port
 from tests.deferred.conftest import cert_pem
 from tests.deferred.csc_server import CscService, ServedCsc
 from tests.deferred.test_agent_e2e import Served, _check_outputs, _screen, served  # noqa: F401 - fixture
+from workflow.signing import register_signer
 
 CSC_TOKEN = "csc-access-token-for-tests"  # the fake service's own test token
 
@@ -69,7 +69,7 @@ def _phone(csc: ServedCsc, answer: str | None, timeout: float = 120) -> list[dic
 
 def _start(served: Served, principal_id: str, count: int) -> list[str]:  # noqa: F811
     import schemas
-    from sealtrail.signing_api import flow_for
+    from sealtrail.web.signing import flow_for
 
     flow = flow_for(served.dep)
     docs = [schemas.parse_document(d) for d in schemas.load_sample("class_9a1")][:count]

@@ -47,7 +47,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def live_server(settings: Settings, workers: int = 1) -> Iterator[LiveServer]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "sealtrail.app:app_factory", "--host", "127.0.0.1",
+        [sys.executable, "-m", "uvicorn", "--factory", "sealtrail.web.app:app_factory", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning", "--workers", str(workers)],
         env=settings_env(settings), cwd=ROOT,
     )  # fmt: skip

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import schemas
-from sealtrail.api import create_api_key
+from sealtrail.web.api import create_api_key
 from tests.hardening.conftest import Signed
 from tests.hardening.live import LiveServer, live_server
 
@@ -48,7 +48,7 @@ ROUTES: dict[tuple[str, str], str] = {
 
 @pytest.fixture(scope="module")
 def client(signed: Signed) -> TestClient:
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     return TestClient(create_app(signed.dep.settings))
 

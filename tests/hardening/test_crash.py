@@ -22,7 +22,7 @@ import pytest
 from sqlmodel import Session, select
 
 from ledger.entry import Entry
-from ledger.registry import DocumentRecord, DocumentStatus
+from registry.records import DocumentRecord, DocumentStatus
 from sealtrail.deployment import Deployment
 from sealtrail.settings import Settings
 from signer.storage import BlobStore

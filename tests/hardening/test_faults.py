@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import Session, select
 
 import schemas
-from ledger.registry import DocumentRecord, DocumentStatus
+from registry.records import DocumentRecord, DocumentStatus
 from sealtrail.deployment import Deployment
 from sealtrail.settings import Settings
 from signer.pdf import PadesSigner, SigningError

@@ -137,7 +137,7 @@ def test_verifier_never_fetches_urls_from_uploaded_certificates(
 def test_upload_api_and_bulk_never_fetch(
     signed: Signed, hostile: tuple[bytes, bytes, x509.Certificate], recorder: Recorder
 ) -> None:
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
     from tests.hardening.hostile import make_zip
 
     pdf, xml, _cert = hostile

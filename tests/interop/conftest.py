@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import Session
 
 import schemas
-from ledger.registry import DocumentRecord, DocumentStatus
+from registry.records import DocumentRecord, DocumentStatus
 from sealtrail.deployment import Deployment
 from sealtrail.settings import Settings
 from signer.issue import IssuedDocument

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 import schemas
-from ledger.registry import DocumentStatus
+from registry.records import DocumentStatus
 from schemas.exchange import apply_records, records_to_transcripts, table, transcript_to_records
-from sealtrail.exchange import school_records
+from signer.exchange import school_records
 from tests.interop.conftest import Issued
 
 T0 = datetime(2025, 6, 5, 3, 0, tzinfo=UTC)

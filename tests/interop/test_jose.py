@@ -96,10 +96,10 @@ def test_malformed_and_downgraded_tokens_are_refused(softhsm) -> None:  # type: 
 
 
 def test_status_is_unknown_not_valid_when_the_seal_key_is_unreachable(softhsm, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    from schemas.statuslist import list_url
     from sealtrail.deployment import Deployment
-    from sealtrail.interop import online_status_source
     from sealtrail.settings import Settings
-    from verifier.statuslist import list_url
+    from verifier.credentials import online_status_source
 
     settings = Settings(
         data_dir=tmp_path,

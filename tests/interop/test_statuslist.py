@@ -10,8 +10,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from sealtrail.db import alembic_config
-from verifier.statuslist import (
+from schemas.statuslist import (
     LIST_SIZE,
     StatusListError,
     bit,
@@ -22,6 +21,7 @@ from verifier.statuslist import (
     name_from_url,
     school_year,
 )
+from sealtrail.db import alembic_config
 
 
 def test_encoded_list_round_trips_with_index_zero_as_the_leftmost_bit() -> None:
@@ -117,8 +117,8 @@ def test_migration_gives_every_existing_document_a_unique_random_position(databa
 def test_concurrent_issues_get_distinct_positions_in_their_list(database_url: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from ledger.registry import DocumentRecord
-    from ledger.statusindex import add_with_status_index, list_names, status_bits
+    from registry.records import DocumentRecord
+    from registry.statusindex import add_with_status_index, list_names, status_bits
     from sealtrail.db import make_engine, migrate
 
     migrate(database_url)

@@ -13,13 +13,13 @@ from cryptography.x509 import load_der_x509_certificate
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from ledger.registry import DocumentStatus
+from registry.records import DocumentStatus
+from schemas.statuslist import bit, decode
 from schemas.vcschema import credential_errors
-from sealtrail.api import create_api_key
-from sealtrail.interop import offline_verifier, online_verifier
-from sealtrail.offline import export_trust
+from sealtrail.web.api import create_api_key
 from tests.interop.conftest import Issued
-from verifier.statuslist import bit, decode
+from verifier.credentials import offline_verifier, online_verifier
+from verifier.offline import export_trust
 
 
 def _payload(token: str) -> dict:  # type: ignore[type-arg]
@@ -28,7 +28,7 @@ def _payload(token: str) -> dict:  # type: ignore[type-arg]
 
 
 def _client(issued: Issued) -> TestClient:
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     return TestClient(create_app(issued.dep.settings))
 
@@ -200,7 +200,7 @@ def test_tampering_and_forgery_are_caught(issued: Issued, diploma_vc: str, tmp_p
     assert online.verify("not.a.jws").verdict == "invalid"
 
     # Signed by the seal but pointing at another document's ledger entry: the link contradicts the log.
-    from sealtrail.interop import credential_for
+    from signer.credentials import credential_for
     from signer.vc import sign_jwt
 
     lying = credential_for(issued.dep, issued.diploma.doc_id)
@@ -326,8 +326,8 @@ def test_every_term_is_defined_by_the_shipped_json_ld_contexts(issued: Issued, d
 def test_round_trip_on_postgresql(dev_pki, pg_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import schemas
     from sealtrail.demo import issuer_for
-    from sealtrail.interop import export_vc
     from sealtrail.ledgerwiring import publish_checkpoint
+    from signer.credentials import export_vc
     from tests.interop.conftest import deployment_on
 
     dep = deployment_on(dev_pki, tmp_path / "pg", database_url=pg_url)

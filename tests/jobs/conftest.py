@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 import schemas
-from sealtrail.api import create_api_key
 from sealtrail.deployment import Deployment
 from sealtrail.devpki import PkiServices
 from sealtrail.settings import Settings
+from sealtrail.web.api import create_api_key
 from tests.conftest import free_port
 
 
@@ -30,7 +30,7 @@ class JobEnv:
         return {"Authorization": f"Bearer {self.key}"}
 
     def client(self) -> TestClient:
-        from sealtrail.app import create_app
+        from sealtrail.web.app import create_app
 
         return TestClient(create_app(self.dep.settings))
 

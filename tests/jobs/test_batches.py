@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from jobs import batches as jobs
 from ledger.entry import Entry
 from ledger.models import entries
-from ledger.registry import DocumentRecord
-from sealtrail import jobs
+from registry.records import DocumentRecord
 from sealtrail.ledgerwiring import audit_deployment
 from tests.jobs.conftest import JobEnv, transcripts
 
@@ -73,7 +73,7 @@ def test_sqlite_batch_runs_in_process_and_each_document_is_logged_once(job_env_f
 
 
 def test_a_batch_is_visible_only_to_its_own_school(job_env_factory: Callable[..., JobEnv]) -> None:
-    from sealtrail.api import create_api_key
+    from sealtrail.web.api import create_api_key
 
     env = job_env_factory()
     client = env.client()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 import schemas
-from sealtrail import jobs
+from jobs import batches as jobs
 from sealtrail.ledgerwiring import audit_deployment
 from tests.jobs.conftest import JobEnv, transcripts
 from tests.jobs.test_batches import issue_entries, item_ids, statuses

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from ledger.registry import DocumentRecord
-from sealtrail import jobs
+from jobs import batches as jobs
+from registry.records import DocumentRecord
 from signer.storage import BlobStore
 from tests.jobs.conftest import JobEnv, transcripts
 from tests.jobs.test_batches import issue_entries, statuses

@@ -15,18 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.qrseal import (
-    PREFIX,
-    SealClaims,
-    SealError,
-    check_qr,
-    key_id,
-    make_seal,
-    new_token,
-    parse_qr_payload,
-    qr_payload,
-    verify_seal,
-)
+from schemas.qrseal import PREFIX, SealClaims, SealError, key_id, new_token, parse_qr_payload, qr_payload
+from signer.qrseal import make_seal
+from verifier.qrseal import check_qr, verify_seal
 
 CLAIMS = SealClaims(
     doc_id="VB-2025-3F9A1C2B7D4E",

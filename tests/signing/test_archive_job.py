@@ -21,12 +21,12 @@ from sqlmodel import Session
 
 import schemas
 from ledger.entry import Entry
-from ledger.registry import DocumentRecord
-from sealtrail import archiving
-from sealtrail.archiving import renew_archives
+from registry.records import DocumentRecord
 from sealtrail.deployment import Deployment
 from sealtrail.ledgerwiring import audit_deployment, ledger_for, publish_checkpoint
 from sealtrail.settings import Settings
+from signer import archiving
+from signer.archiving import renew_archives
 from signer.issue import IssuedDocument
 from signer.storage import BlobStore
 from tests.conftest import free_port
@@ -134,7 +134,7 @@ def test_due_documents_are_renewed_logged_and_both_versions_verify(inst: Install
     # Both the PDF the student downloaded and the archived one verify, offline and through the public API.
     assert dep.pdf_verifier.verify(t.pdf).verdict == "valid"
     assert dep.pdf_verifier.verify(new_pdf).verdict == "valid"
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     publish_checkpoint(dep)  # what the running service's Checkpointer does: the log now proves the issue entry
     client = TestClient(create_app(dep.settings))

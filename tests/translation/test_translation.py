@@ -15,10 +15,10 @@ from sqlmodel import Session
 
 import schemas
 from ledger.entry import Entry
-from ledger.registry import DocumentRecord, DocumentStatus
+from registry.records import DocumentRecord, DocumentStatus
 from sealtrail.deployment import Deployment
-from sealtrail.translation import TranslationError, translate
 from signer.issue import IssuedDocument, Issuer
+from signer.translation import TranslationError, translate
 from tests.interop.conftest import deployment_on
 
 pytestmark = pytest.mark.skipif(
@@ -187,11 +187,11 @@ def _set_status(dep: Deployment, doc_id: str, status: DocumentStatus, **extra: o
 def test_upload_check_names_the_original_and_follows_its_revocation(world: World) -> None:
     from fastapi.testclient import TestClient
 
-    from ledger.statusindex import status_bits
-    from sealtrail.app import create_app
-    from sealtrail.checking import check_upload
+    from registry.statusindex import status_bits
+    from schemas.statuslist import bit
     from sealtrail.ledgerwiring import publish_checkpoint
-    from verifier.statuslist import bit
+    from sealtrail.web.app import create_app
+    from verifier.checking import check_upload
 
     original = world.issuer.issue(schemas.parse_document(schemas.load_sample("diploma_thpt")))
     done = translate(world.dep, original.doc_id, issuer=world.issuer)
@@ -220,8 +220,8 @@ def test_upload_check_names_the_original_and_follows_its_revocation(world: World
 
 
 def test_translation_of_a_superseded_original_is_not_valid(world: World) -> None:
-    from sealtrail.checking import check_upload
     from sealtrail.ledgerwiring import publish_checkpoint
+    from verifier.checking import check_upload
 
     original = world.issuer.issue(schemas.parse_document(schemas.load_sample("diploma_thpt")))
     done = translate(world.dep, original.doc_id, issuer=world.issuer)
@@ -232,9 +232,9 @@ def test_translation_of_a_superseded_original_is_not_valid(world: World) -> None
 
 
 def _revoke(world: World, doc: IssuedDocument) -> None:
-    from sealtrail.accounts.deps import AccountsContext
-    from sealtrail.accounts.permissions import Actor
-    from sealtrail.accounts.workflow import revoke
+    from accounts.permissions import Actor
+    from sealtrail.web.deps import AccountsContext
+    from workflow.operations import revoke
 
     school = doc.record.school_code
     revoke(AccountsContext(world.dep), None, Actor("principal", "staff"), school, doc.doc_id, "Cấp nhầm người")
@@ -276,8 +276,8 @@ def test_cli_translates_and_verify_follows_the_original_online_and_offline(world
 def test_api_translates_for_the_keys_school_only(world: World) -> None:
     from fastapi.testclient import TestClient
 
-    from sealtrail.api import create_api_key
-    from sealtrail.app import create_app
+    from sealtrail.web.api import create_api_key
+    from sealtrail.web.app import create_app
 
     doc = world.transcript
     school = doc.record.school_code

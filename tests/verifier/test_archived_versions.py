@@ -11,13 +11,13 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from ledger.entry import Entry
-from ledger.registry import DocumentRecord, DocumentStatus
-from sealtrail.checking import check_upload, find_archived_version
+from registry.records import DocumentRecord, DocumentStatus
 from sealtrail.deployment import Deployment
 from sealtrail.settings import Settings
 from signer.issue import IssuedDocument
 from signer.storage import BlobStore
 from tests.verifier.conftest import mark_revoked_and_superseded
+from verifier.checking import check_upload, find_archived_version
 
 EVERYTHING_DUE = 365 * 30  # days: every archive timestamp's TSA certificate expires within this
 
@@ -25,9 +25,9 @@ EVERYTHING_DUE = 365 * 30  # days: every archive timestamp's TSA certificate exp
 def test_an_in_between_archived_version_is_found_through_the_log(
     setup: tuple[Deployment, list[IssuedDocument]],
 ) -> None:
-    from sealtrail.app import create_app
-    from sealtrail.archiving import renew_archives
     from sealtrail.ledgerwiring import publish_checkpoint
+    from sealtrail.web.app import create_app
+    from signer.archiving import renew_archives
 
     dep, docs = setup
     mark_revoked_and_superseded(dep, docs)  # only document 0 stays issued, so only it is archived

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from sealtrail.app import create_app
-from sealtrail.checking import check_upload, trust_of
+from sealtrail.web.app import create_app
+from verifier.checking import check_upload, trust_of
 from sealtrail.deployment import Deployment
 from signer.issue import IssuedDocument
 from tests.verifier.hostile_pdf import big_xref, deep_nesting, many_revisions

@@ -17,18 +17,19 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 import schemas
-from ledger.registry import DocumentRecord
+from registry.lookup import holder_hash, normalise_name, number_hash
+from registry.records import DocumentRecord
 from sealtrail.deployment import Deployment
 from signer.issue import IssuedDocument
 from tests.verifier.conftest import mark_revoked_and_superseded
-from verifier.lookup import LookupCsvError, holder_hash, normalise_name, number_hash, parse_lookup_csv
+from verifier.lookup import LookupCsvError, parse_lookup_csv
 from verifier.xml import XmlVerifier
 
 
 def _client(dep: Deployment) -> TestClient:
     """A verifier organisation's client: the CSV look-up needs its verify:bulk key (ZIP checks need none)."""
-    from sealtrail.api import create_api_key
-    from sealtrail.app import create_app
+    from sealtrail.web.api import create_api_key
+    from sealtrail.web.app import create_app
 
     key = create_api_key(dep, "DH-TUYENSINH", ["verify:bulk"])
     return TestClient(create_app(dep.settings), headers={"Authorization": f"Bearer {key}"})
@@ -210,7 +211,7 @@ def test_a_zip_bomb_found_half_way_ends_the_stream_with_an_error(
 def test_reindex_fills_documents_issued_before_the_lookup_columns(
     setup: tuple[Deployment, list[IssuedDocument]],
 ) -> None:
-    from sealtrail.reindex import reindex
+    from signer.reindex import reindex
 
     dep, docs = setup
     with Session(dep.engine) as session:

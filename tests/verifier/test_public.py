@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import schemas
-from ledger.registry import DocumentRecord, DocumentStatus
+from registry.records import DocumentRecord, DocumentStatus
 from sealtrail.deployment import Deployment
 from signer.issue import IssuedDocument
 from tests.verifier.conftest import installation, set_status
@@ -25,7 +25,7 @@ def issued(
 
 
 def _client(dep: Deployment) -> TestClient:
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     return TestClient(create_app(dep.settings))
 
@@ -92,7 +92,7 @@ def test_unknown_tokens_do_the_same_work_as_known_ones(
         return real(d, record)
 
     monkeypatch.setattr(wiring, "prove_record", spy)
-    import sealtrail.proofcache as proofcache  # the page's default path: proofs cached per checkpoint
+    import verifier.proofcache as proofcache  # the page's default path: proofs cached per checkpoint
 
     cached_call = proofcache.CachedProver.__call__
 
@@ -111,7 +111,7 @@ def test_unknown_tokens_do_the_same_work_as_known_ones(
 def test_rate_limit_answers_429_with_retry_after(issued: tuple[Deployment, list[IssuedDocument]]) -> None:
     dep, docs = issued
     settings = dep.settings.model_copy(update={"public_rate_per_minute": 6})
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     client = TestClient(create_app(settings))
     codes = [client.get(f"/v/{docs[0].token}").status_code for _ in range(5)]
@@ -246,7 +246,7 @@ def test_cached_proofs_give_the_same_answers_as_proving_every_time(
 ) -> None:
     """The QR page's proof cache (on by default) is fail-closed like the uncached proof it replaces."""
     from sealtrail.ledgerwiring import prove_record
-    from sealtrail.proofcache import CachedProver
+    from verifier.proofcache import CachedProver
 
     dep, docs = issued
     cached = CachedProver(dep)
@@ -267,7 +267,7 @@ def test_cached_proofs_give_the_same_answers_as_proving_every_time(
 def test_qr_page_with_and_without_the_proof_cache_agree(
     issued: tuple[Deployment, list[IssuedDocument]], tmp_path: Path
 ) -> None:
-    from sealtrail.app import create_app
+    from sealtrail.web.app import create_app
 
     dep, docs = issued
     uncached = TestClient(create_app(dep.settings.model_copy(update={"public_proof_cache": False})))

@@ -1,5 +1,5 @@
 """The verdict matrix from issue #7, each case a real document checked by the engine every public surface uses
-(``sealtrail.checking.check_upload``), with its verdict and reason code; PDFs are also shown to ``pdfsig``."""
+(``verifier.checking.check_upload``), with its verdict and reason code; PDFs are also shown to ``pdfsig``."""
 
 from __future__ import annotations
 
@@ -20,14 +20,15 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import DocumentSecurityStore
 
 from hsm_adapters.soft import SoftKeyBackend
-from sealtrail.checking import check_upload
+from schemas.qrseal import key_id
 from sealtrail.deployment import Deployment
 from sealtrail.devpki import PkiServices
 from signer.issue import IssuedDocument
 from signer.pdf import PadesSigner, SignatureRequest
 from tests.conftest import free_port
 from tests.verifier.conftest import mark_revoked_and_superseded
-from verifier.qrseal import SealError, check_qr, key_id, seal_matches_document
+from verifier.checking import check_upload
+from verifier.qrseal import SealError, check_qr, seal_matches_document
 
 AFTER_TEACHERS_CERT_EXPIRED = datetime.now(UTC) + timedelta(days=3 * 365 + 60)
 
@@ -243,7 +244,9 @@ def _qr_keys(dep: Deployment) -> dict[bytes, object]:
 def test_forged_qr_seal_is_refused(setup: tuple[Deployment, list[IssuedDocument]]) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from verifier.qrseal import make_seal, parse_qr_payload, qr_payload, verify_seal
+    from schemas.qrseal import parse_qr_payload, qr_payload
+    from signer.qrseal import make_seal
+    from verifier.qrseal import verify_seal
 
     dep, docs = setup
     keys, hosts = _qr_keys(dep), dep.verify_hosts

@@ -17,7 +17,7 @@ down_revision = "0007_jobs"
 branch_labels = None
 depends_on = None
 
-LIST_SIZE = 131_072  # keep in step with verifier.statuslist.LIST_SIZE (a migration must not import app code)
+LIST_SIZE = 131_072  # keep in step with schemas.statuslist.LIST_SIZE (a migration must not import app code)
 
 
 def _school_year(day: object) -> str:

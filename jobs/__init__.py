@@ -1,0 +1,6 @@
+"""Batch jobs: a batch of documents that survives crashes and is never done twice, on procrastinate
+(PostgreSQL) or in-process (SQLite), workers, and the handler registry that says what each kind of item runs.
+
+May import: ``schemas``, ``registry``, ``ledger``, ``signer``, ``workflow``, ``hsm_adapters``, ``accounts``
+(and ``errors``).
+"""

@@ -1,0 +1,158 @@
+"""The trust bundle for offline checking, and the offline checks that use it.
+
+``sealtrail export-trust DIR`` writes everything a verifier with no network needs::
+
+    root.pem            trusted root certificate(s): a signature must chain to one of these
+    issuing-ca.pem      intermediate CA certificates (helpers for path building, never anchors)
+    qr-seal-key.pem     the issuers' public keys for the QR codes' offline seals
+    log.vkey            the public log's verifier key (C2SP signed-note format)
+    checkpoint          the log's latest signed checkpoint, for inclusion proofs
+    verify-hosts.txt    the issuers' registered verification host names, one per line
+    status/S/Y/revocation.jwt  each school's signed Bitstring Status List per school year (credential status)
+
+``sealtrail demo --out DIR`` writes the same bundle under ``DIR/trust``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asn1crypto import pem, x509
+from cryptography.hazmat.primitives import serialization
+
+from sealtrail.deployment import Deployment
+from verifier.qrseal import PublicKey, QrCheck, SealError, check_qr, load_public_keys
+
+ROOTS = "root.pem"
+INTERMEDIATES = "issuing-ca.pem"
+QR_KEYS = "qr-seal-key.pem"
+LOG_VKEY = "log.vkey"
+CHECKPOINT = "checkpoint"
+HOSTS = "verify-hosts.txt"
+
+
+class TrustBundleError(Exception):
+    """The trust bundle is missing or damaged; the message names the file."""
+
+
+def _certs(path: Path) -> list[x509.Certificate]:
+    data = path.read_bytes()
+    if not pem.detect(data):
+        return [x509.Certificate.load(data)]
+    return [x509.Certificate.load(der) for kind, _, der in pem.unarmor(data, multiple=True) if kind == "CERTIFICATE"]
+
+
+@dataclass
+class TrustBundle:
+    roots: list[x509.Certificate]
+    intermediates: list[x509.Certificate] = field(default_factory=list)
+    qr_keys: dict[bytes, PublicKey] = field(default_factory=dict)
+    hosts: list[str] = field(default_factory=list)
+    log_vkey: str | None = None
+    checkpoint: bytes | None = None
+
+    @classmethod
+    def load(cls, directory: Path) -> TrustBundle:
+        if not directory.is_dir():
+            raise TrustBundleError(
+                f"{directory} is not a trust bundle directory (make one with sealtrail export-trust)"
+            )
+        try:
+            roots = _certs(directory / ROOTS)
+        except (OSError, ValueError) as exc:
+            raise TrustBundleError(f"Cannot read the trusted roots {directory / ROOTS}: {exc}") from exc
+        if not roots:
+            raise TrustBundleError(f"{directory / ROOTS} holds no certificate")
+        bundle = cls(roots)
+        try:
+            if (directory / INTERMEDIATES).exists():
+                bundle.intermediates = _certs(directory / INTERMEDIATES)
+            if (directory / QR_KEYS).exists():
+                bundle.qr_keys = load_public_keys((directory / QR_KEYS).read_bytes())
+            if (directory / HOSTS).exists():
+                lines = (directory / HOSTS).read_text(encoding="utf-8").splitlines()
+                bundle.hosts = [h.strip() for h in lines if h.strip() and not h.startswith("#")]
+            if (directory / LOG_VKEY).exists():
+                bundle.log_vkey = (directory / LOG_VKEY).read_text(encoding="utf-8").strip()
+            if (directory / CHECKPOINT).exists():
+                bundle.checkpoint = (directory / CHECKPOINT).read_bytes()
+        except (OSError, ValueError) as exc:
+            raise TrustBundleError(f"The trust bundle in {directory} is damaged: {exc}") from exc
+        return bundle
+
+
+def write_trust_bundle(
+    directory: Path,
+    *,
+    roots: list[x509.Certificate],
+    intermediates: list[x509.Certificate],
+    qr_public_keys: list[object],
+    hosts: list[str],
+    log_vkey: str,
+    checkpoint: bytes | None,
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / ROOTS).write_bytes(b"".join(pem.armor("CERTIFICATE", c.dump()) for c in roots))
+    (directory / INTERMEDIATES).write_bytes(b"".join(pem.armor("CERTIFICATE", c.dump()) for c in intermediates))
+    (directory / QR_KEYS).write_bytes(
+        b"".join(
+            k.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)  # type: ignore[attr-defined]
+            for k in qr_public_keys
+        )
+    )
+    (directory / HOSTS).write_text(
+        "# Registered verification hosts: a QR link to any other host is a warning sign\n" + "\n".join(hosts) + "\n",
+        encoding="utf-8",
+    )
+    (directory / LOG_VKEY).write_text(log_vkey + "\n", encoding="utf-8")
+    if checkpoint is not None:
+        (directory / CHECKPOINT).write_bytes(checkpoint)
+
+
+def export_trust(dep: Deployment, directory: Path) -> None:
+    """Write this installation's trust bundle (see the module docstring)."""
+    from sealtrail.ledgerwiring import ledger_for
+
+    ledger, vkey = ledger_for(dep)
+    with dep.engine.connect() as conn:
+        checkpoint = ledger.latest_checkpoint(conn)
+    write_trust_bundle(
+        directory,
+        roots=dep.trust_roots,
+        intermediates=dep.intermediates,
+        qr_public_keys=[dep.qr_private_key.public_key()],  # type: ignore[attr-defined]
+        hosts=dep.verify_hosts,
+        log_vkey=vkey,
+        checkpoint=checkpoint,
+    )
+    from signer.credentials import write_status_lists
+
+    write_status_lists(dep, directory)
+
+
+def read_qr(text_or_image: str) -> str:
+    """The QR's text: the argument itself, or what zbarimg decodes from an image file."""
+    path = Path(text_or_image)
+    looks_like_file = path.suffix.lower() in {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".pnm"}
+    if not looks_like_file:
+        return text_or_image
+    if not path.is_file():
+        raise SealError(f"Không tìm thấy ảnh {path} / the image {path} does not exist")
+    try:
+        result = subprocess.run(
+            ["zbarimg", "--raw", "-q", str(path)], capture_output=True, text=True, timeout=60, check=False
+        )
+    except FileNotFoundError as exc:
+        raise SealError("zbarimg is not installed (Debian package zbar-tools)") from exc
+    codes = [line for line in result.stdout.splitlines() if line.strip()]
+    if not codes:
+        raise SealError(f"Không đọc được mã QR trong ảnh / no QR code could be read in {path.name}")
+    return codes[0]
+
+
+def verify_qr(text: str, bundle: TrustBundle) -> QrCheck:
+    if not bundle.qr_keys:
+        raise SealError("The trust bundle holds no QR seal keys (qr-seal-key.pem)")
+    return check_qr(text, bundle.qr_keys, bundle.hosts)
