@@ -123,8 +123,8 @@ def claimed_identity(report: Any) -> tuple[str, str, str] | None:
     if not data:
         return None
     try:
-        from schemas.xml import from_xml
         from registry.lookup import document_number
+        from schemas.xml import from_xml
 
         doc = from_xml(data)
         number = document_number(doc)

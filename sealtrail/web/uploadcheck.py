@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
-from verifier.checking import UploadCheck, check_upload
 from sealtrail.deployment import Deployment
+from verifier.checking import UploadCheck, check_upload
 from verifier.isolation import CheckPool, Limits, Stopped, shared_pool
 
 T = TypeVar("T")

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from sealtrail.web.app import create_app
-from verifier.checking import check_upload, trust_of
 from sealtrail.deployment import Deployment
+from sealtrail.web.app import create_app
 from signer.issue import IssuedDocument
 from tests.verifier.hostile_pdf import big_xref, deep_nesting, many_revisions
+from verifier.checking import check_upload, trust_of
 from verifier.isolation import CheckPool, Limits, Stopped
 
 Installed = tuple[Deployment, list[IssuedDocument]]
