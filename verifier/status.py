@@ -136,10 +136,10 @@ def not_as_issued(issued: DocumentRecord) -> Reason:
     """The register holds a document under the number this file's data claims, but not this file."""
     return Reason(
         "NOT_AS_ISSUED",
-        f"Nội dung tệp khác với văn bản đã cấp: sổ đăng ký có văn bản {issued.id} mang số hiệu này, "
-        "nhưng không phải tệp này (tệp đã bị sửa đổi)",
-        f"The file's content differs from what was issued: the register holds document {issued.id} under this "
-        "number, but not this file (the file was altered)",
+        f"Tệp này không phải là tệp đã được cấp: sổ đăng ký có văn bản {issued.id} mang số hiệu này nhưng với nội "
+        "dung khác (tệp đã bị thay đổi sau khi cấp); hãy lấy bản gốc từ nơi cấp",
+        f"This file is not the one that was issued: the register holds document {issued.id} under this number with "
+        "different content (the file was changed after it was issued); get the original from the issuer",
     )
 
 
