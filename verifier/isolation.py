@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import math
@@ -158,7 +159,31 @@ def _check(verifiers: dict[str, Any], job: dict[str, Any]) -> Checked:
         report = pdf_verifier.verify(data, at=job.get("at"), compare_pages=job.get("compare_pages", True))
         fmt = "pdf"
     claimed = claimed_identity(report) if report.verdict != "invalid" else None
-    return Checked(fmt, report, claimed)
+    return Checked(fmt, _plain(report), claimed)
+
+
+def _plain(value: Any) -> Any:
+    """A report made of plain values only (a library's str subclass or ASN.1 value becomes a str), so it crosses
+    the process boundary whatever a library left in it."""
+    if value is None or type(value) in (str, int, float, bool, bytes, datetime):
+        return value
+    if isinstance(value, Reason):
+        return Reason(str(value.code), str(value.vi), str(value.en))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            setattr(value, f.name, _plain(getattr(value, f.name)))
+        return value
+    if isinstance(value, list | tuple):
+        items = [_plain(v) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    for kind in (bool, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    if isinstance(value, datetime):
+        return datetime.fromisoformat(value.isoformat())
+    return str(value)
 
 
 def _limit_cpu(budget: int) -> None:
@@ -178,6 +203,8 @@ def _serve(conn: Connection, limits: Limits) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's Ctrl-C is the server's to handle
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would otherwise write a core file
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    for noisy in ("pyhanko", "pyhanko_certvalidator", "fontTools"):  # hostile files make them log tracebacks
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     verifiers: dict[str, Any] = {}
     conn.send(("ready", os.getpid()))
     while True:

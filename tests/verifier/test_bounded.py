@@ -180,3 +180,30 @@ def test_workers_are_prestarted_and_reused(setup: Installed) -> None:
     finally:
         pool.close()
     assert all(gone(pid) for pid in pids)
+
+
+def test_a_report_crosses_the_process_boundary_whatever_a_library_left_in_it() -> None:
+    """pyHanko leaves its own str subclasses and ASN.1 values in places; the worker sends plain values only."""
+    import pickle
+    from datetime import UTC, datetime
+
+    from verifier.isolation import _plain
+    from verifier.pdf import PdfReport, Reason, SignatureReport
+
+    class LibraryText(str):  # defined in a function: pickle cannot find it by name
+        pass
+
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    signature = SignatureReport(
+        LibraryText("sig_seal"), LibraryText("Trường"), "", when, None, True, True, False, False, "ENTIRE_FILE", None,
+        [Reason("NO_CERTIFICATE_CHAIN_FOUND", LibraryText("chưa tin cậy"), "untrusted")],
+    )  # fmt: skip
+    report = PdfReport("indeterminate", list(signature.reasons), [signature], LibraryText("PDF/A-3B"),
+                       [{"name": LibraryText("a.xml"), "odd": object()}])  # fmt: skip
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        pickle.dumps(report)
+    back = pickle.loads(pickle.dumps(_plain(report)))  # noqa: S301  (our own bytes)
+    assert back.signatures[0].field_name == "sig_seal" and type(back.signatures[0].field_name) is str
+    assert back.signatures[0].signing_time == when and back.reasons[0].vi == "chưa tin cậy"
+    assert back.pdfa == "PDF/A-3B" and back.attachments[0]["name"] == "a.xml"
+    assert back.to_json()["signatures"][0]["indication"] == "indeterminate"
