@@ -33,6 +33,7 @@ from lxml import etree
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import signers
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.validation.dss import async_add_validation_info
 from pyhanko_certvalidator import ValidationContext
@@ -169,7 +170,12 @@ class DeferredPades:
         stamp = self.pades.stamp_style(writer, request)
         pdf_signer = signers.PdfSigner(meta, signer=external, stamp_style=stamp, new_field_spec=new_field)
         prep, _tbs, output = await pdf_signer.async_digest_doc_for_signing(writer, bytes_reserved=DEFERRED_RESERVATION)
-        attrs = await external.signed_attrs(prep.document_digest, DIGEST_ALGORITHM, use_pades=True)
+        attrs = await external.signed_attrs(
+            prep.document_digest,
+            DIGEST_ALGORITHM,
+            PdfCMSSignedAttributes(cades_signed_attrs=meta.cades_signed_attr_spec),  # the signed role
+            use_pades=True,
+        )
         return PreparedPdf(
             output.getvalue(), prep.document_digest, prep.reserved_region_start, prep.reserved_region_end, attrs.dump()
         )

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import certifi
 from asn1crypto import cms, tsp, x509
+from asn1crypto.x509 import GeneralName
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.content import ImportedPdfPage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -31,6 +32,7 @@ from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.misc import PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import attributes, fields, signers
+from pyhanko.sign.ades.api import CAdESSignedAttrSpec, SignerAttrSpec
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
@@ -173,6 +175,12 @@ class SignatureRequest:
     reason: str
     location: str = ""
     lock_document: bool = False
+    role: str = ""  # the signer's role (homeroom_teacher, principal, seal); default: from a field named sig_<role>
+
+    @property
+    def signed_role(self) -> str:
+        """The role this signature claims in its signed attributes (see ``role_attributes``)."""
+        return self.role or self.field_name.removeprefix("sig_")
 
 
 def _needed_space(message: str) -> int | None:
@@ -236,6 +244,18 @@ def open_for_signing(
     )
 
 
+ROLE_URI_PREFIX = "urn:sealtrail:role:"
+
+
+def role_attributes(role: str) -> CAdESSignedAttrSpec:
+    """The CAdES ``signer-attributes-v2`` signed attribute claiming ``role`` (an X.509 ``role`` attribute whose
+    name is the URI ``urn:sealtrail:role:<role>``). The verifier's signer policy reads the role from here: it is
+    covered by the signature, unlike the field name an incremental update could change."""
+    value = cms.RoleSyntax({"role_name": GeneralName("uniform_resource_identifier", ROLE_URI_PREFIX + role)})
+    claimed = cms.AttCertAttribute({"type": "role", "values": [value]})
+    return CAdESSignedAttrSpec(signer_attributes=SignerAttrSpec(claimed_attrs=[claimed], certified_attrs=[]))
+
+
 def signature_metadata(
     request: SignatureRequest,
     *,
@@ -253,6 +273,7 @@ def signature_metadata(
         embed_validation_info=embed_validation_info,
         validation_context=validation_context,
         docmdp_permissions=fields.MDPPerm.NO_CHANGES if request.lock_document else fields.MDPPerm.FILL_FORMS,
+        cades_signed_attr_spec=role_attributes(request.signed_role),
     )
 
 

@@ -184,8 +184,11 @@ def open_envelope(signed_xml: bytes, role: str) -> tuple[etree._Element, etree._
 
 def xades_signer(request: XmlSignatureRequest, method: SignatureMethod) -> XAdESSigner:
     """signxml's detached XAdES signer as every SealTrail signature uses it (SHA-256, exclusive c14n)."""
+    # SignerRole/ClaimedRoles sits inside SignedProperties: the role id first (what the verifier's signer policy
+    # reads), then the title people read; the slot's VaiTro label outside the signature must agree with it.
+    roles = list(dict.fromkeys([request.role, request.claimed_role]))
     return _InteroperableXAdESSigner(
-        claimed_roles=[request.claimed_role],
+        claimed_roles=roles,
         data_object_format=XAdESDataObjectFormat(
             Description="Học bạ / văn bằng số (SealTrail)", MimeType="application/xml"
         ),

@@ -106,7 +106,14 @@ class PdfReport:
         return out
 
 
-_INVALID_CODES = {"HASH_FAILURE", "SIG_CRYPTO_FAILURE", "REVOKED", "MODIFIED_AFTER_SIGNING", "FORMAT_FAILURE"}
+_INVALID_CODES = {
+    "HASH_FAILURE",
+    "SIG_CRYPTO_FAILURE",
+    "REVOKED",
+    "MODIFIED_AFTER_SIGNING",
+    "FORMAT_FAILURE",
+    "SIGNER_POLICY_FAILURE",
+}
 
 R_NOT_PDF = ("FORMAT_FAILURE", "Tệp không phải là PDF đọc được", "The file is not a readable PDF")
 R_UNCHECKED = ("GENERIC", "Không kiểm tra được tệp này", "This file could not be checked")
@@ -150,6 +157,10 @@ R_NOT_COVERED = (
     "Có nội dung được thêm vào sau chữ ký cuối cùng",
     "Content was added after the last signature",
 )
+
+
+R_AMBIGUOUS = ("FORMAT_FAILURE", "Cấu trúc tệp không rõ ràng", "The file's structure is ambiguous")
+R_TOO_COMPLEX = ("GENERIC", "Chưa kiểm tra được", "Not checked")
 
 
 R_ATTACHMENT = (
@@ -307,8 +318,27 @@ def overall_verdict(indications: Iterable[Verdict]) -> Verdict:
     return "invalid" if "invalid" in seen else "indeterminate" if "indeterminate" in seen else "valid"
 
 
+def structure_problem(pdf: bytes) -> Reason | None:
+    """Why the file's structure cannot be trusted (verifier.pdfstructure), or what changed after signing beyond
+    what is allowed (verifier.pdfpolicy); None when neither."""
+    from verifier.pdfpolicy import PolicyViolation, check_after_signatures
+    from verifier.pdfstructure import AmbiguousStructure, TooComplex, read_structure
+
+    try:
+        check_after_signatures(read_structure(pdf))
+    except TooComplex as exc:
+        return Reason(R_TOO_COMPLEX[0], f"{R_TOO_COMPLEX[1]}: {exc.vi}", f"{R_TOO_COMPLEX[2]}: {exc.en}")
+    except AmbiguousStructure as exc:
+        return Reason(R_AMBIGUOUS[0], f"{R_AMBIGUOUS[1]}: {exc.vi}", f"{R_AMBIGUOUS[2]}: {exc.en}")
+    except PolicyViolation as exc:
+        return Reason(R_MODIFIED[0], f"{R_MODIFIED[1]}: {exc.vi}", f"{R_MODIFIED[2]}: {exc.en}")
+    return None
+
+
 class TrustListVerifier:
     """Built once from a trust list (roots are anchors, other certificates only help build paths)."""
+
+    signer_registry: Any = None  # verifier.policy.SignerRegistry, supplied by the deployment (issue #21)
 
     def __init__(self, trust_roots: Sequence[x509.Certificate], other_certs: Sequence[x509.Certificate] = ()) -> None:
         if not trust_roots:
@@ -332,6 +362,18 @@ class PdfVerifier(TrustListVerifier):
             # pyHanko looks for the end marker byte by byte backwards (about 1 s per MB): refuse a file without one
             # near its end (as Acrobat does) instead of letting trailing junk cost minutes of CPU.
             return PdfReport("invalid", [_reason(R_NOT_PDF)], [])
+        problem = structure_problem(pdf)
+        if problem is not None and problem.code == R_AMBIGUOUS[0]:  # no reading of it can be trusted
+            return PdfReport("invalid", [problem], [])
+        if problem is not None and problem.code == R_TOO_COMPLEX[0]:  # beyond the bounds: not proven either way
+            return PdfReport("indeterminate", [problem], [])
+        report = self._verify_readable(pdf, at, compare_pages)
+        if problem is not None:  # changed after signing beyond what is allowed: the signatures are still listed
+            report.verdict = "invalid"
+            report.reasons = [problem, *(r for r in report.reasons if r != problem)]
+        return report
+
+    def _verify_readable(self, pdf: bytes, at: datetime | None, compare_pages: bool = True) -> PdfReport:
         try:
             return asyncio.run(self._verify(pdf, at, compare_pages))
         except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError):
@@ -397,7 +439,12 @@ class PdfVerifier(TrustListVerifier):
             if verdict == "valid":
                 verdict = "indeterminate"
         xmls = [d for a, d in zip(attached, data, strict=True) if a["xsd_valid"]]
-        if xmls and compare_pages:
+        # a broken signature is the one reason; the signer policy speaks only about sound signatures
+        policy_reasons = self._policy(sigs, reports, xmls[0] if xmls else None)
+        if policy_reasons:
+            overall.extend(policy_reasons)
+            verdict = "invalid"
+        if xmls and compare_pages and verdict != "invalid":
             # The page text (a pdftotext subprocess, the costliest step) only once the signatures are known not to
             # be invalid, and only when the caller does not already know the file to be exactly one it issued.
             finding, worst = _compare_with_pages(xmls[0], _page_text_or_error(pdf))
@@ -406,6 +453,26 @@ class PdfVerifier(TrustListVerifier):
                 verdict = worst if worst == "invalid" or verdict == "valid" else verdict
         keep = xmls[0] if xmls and verdict != "invalid" else None
         return PdfReport(verdict, list(dict.fromkeys(overall)), reports, pdfa, attached, keep)
+
+    def _policy(
+        self, sigs: Sequence[EmbeddedPdfSignature], reports: Sequence[SignatureReport], xml: bytes | None
+    ) -> list[Reason]:
+        """The signer policy (verifier.policy) for the document kind its attached XML names: roles from the
+        signed CAdES attribute (or, for older documents, the field name of the signed revision), identities."""
+        from verifier import policy
+
+        kind, issuer = policy.kind_and_issuer(xml) if xml is not None else (None, None)
+        signed: list[policy.SignedRole] = []
+        for sig, report in zip(sigs, reports, strict=True):
+            field_role = sig.field_name.removeprefix("sig_") if sig.field_name.startswith("sig_") else None
+            claimed = policy.role_from_claims(policy.cades_claimed_roles(sig.signer_info))
+            when = report.timestamp_time or report.signing_time
+            if claimed is not None:
+                signed.append(policy.SignedRole(claimed, sig.signer_cert, when, label=field_role))
+            else:
+                role = field_role if field_role in policy.ROLE_NAMES else None
+                signed.append(policy.SignedRole(role, sig.signer_cert, when, role_from_field_name=role is not None))
+        return policy.check(kind, signed, issuer=issuer, registry=self.signer_registry)
 
     def _report(
         self, sig: EmbeddedPdfSignature, status: PdfSignatureStatus, *, last: bool, trust_problem: tuple[str, str, str]

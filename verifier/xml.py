@@ -29,6 +29,7 @@ from schemas.common import SchemaError
 from schemas.envelope import DATA_ID, DS_NS, SIGNED_NS, XADES_NS, canonical_bytes, exc_c14n
 from schemas.publish import validate_xml
 from schemas.xml import parse_xml_securely
+from verifier import policy
 from verifier.pdf import (
     R_CRYPTO,
     R_TS_BROKEN,
@@ -43,7 +44,7 @@ from verifier.pdf import (
 )
 
 MAX_XML_BYTES = 10 * 1024 * 1024
-_INVALID = {"HASH_FAILURE", "SIG_CRYPTO_FAILURE", "FORMAT_FAILURE", "REVOKED"}
+_INVALID = {"HASH_FAILURE", "SIG_CRYPTO_FAILURE", "FORMAT_FAILURE", "REVOKED", "SIGNER_POLICY_FAILURE"}
 
 R_NOT_XML = ("FORMAT_FAILURE", "Tệp không phải là văn bản XML ký số của SealTrail", "Not a SealTrail signed XML file")
 R_XML_TOO_BIG = ("FORMAT_FAILURE", "Tệp quá lớn để kiểm tra", "The file is too large to check")
@@ -162,13 +163,26 @@ class XmlVerifier(TrustListVerifier):
         if not slots:
             return XmlReport("invalid", [Reason(*R_NO_XML_SIG)], [])
         reports: list[XmlSignatureReport] = []
+        signed_roles: list[policy.SignedRole] = []
         previous_value_id: str | None = None
         for slot in slots:
-            report, value_id = self._one(root, body, slot, previous_value_id)
+            report, value_id, signed_role = self._one(root, body, slot, previous_value_id)
             reports.append(report)
+            signed_roles.append(signed_role)
             previous_value_id = value_id
         verdict = overall_verdict(r.indication for r in reports)
         overall = list(dict.fromkeys(reason for r in reports for reason in r.reasons))
+        # The signer policy for the kind the signed data names: every required role, in order, seal last, one
+        # identity per role, each role read from SignedProperties and matching the VaiTro label shown.
+        kind = policy.kind_of(etree.QName(body[0]).namespace)
+        policy_reasons = (
+            policy.check(kind, signed_roles, issuer=policy.issuer_code(body[0]), registry=self.signer_registry)
+            if verdict != "invalid"  # a broken signature is the one reason; its role cannot be read anyway
+            else []
+        )
+        if policy_reasons:
+            overall.extend(policy_reasons)
+            verdict = "invalid"
         covered = canonical_bytes(body[0])
         try:
             if etree.QName(body[0]).namespace == "urn:sealtrail:receipt:1":
@@ -185,19 +199,20 @@ class XmlVerifier(TrustListVerifier):
 
     def _one(
         self, root: etree._Element, body: etree._Element, slot: etree._Element, previous_value_id: str | None
-    ) -> tuple[XmlSignatureReport, str | None]:
+    ) -> tuple[XmlSignatureReport, str | None, policy.SignedRole]:
         role = slot.get("VaiTro", "")
         signature = slot.find(f"{{{DS_NS}}}Signature")
         report = XmlSignatureReport(role, "", "", None, None)
+        unknown = policy.SignedRole(None, None, label=role)
         if signature is None:
             report.reasons.append(Reason(*R_NO_XML_SIG))
-            return report, None
+            return report, None, unknown
         value = signature.find(f"{{{DS_NS}}}SignatureValue")
         value_id = value.get("Id") if value is not None else None
         cert_el = signature.find(f"{{{DS_NS}}}KeyInfo/{{{DS_NS}}}X509Data/{{{DS_NS}}}X509Certificate")
         if cert_el is None or not cert_el.text:
             report.reasons.append(Reason(*R_NOT_XML))
-            return report, value_id
+            return report, value_id, unknown
         try:
             certs = [
                 x509.Certificate.load(base64.b64decode(el.text or ""))
@@ -205,7 +220,7 @@ class XmlVerifier(TrustListVerifier):
             ]
         except ValueError:
             report.reasons.append(Reason(*R_NOT_XML))
-            return report, value_id
+            return report, value_id, unknown
         cert = certs[0]
         report.signer = str(cert.subject.native.get("common_name", ""))
         report.signer_organisation = str(cert.subject.native.get("organization_name", ""))
@@ -223,10 +238,10 @@ class XmlVerifier(TrustListVerifier):
         except InvalidSignature as exc:
             reason = R_XML_HASH if "digest" in str(exc).lower() else R_CRYPTO
             report.reasons.append(Reason(*reason))
-            return report, value_id
+            return report, value_id, unknown
         except (InvalidInput, ValueError, etree.LxmlError):  # e.g. signxml's XAdES schema check: DocumentInvalid
             report.reasons.append(Reason(*R_NOT_XML))
-            return report, value_id
+            return report, value_id, unknown
         signed = {exc_c14n(r.signed_xml) for r in results if r.signed_xml is not None}
         if exc_c14n(body) not in signed:
             report.reasons.append(Reason(*R_NOT_DATA))
@@ -239,7 +254,16 @@ class XmlVerifier(TrustListVerifier):
         embedded = self._embedded(signature)
         report.long_term = embedded is not None
         self._chain(cert, certs[1:], report, embedded)
-        return report, value_id
+        # The role as signed: XAdES SignerRole/ClaimedRoles inside the SignedProperties this signature covers.
+        claims = [
+            el.text or ""
+            for r in results
+            if r.signed_xml is not None and r.signed_xml.tag == f"{{{XADES_NS}}}SignedProperties"
+            for el in r.signed_xml.iter(f"{{{XADES_NS}}}ClaimedRole")
+        ]
+        when = report.timestamp_time
+        signed_role = policy.SignedRole(policy.role_from_claims(claims), cert, when, label=role)
+        return report, value_id, signed_role
 
     @staticmethod
     def _embedded(signature: etree._Element) -> tuple[list[x509.Certificate], list[bytes], list[bytes]] | None:

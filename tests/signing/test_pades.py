@@ -164,12 +164,14 @@ def test_report_shows_the_pdfa_claim_and_checks_the_attached_xml(dev_pki: DevPki
     doc = schemas.parse_document(schemas.load_sample("diploma_thpt"))
     signer = PadesSigner(trust_roots=[dev_pki.root], other_certs=[dev_pki.issuing_ca], timestamp_urls=[dev_pki.tsa_url])
     backend = SoftKeyBackend.from_pkcs12(dev_pki.p12_path("seal"))
+    principal = SoftKeyBackend.from_pkcs12(dev_pki.p12_path("principal"))
     verifier = PdfVerifier(trust_roots=[dev_pki.root])
     request = SignatureRequest(field_name="sig_seal", signer_name="seal", reason="test", lock_document=True)
     results = {}
     for label, xml in (("good", to_xml(doc)), ("bad", b"<vanbang xmlns='urn:sealtrail:vanbang:1'><x/></vanbang>")):
         rendered = Renderer().render(doc, doc_id="VB-TEST", qr_payload="https://a.vn/v/x", xml=xml)
-        results[label] = verifier.verify(signer.sign(rendered.pdf, backend, request))
+        pdf = signer.sign(rendered.pdf, principal, SignatureRequest("sig_principal", "p", "test"))  # the diploma's
+        results[label] = verifier.verify(signer.sign(pdf, backend, request))  # signer policy: principal, then seal
     good, bad = results["good"], results["bad"]
     assert good.verdict == "valid" and good.pdfa == "PDF/A-3B"
     assert [(a["name"], a["relationship"], a["xsd_valid"]) for a in good.attachments] == [("vanbang.xml", "Data", True)]

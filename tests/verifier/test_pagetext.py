@@ -9,17 +9,24 @@ import schemas
 from hsm_adapters.soft import SoftKeyBackend
 from schemas.xml import to_xml
 from sealtrail.devpki import DevPki
+from signer.issue import ROLE_ORDER
 from signer.pdf import PadesSigner, SignatureRequest
 from signer.render import Renderer
 from verifier.pdf import PdfReport, PdfVerifier
 
 
 def _signed_render(dev_pki: DevPki, shown: schemas.Document, attached: schemas.Document) -> bytes:
-    """A render of ``shown`` whose PDF/A-3 attachment is the XML of ``attached``, sealed by the school."""
+    """A render of ``shown`` whose PDF/A-3 attachment is the XML of ``attached``, signed by each of its slots'
+    roles in the law's order (the signer policy: teacher, principal, seal; the seal locks it)."""
     rendered = Renderer().render(shown, doc_id="VB-TEST", qr_payload="https://a.vn/v/x", xml=to_xml(attached))
     signer = PadesSigner(trust_roots=[dev_pki.root], other_certs=[dev_pki.issuing_ca], timestamp_urls=[dev_pki.tsa_url])
-    backend = SoftKeyBackend.from_pkcs12(dev_pki.p12_path("seal"))
-    return signer.sign(rendered.pdf, backend, SignatureRequest("sig_seal", "seal", "test", lock_document=True))
+    pdf = rendered.pdf
+    slots = sorted(rendered.slots, key=lambda s: ROLE_ORDER.index(s.role))
+    for i, slot in enumerate(slots):
+        backend = SoftKeyBackend.from_pkcs12(dev_pki.p12_path(slot.role))
+        request = SignatureRequest(slot.field_name, slot.role, "test", lock_document=i == len(slots) - 1)
+        pdf = signer.sign(pdf, backend, request)
+    return pdf
 
 
 def _verify(dev_pki: DevPki, pdf: bytes) -> PdfReport:
