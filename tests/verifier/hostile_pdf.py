@@ -7,9 +7,13 @@ import re
 
 
 def _tail(pdf: bytes) -> tuple[int, int, bytes, bytearray]:
+    """The last xref offset, the next free object number, the trailer's /Root (and /Info) and a copy to extend."""
     start = int(re.findall(rb"startxref\s+(\d+)", pdf)[-1])
     size = max(int(m) for m in re.findall(rb"/Size (\d+)", pdf))
     root = re.findall(rb"/Root (\d+ \d+ R)", pdf)[-1]
+    info = re.findall(rb"/Info (\d+ \d+ R)", pdf)
+    if info:
+        root += b" /Info " + info[-1]
     out = bytearray(pdf if pdf.endswith(b"\n") else pdf + b"\n")
     return start, size, root, out
 
@@ -49,3 +53,11 @@ def deep_nesting(pdf: bytes, depth: int) -> bytes:
         num + 1, root, prev, num, xref,
     )  # fmt: skip
     return bytes(out)
+
+
+def many_signatures(xml: bytes, copies: int) -> bytes:
+    """A signed XML whose first signature slot is repeated ``copies`` times: each copy is verified against the whole
+    (growing) document, so the work grows with the square of the copies (230 of them, 4.7 MB: 10–20 s of CPU)."""
+    start = xml.index(b"<ChuKy ")
+    end = xml.index(b"</ChuKy>", start) + len(b"</ChuKy>")
+    return xml[:end] + xml[start:end] * copies + xml[end:]

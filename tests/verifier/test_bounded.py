@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sealtrail.deployment import Deployment
 from sealtrail.web.app import create_app
 from signer.issue import IssuedDocument
-from tests.verifier.hostile_pdf import big_xref, deep_nesting, many_revisions
+from tests.verifier.hostile_pdf import big_xref, deep_nesting, many_signatures
 from verifier.checking import check_upload, trust_of
 from verifier.isolation import CheckPool, Limits, Stopped
 
@@ -33,18 +33,19 @@ def gone(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def slow_pdf(setup: Installed) -> bytes:
-    """A genuine diploma with 1,000 tiny incremental updates appended: about 40 s of CPU in the difference
-    analysis (quadratic in the revisions), 270 KB on disk."""
-    return many_revisions(setup[1][0].pdf, 1000)
+def slow_file(setup: Installed) -> bytes:
+    """A genuine diploma's signed XML with its first signature slot repeated 230 times (4.7 MB, under the 5 MB XML
+    limit): each copy is verified against the whole document, some 10–20 s of CPU in all. (The strict PDF reader
+    now refuses at once the PDF loops this test first used, e.g. 1,000 revisions: pdfstructure's bounds.)"""
+    return many_signatures(setup[1][0].xml, 230)
 
 
-def test_a_parser_loop_is_stopped_at_the_cpu_limit(setup: Installed, slow_pdf: bytes) -> None:
+def test_a_verifier_loop_is_stopped_at_the_cpu_limit(setup: Installed, slow_file: bytes) -> None:
     dep, docs = setup
     pool = CheckPool(Limits(cpu_seconds=2, wall_seconds=600, workers=1))
     try:
         (before,) = pool.worker_pids()
-        checked = check_upload(dep, slow_pdf, pool=pool)
+        checked = check_upload(dep, slow_file, pool=pool)
         assert checked.report.verdict == "indeterminate"
         assert checked.report.reasons[0].code == "TOO_COMPLEX"
         assert "quá phức tạp để kiểm tra tại đây" in checked.report.reasons[0].vi
@@ -73,19 +74,19 @@ def test_an_allocation_bomb_is_stopped_at_the_memory_limit(setup: Installed) -> 
         pool.close()
 
 
-def test_the_wall_clock_guard_stops_a_check_the_cpu_limit_would_still_allow(setup: Installed, slow_pdf: bytes) -> None:
+def test_the_wall_clock_guard_stops_a_check_the_cpu_limit_would_still_allow(setup: Installed, slow_file: bytes) -> None:
     dep, _docs = setup
     pool = CheckPool(Limits(cpu_seconds=3600, wall_seconds=1, workers=1))
     try:
         (before,) = pool.worker_pids()
-        report = check_upload(dep, slow_pdf, pool=pool).report
+        report = check_upload(dep, slow_file, pool=pool).report
         assert report.verdict == "indeterminate" and report.reasons[0].code == "TOO_COMPLEX"
         assert pool.stopped == {"wall": 1} and gone(before)
     finally:
         pool.close()
 
 
-def test_a_cancelled_check_stops_its_worker(setup: Installed, slow_pdf: bytes) -> None:
+def test_a_cancelled_check_stops_its_worker(setup: Installed, slow_file: bytes) -> None:
     dep, _docs = setup
     pool = CheckPool(Limits(cpu_seconds=3600, wall_seconds=3600, workers=1))
     calls = 0
@@ -98,7 +99,7 @@ def test_a_cancelled_check_stops_its_worker(setup: Installed, slow_pdf: bytes) -
     try:
         (before,) = pool.worker_pids()
         with pytest.raises(Stopped) as stopped:
-            pool.check(slow_pdf, trust_of(dep), cancelled=cancelled)
+            pool.check(slow_file, trust_of(dep), cancelled=cancelled)
         assert stopped.value.cause == "cancelled" and pool.stopped == {"cancelled": 1} and gone(before)
     finally:
         pool.close()
@@ -113,7 +114,7 @@ def test_deep_nesting_is_never_valid_and_never_an_error(setup: Installed) -> Non
     assert response.json()["verdict"] in ("invalid", "indeterminate")
 
 
-def test_the_public_api_answers_too_complex_not_500(setup: Installed, slow_pdf: bytes) -> None:
+def test_the_public_api_answers_too_complex_not_500(setup: Installed, slow_file: bytes) -> None:
     """POST /api/v1/verify, the upload page and the ZIP bulk check, with a 2 s CPU limit from settings."""
     import io
     import zipfile
@@ -121,23 +122,23 @@ def test_the_public_api_answers_too_complex_not_500(setup: Installed, slow_pdf: 
     dep, docs = setup
     settings = dep.settings.model_copy(update={"verify_cpu_seconds": 2, "verify_wall_seconds": 600})
     client = TestClient(create_app(settings))
-    response = client.post("/api/v1/verify", files={"file": ("slow.pdf", slow_pdf)})
+    response = client.post("/api/v1/verify", files={"file": ("slow.xml", slow_file)})
     assert response.status_code == 200
     body = response.json()
     assert body["verdict"] == "indeterminate" and body["reasons"][0]["code"] == "TOO_COMPLEX"
     assert body["etsi"] == {"indication": "INDETERMINATE", "sub_indication": "GENERIC", "reason_code": "TOO_COMPLEX"}
 
-    page = client.post("/kiem-tra", files={"file": ("slow.pdf", slow_pdf)})
+    page = client.post("/kiem-tra", files={"file": ("slow.xml", slow_file)})
     assert page.status_code == 200 and "quá phức tạp để kiểm tra tại đây" in page.text
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("slow.pdf", slow_pdf)
+        archive.writestr("slow.xml", slow_file)
         archive.writestr("genuine.pdf", docs[0].pdf)
     bulk = client.post("/api/v1/verify/bulk", files={"file": ("many.zip", buffer.getvalue())})
     assert bulk.status_code == 200
     verdicts = {item["file"]: (item["verdict"], item["reasons"][:1]) for item in bulk.json()["items"]}
-    assert verdicts["slow.pdf"][0] == "indeterminate" and verdicts["slow.pdf"][1][0]["code"] == "TOO_COMPLEX"
+    assert verdicts["slow.xml"][0] == "indeterminate" and verdicts["slow.xml"][1][0]["code"] == "TOO_COMPLEX"
     assert verdicts["genuine.pdf"] == ("valid", [])
 
 
