@@ -160,7 +160,7 @@ R_NOT_COVERED = (
 
 
 R_AMBIGUOUS = ("FORMAT_FAILURE", "Cấu trúc tệp không rõ ràng", "The file's structure is ambiguous")
-R_TOO_COMPLEX = ("GENERIC", "Chưa kiểm tra được", "Not checked")
+R_TOO_COMPLEX = ("TOO_COMPLEX", "Chưa kiểm tra được", "Not checked")  # the same code as a worker stopped at its limits
 
 
 R_ATTACHMENT = (

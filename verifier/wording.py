@@ -24,6 +24,10 @@ SUB_INDICATIONS: dict[str, tuple[str, int]] = {
     "ATTACHMENT_MISMATCH": ("HASH_FAILURE", 3),
     "FORMAT_FAILURE": ("FORMAT_FAILURE", 4),
     "SIG_CRYPTO_FAILURE": ("SIG_CRYPTO_FAILURE", 5),
+    "QR_OTHER_DOCUMENT": ("HASH_FAILURE", 6),
+    "LEDGER_MISMATCH": ("HASH_FAILURE", 7),
+    # who signed: the signer policy (roles, order, identities) for the document kind
+    "SIGNER_POLICY_FAILURE": ("SIG_CONSTRAINTS_FAILURE", 8),
     # the signer's certificate
     "REVOKED": ("REVOKED", 10),
     "REVOKED_NO_POE": ("REVOKED_NO_POE", 11),
@@ -39,6 +43,7 @@ SUB_INDICATIONS: dict[str, tuple[str, int]] = {
     "ORIGINAL_SUPERSEDED": ("REVOKED", 23),
     "NOT_YET_ISSUED": ("TRY_LATER", 24),
     "LOG_UNAVAILABLE": ("TRY_LATER", 25),
+    "STATUS_UNAVAILABLE": ("TRY_LATER", 25),
     "NOT_IN_REGISTER": ("NO_POE", 26),
     "ORIGINAL_UNKNOWN": ("NO_POE", 27),
     # the check itself
@@ -52,7 +57,7 @@ INFORMATIONAL = {"TRANSLATION_OF"}  # a line that describes, not a problem
 FAILING = {
     "NOT_AS_ISSUED", "HASH_FAILURE", "MODIFIED_AFTER_SIGNING", "ATTACHMENT_MISMATCH", "FORMAT_FAILURE",
     "SIG_CRYPTO_FAILURE", "REVOKED", "DOCUMENT_REVOKED", "DOCUMENT_SUPERSEDED", "ORIGINAL_REVOKED",
-    "ORIGINAL_SUPERSEDED",
+    "ORIGINAL_SUPERSEDED", "SIGNER_POLICY_FAILURE", "QR_OTHER_DOCUMENT", "LEDGER_MISMATCH",
 }  # fmt: skip
 _UNKNOWN_RANK = 9  # a code added elsewhere (e.g. a structure or policy finding) ranks with the content problems
 

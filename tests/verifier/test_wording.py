@@ -116,6 +116,9 @@ def test_the_primary_reason_is_the_one_that_decides() -> None:
     }  # fmt: skip
     assert etsi("valid", [translation]) == {"indication": "TOTAL_PASSED", "sub_indication": None, "reason_code": None}
     assert etsi("indeterminate", [Reason("OUT_OF_BOUNDS_NO_POE", "", "")])["sub_indication"] == "OUT_OF_BOUNDS_NO_POE"
+    policy = Reason("SIGNER_POLICY_FAILURE", "thiếu chữ ký của hiệu trưởng", "the principal's signature is missing")
+    assert primary_first([later, policy], "invalid")[0] == policy
+    assert etsi("invalid", [later, policy])["sub_indication"] == "SIG_CONSTRAINTS_FAILURE"
     # A code added elsewhere (a structure finding, say) still gets an ETSI sub-indication of the right class.
     assert etsi("invalid", [Reason("AMBIGUOUS_STRUCTURE", "", "")])["sub_indication"] == "FORMAT_FAILURE"
     assert etsi("indeterminate", [Reason("SOMETHING_NEW", "", "")])["sub_indication"] == "GENERIC"
