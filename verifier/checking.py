@@ -14,7 +14,7 @@ from sqlalchemy import LargeBinary, bindparam, func
 from sqlmodel import Session, select
 
 from registry.records import DocumentRecord, original_of
-from sealtrail.deployment import Deployment
+from verifier.host import Installation
 from verifier.isolation import CheckPool, Stopped, Trust, claimed_identity, stopped_report
 from verifier.status import apply_standing
 from verifier.wording import finish
@@ -29,7 +29,7 @@ class UploadCheck:
     archive_leaf: int | None = None  # the log's archive entry that names this file, for an older archived version
 
 
-def find_record(dep: Deployment, data: bytes, fmt: str) -> DocumentRecord | None:
+def find_record(dep: Installation, data: bytes, fmt: str) -> DocumentRecord | None:
     """The register's row for this exact file: the issued PDF or XML, or the newest archived PDF version."""
     digest = hashlib.sha256(data).hexdigest()
     table = DocumentRecord.__table__.c  # type: ignore[attr-defined]
@@ -44,7 +44,7 @@ def find_record(dep: Deployment, data: bytes, fmt: str) -> DocumentRecord | None
     return record
 
 
-def find_archived_version(dep: Deployment, data: bytes) -> tuple[DocumentRecord, int] | None:
+def find_archived_version(dep: Installation, data: bytes) -> tuple[DocumentRecord, int] | None:
     """An archived (B-LTA) PDF version that is neither the issued nor the newest one, found through the log's
     ``archive`` entries (each names the new version's SHA-256 and the issue entry it extends).
 
@@ -81,13 +81,12 @@ def find_archived_version(dep: Deployment, data: bytes) -> tuple[DocumentRecord,
     return None
 
 
-def prove_entry(dep: Deployment, index: int) -> bool:
+def prove_entry(dep: Installation, index: int) -> bool:
     """Entry ``index`` proven included in the log's latest signed checkpoint."""
     from ledger import tlog
     from ledger.note import open_checkpoint
-    from sealtrail.ledgerwiring import ledger_for
 
-    ledger, _ = ledger_for(dep)
+    ledger = dep.ledger
     with dep.engine.connect() as conn:
         note = ledger.latest_checkpoint(conn)
         if note is None:
@@ -101,24 +100,22 @@ def prove_entry(dep: Deployment, index: int) -> bool:
     return True
 
 
-def prove(dep: Deployment, record: DocumentRecord) -> bool | None:
+def prove(dep: Installation, record: DocumentRecord) -> bool | None:
     """The record's log entry proven against the latest checkpoint; None when the log cannot be read now."""
-    from sealtrail.ledgerwiring import prove_record
-
     if record.leaf_index is None:
         return None
     try:
-        return prove_record(dep, record)
+        return dep.prove_record(record)
     except Exception:  # the log cannot be read now: "cannot be confirmed", never "valid"
         return None
 
 
-def trust_of(dep: Deployment) -> Trust:
+def trust_of(dep: Installation) -> Trust:
     """The installation's trust list as the isolated workers receive it."""
     return Trust(tuple(c.dump() for c in dep.trust_roots), tuple(c.dump() for c in dep.intermediates))
 
 
-def find_claimed(dep: Deployment, claimed: tuple[str, str, str] | None) -> list[DocumentRecord]:
+def find_claimed(dep: Installation, claimed: tuple[str, str, str] | None) -> list[DocumentRecord]:
     """The register's documents of the kind, number and issuer a file's signed data claims (keyed hash look-up)."""
     if claimed is None:
         return []
@@ -136,7 +133,7 @@ def find_claimed(dep: Deployment, claimed: tuple[str, str, str] | None) -> list[
 
 
 def check_upload(
-    dep: Deployment,
+    dep: Installation,
     data: bytes,
     *,
     at: datetime | None = None,
