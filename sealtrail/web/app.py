@@ -307,5 +307,7 @@ async def read_upload(file: UploadFile, limit: int) -> bytes:
 
 
 def app_factory() -> FastAPI:
-    """Entry point for `uvicorn --factory sealtrail.web.app:app_factory`."""
-    return create_app(Settings())
+    """Entry point for `uvicorn --factory sealtrail.web.app:app_factory` (upload check workers pre-started)."""
+    app = create_app(Settings())
+    app.state.upload_checker.start()
+    return app

@@ -32,7 +32,7 @@ PATIENCE = 300.0  # seconds to wait for the server to act (a loaded machine); ne
 
 
 @contextmanager
-def server(dep: Deployment, log: Path) -> Iterator[str]:
+def server(dep: Deployment, log: Path) -> Iterator[tuple[str, int]]:
     env = settings_env(dep.settings) | {
         "SEALTRAIL_VERIFY_CPU_SECONDS": "3600",
         "SEALTRAIL_VERIFY_WALL_SECONDS": "3600",
@@ -58,7 +58,7 @@ def server(dep: Deployment, log: Path) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not start:\n{log.read_text()}")
             time.sleep(0.2)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         try:
@@ -107,6 +107,19 @@ def post_and_hang_up(
     sock.close()
 
 
+def descendants(pid: int) -> list[int]:
+    """The direct children of a process (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def stopped_pids(log: Path) -> list[int]:
     found = re.findall(r"verification stopped \(cancelled\); worker (\d+) replaced", log.read_text())
     return [int(pid) for pid in found]
@@ -116,12 +129,15 @@ def stopped_pids(log: Path) -> list[int]:
 def test_a_single_upload_stops_when_the_client_hangs_up(setup: Installed, tmp_path: Path, path: str) -> None:
     dep, docs = setup
     log = tmp_path / "server.log"
-    with server(dep, log) as url:
+    with server(dep, log) as (url, pid):
+        # The check workers were started with the server, before any upload (forkserver → workers).
+        workers = [w for child in descendants(pid) for w in descendants(child)]
+        assert workers, "no pre-started check workers under the server"
         post_and_hang_up(url, path, "slow.xml", many_signatures(docs[0].xml, 230), 0)
         cancelled = 'sealtrail_verify_stopped_total{cause="cancelled"}'
         wait_for(lambda: metric(url, cancelled) == 1, "the check to be stopped")
-        (pid,) = stopped_pids(log)
-        wait_for(lambda: gone(pid), "the stopped worker to end")
+        (stopped,) = stopped_pids(log)
+        wait_for(lambda: gone(stopped), "the stopped worker to end")
         assert metric(url, 'sealtrail_verify_stopped_total{cause="cpu"}') == 0
         # The replacement worker answers the next client.
         answer = httpx.post(f"{url}/api/v1/verify", files={"file": ("d.pdf", docs[0].pdf)}, timeout=PATIENCE)
@@ -138,12 +154,12 @@ def test_a_zip_bulk_check_stops_when_the_client_hangs_up(setup: Installed, tmp_p
         for i in range(3):
             archive.writestr(f"slow-{i}.xml", slow + b" " * i)
     log = tmp_path / "server.log"
-    with server(dep, log) as url:
+    with server(dep, log) as (url, _pid):
         post_and_hang_up(url, "/api/v1/verify/bulk", "many.zip", buffer.getvalue(), 0, accept)
         cancelled = 'sealtrail_verify_stopped_total{cause="cancelled"}'
         wait_for(lambda: metric(url, cancelled) == 1, "the check to be stopped")
-        (pid,) = stopped_pids(log)
-        wait_for(lambda: gone(pid), "the stopped worker to end")
+        (stopped,) = stopped_pids(log)
+        wait_for(lambda: gone(stopped), "the stopped worker to end")
         # Only the first file was ever handed to a worker: the ZIP's other two were never started.
         answer = httpx.post(f"{url}/api/v1/verify", files={"file": ("d.xml", docs[0].xml)}, timeout=PATIENCE)
         assert answer.status_code == 200 and answer.json()["verdict"] == "valid"
