@@ -89,6 +89,7 @@ def serve(
     if dep.settings.mode == "development":
         dep.start_dev_pki_services()
     application = create_app(dep.settings)
+    application.state.upload_checker.start()  # the upload check workers, pre-started before the first upload
     Checkpointer(dep).start()
     typer.echo(f"SealTrail on http://{host}:{port}/  (health: /healthz, /readyz, /metrics; log: /log/checkpoint)")
     uvicorn.run(application, host=host, port=port, log_level="warning", log_config=None, access_log=False)
