@@ -79,6 +79,22 @@ def _tsa_probe(url: str, timeout: float) -> tuple[str, str]:
     return OK, f"{url}: reachable (HTTP {response.status_code})"
 
 
+def trust_check(dep: Deployment) -> tuple[str, str]:
+    """The trust list every checker reads: its size, root fingerprints and earliest root expiry (fail when empty)."""
+    summary = dep.trust_list.summary()
+    if not summary["roots"]:
+        dep.trust_roots  # noqa: B018 - raises the DeploymentError that names the settings to add
+    fingerprints = ",".join(str(f) for f in summary["root_fingerprints"])  # type: ignore[attr-defined]
+    detail = (
+        f"{summary['roots']} roots, {summary['intermediates']} intermediates "
+        f"({summary['expired_intermediates']} expired, kept for old documents); earliest root expiry "
+        f"{summary['earliest_root_expiry']}; sha256 {fingerprints}"
+    )
+    if summary["rejected"]:
+        return WARN, f"{detail}; {len(summary['rejected'])} look-alike or conflicting roots rejected"  # type: ignore[arg-type]
+    return OK, detail
+
+
 def readiness(dep: Deployment) -> dict[str, dict[str, str]]:
     """Every check by name, each {status: ok|warn|fail, detail}. Nothing here signs anything or logs a secret."""
     s = dep.settings
@@ -90,12 +106,19 @@ def readiness(dep: Deployment) -> dict[str, dict[str, str]]:
         return OK, dep.engine.dialect.name
 
     checks["database"] = _check(database)
+    checks["trust"] = _check(lambda: trust_check(dep))
 
-    try:
-        keys = dep.signing_keys
-    except Exception as exc:
-        checks["keys"] = {"status": FAIL, "detail": f"{exc.__class__.__name__}: {exc}"[:300]}
-        keys = {}
+    from sealtrail.install import issuing_missing
+
+    missing = issuing_missing(dep)
+    keys: dict[str, Any] = {}
+    if missing:  # a verification-only instance: ready to verify, and says what issuing still lacks
+        checks["issuing"] = {"status": WARN, "detail": "; ".join(missing)}
+    else:
+        try:
+            keys = dep.signing_keys
+        except Exception as exc:
+            checks["keys"] = {"status": FAIL, "detail": f"{exc.__class__.__name__}: {exc}"[:300]}
     ocsp_targets: dict[str, tuple[Any, Any]] = {}
     try:
         intermediates = list(dep.intermediates)
@@ -147,6 +170,10 @@ def readiness(dep: Deployment) -> dict[str, dict[str, str]]:
         for n in range(len(tsa_urls)):
             if checks[f"tsa:{n}"]["status"] == FAIL:
                 checks[f"tsa:{n}"]["status"] = WARN
+    if missing:  # timestamps are needed to issue, not to verify: a verification-only instance only warns
+        for name, check in checks.items():
+            if name.startswith("tsa") and check["status"] == FAIL:
+                check["status"] = WARN
     return checks
 
 

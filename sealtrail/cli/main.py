@@ -12,6 +12,9 @@ import typer
 
 from sealtrail.cli.accounts import register as _register_accounts
 from sealtrail.cli.common import _deployment, _quiet_libraries
+from sealtrail.cli.identity import register as _register_identity
+from sealtrail.cli.install import register as _register_install
+from sealtrail.cli.trust import register as _register_trust
 
 app = typer.Typer(
     help="SealTrail: học bạ số và văn bằng số — issue, sign, log and verify Vietnamese school records.",
@@ -36,6 +39,9 @@ batch_app = typer.Typer(help="Batch jobs: queue many documents at once, follow a
 app.add_typer(batch_app, name="batch")
 
 _register_accounts(app)
+_register_trust(app)
+_register_install(app)
+_register_identity(app)
 
 
 @app.command("dev-pki")
@@ -67,15 +73,23 @@ def serve(
     """Start the web service (public verification pages, public log, API)."""
     import uvicorn
 
+    from sealtrail.install import production_problems
     from sealtrail.ledgerwiring import Checkpointer
     from sealtrail.logs import configure_logging
     from sealtrail.web.app import create_app
 
     dep = _deployment()
+    problems = production_problems(dep.settings)
+    if problems:
+        typer.echo("Không khởi động được ở chế độ production / cannot start in production mode:", err=True)
+        for problem in problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(2)
     configure_logging(dep.settings)
     if dep.settings.mode == "development":
         dep.start_dev_pki_services()
     application = create_app(dep.settings)
+    application.state.upload_checker.start()  # the upload check workers, pre-started before the first upload
     Checkpointer(dep).start()
     typer.echo(f"SealTrail on http://{host}:{port}/  (health: /healthz, /readyz, /metrics; log: /log/checkpoint)")
     uvicorn.run(application, host=host, port=port, log_level="warning", log_config=None, access_log=False)
@@ -259,7 +273,7 @@ def import_class(
 
 @app.command("import-template")
 def import_template(
-    grade: Annotated[int, typer.Option(help="Khối 6–12")],
+    grade: Annotated[int, typer.Option(help="Khối 1–12")],
     out: Annotated[Path, typer.Option(help="The .xlsx file to write")],
     class_name: Annotated[str, typer.Option("--class", help="e.g. 9A1 (default: <grade>A1)")] = "",
     school_year: Annotated[str, typer.Option(help="e.g. 2025-2026")] = "",
@@ -267,8 +281,8 @@ def import_template(
     """Write an empty class sheet for one grade that `import` reads (the grade's subjects and TX columns)."""
     from schemas.importers import template_xlsx
 
-    if not 6 <= grade <= 12:
-        typer.echo("Khối phải từ 6 đến 12 / grade must be 6–12", err=True)
+    if not 1 <= grade <= 12:
+        typer.echo("Khối phải từ 1 đến 12 / grade must be 1–12", err=True)
         raise typer.Exit(2)
     out.write_bytes(template_xlsx(grade, class_name, school_year))
     typer.echo(f"Mẫu lớp {class_name or f'{grade}A1'}: {out}")
@@ -327,8 +341,15 @@ def _file_report(data: bytes, trust: list[Path] | None):  # type: ignore[no-unty
         roots, helpers = _trust_certs(trust)
         verifier: PdfVerifier | XmlVerifier = XmlVerifier(roots, helpers) if is_xml else PdfVerifier(roots, helpers)
     else:
+        from sealtrail.deployment import DeploymentError
+        from verifier.trustlist import TrustListError
+
         dep = _deployment()
-        verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
+        try:
+            verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
+        except (DeploymentError, TrustListError) as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
     report = verifier.verify(data)
     translation = _translation_in(data, report)  # read before a status check may lower the verdict
     bundles = [p for p in trust or [] if p.is_dir()]
