@@ -48,10 +48,10 @@ log = logging.getLogger("sealtrail.verify")
 
 R_TOO_COMPLEX = (
     "TOO_COMPLEX",
-    "Tệp quá phức tạp để kiểm tra tại đây: việc kiểm tra vượt quá giới hạn thời gian hoặc bộ nhớ và đã bị dừng; "
-    "chưa xác định được",
-    "Too complex to check here: the check went past its time or memory limit and was stopped; "
-    "the file cannot be confirmed",
+    "Tệp quá phức tạp để kiểm tra tại đây: việc kiểm tra vượt quá giới hạn thời gian hoặc bộ nhớ của dịch vụ (hoặc "
+    "không hoàn thành) và đã bị dừng; chưa xác định được",
+    "Too complex to check here: the check went past this service's time or memory limits (or did not complete) "
+    "and was stopped; the file cannot be confirmed",
 )
 R_BUSY = (
     "TRY_LATER",
