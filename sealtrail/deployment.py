@@ -57,6 +57,7 @@ class Deployment:
         self._signing_keys_failure: tuple[int | None, KeyBackendError] | None = None
         self._chain_checks: dict[bytes, tuple[float, str | None]] = {}
         self._issuer_keys: dict[str, KeyBackend] = {}
+        self._issuer_key_failures: dict[str, tuple[int | None, KeyBackendError]] = {}
 
     @cached_property
     def engine(self) -> Engine:
@@ -159,18 +160,20 @@ class Deployment:
         every few seconds."""
         if self._signing_keys is not None:
             return self._signing_keys
-        pin_file = self.settings.pkcs11_pin_file
-        stamp = pin_file.stat().st_mtime_ns if pin_file is not None and pin_file.exists() else None
+        stamp = self._pin_stamp()
         if self._signing_keys_failure is not None and self._signing_keys_failure[0] == stamp:
             raise self._signing_keys_failure[1]
         try:
             self._signing_keys = self._make_signing_keys()
         except KeyBackendError as exc:
-            transient = getattr(exc, "transient", None)
-            if transient is False or (transient is None and "PIN" in str(exc)):
+            if not exc.transient:  # wrong or locked PIN, missing key: permanent (errors.SealTrailError)
                 self._signing_keys_failure = (stamp, exc)
             raise
         return self._signing_keys
+
+    def _pin_stamp(self) -> int | None:
+        pin_file = self.settings.pkcs11_pin_file
+        return pin_file.stat().st_mtime_ns if pin_file is not None and pin_file.exists() else None
 
     def _make_signing_keys(self) -> dict[str, KeyBackend]:
         if self.settings.key_backend == "pkcs11":
@@ -297,7 +300,16 @@ class Deployment:
             cache_key = f"{row.key_location}#{row.cert_sha256}"
             if cache_key not in self._issuer_keys:
                 config = replace(self.pkcs11_config(label), token_label=token or self.settings.pkcs11_token_label)
-                self._issuer_keys[cache_key] = TimedKey(Pkcs11KeyBackend(config), row.role)
+                stamp = self._pin_stamp()
+                failed = self._issuer_key_failures.get(cache_key)
+                if failed is not None and failed[0] == stamp:
+                    raise failed[1]  # a wrong PIN is not offered to the token again until the PIN file changes
+                try:
+                    self._issuer_keys[cache_key] = TimedKey(Pkcs11KeyBackend(config), row.role)
+                except KeyBackendError as exc:
+                    if not exc.transient:
+                        self._issuer_key_failures[cache_key] = (stamp, exc)
+                    raise
             own[row.role] = self._issuer_keys[cache_key]
         if not own:
             return self.signing_keys

@@ -268,3 +268,43 @@ def test_identity_changes_are_audited_and_logged(world: World) -> None:
             mp.setenv(key, value)
         listed = CliRunner().invoke(app, ["identity", "list", "--org", SCHOOLS["B"]["code"]])
     assert listed.exit_code == 0 and listed.output.count("hsm:vn-school-b/") == 3
+
+
+def test_a_wrong_pin_for_a_school_token_is_tried_once(
+    world: World, softhsm: SoftHsm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A third school's token (never logged in to by this process): with a wrong PIN file, issuing for it twice and
+    asking /readyz does one C_Login in all; the error is permanent and names the PIN file, never the PIN."""
+    import hsm_adapters.pkcs11 as p11mod
+    from hsm_adapters.base import KeyBackendError
+    from registry.identities import add_identity
+
+    token, code = f"vn-school-c-{free_port()}", "79000303"
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", token, "--pin", softhsm.pin, "--so-pin", "87654321"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    add_identity(
+        world.dep.engine,
+        role="seal",
+        organisation=code,
+        organisation_name=SCHOOLS["B"]["name"],
+        key_location=f"hsm:{token}/seal",
+        chain=[world.pki.cert("seal_b"), world.pki.cert("ca")],
+    )
+    wrong = tmp_path / "wrong.pin"
+    wrong.write_text("999999\n")
+    logins: list[str] = []
+    real_open = p11mod.open_session
+
+    def counting_open(token_: object, config: object) -> object:
+        logins.append("C_Login")
+        return real_open(token_, config)  # the real SoftHSM2 login, counted
+
+    monkeypatch.setattr(p11mod, "open_session", counting_open)
+    dep = Deployment(world.dep.settings.model_copy(update={"pkcs11_pin_file": wrong}))
+    for _ in range(3):
+        with pytest.raises(KeyBackendError, match="PIN") as caught:
+            dep.make_issuer(code)
+        assert caught.value.transient is False and "999999" not in str(caught.value)
+    assert logins == ["C_Login"]
