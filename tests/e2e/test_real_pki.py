@@ -4,9 +4,9 @@ ST, CN and UID MST:/CCCD:, its own OCSP, CRL and TSA on loopback), keys in SoftH
 PostgreSQL.
 
 Both schools issue with their own keys; every signer certificate chains to the test root for `openssl verify` and
-every XAdES signature verifies for xmlsec1, with only that root trusted (never with a look-alike root); school A's
-document sealed with school B's certificate is refused before signing, and, signed anyway by a rogue signer, is
-invalid."""
+NSS `vfychain`, and every XAdES signature verifies for xmlsec1, with only that root trusted (never with a look-alike
+root); school A's document sealed with school B's certificate is refused before signing, and, signed anyway by a
+rogue signer, is invalid; a wrong PIN is offered to a token once."""
 
 from __future__ import annotations
 
@@ -189,6 +189,25 @@ def test_every_signature_chains_to_the_test_root_for_openssl(world: World, tmp_p
             assert fake.returncode != 0  # same name, another key: not the root
             checked += 1
     assert checked == 6
+    # NSS (Debian libnss3-tools' vfychain): the same chains with only the test root as trust anchor
+    nssdb = tmp_path / "nssdb"
+    nssdb.mkdir()
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True, timeout=60)
+    (tmp_path / "ca.der").write_bytes(world.pki.cert("ca").dump())
+    (tmp_path / "root.der").write_bytes(world.pki.cert("root").dump())
+    (tmp_path / "lookalike.der").write_bytes(lookalike.public_bytes(serialization.Encoding.DER))
+    for doc in world.issued.values():
+        for n, cert in enumerate(_signer_certs(doc.pdf)):
+            leaf = tmp_path / f"leaf{n}.der"
+            leaf.write_bytes(cert.dump())
+            for anchor, good in (("root.der", True), ("lookalike.der", False)):
+                result = subprocess.run(
+                    ["vfychain", "-d", f"sql:{nssdb}", "-pp", "-u", "4", str(leaf), str(tmp_path / "ca.der"),
+                     "-t", str(tmp_path / anchor)],
+                    capture_output=True, text=True, timeout=60,
+                )  # fmt: skip
+                output = result.stdout + result.stderr
+                assert (result.returncode == 0 and "Chain is good!" in output) is good, (anchor, output)
     # the XML's XAdES signatures, for xmlsec1 with only the test root (then only the look-alike) trusted
     from lxml import etree
 
