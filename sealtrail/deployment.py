@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from asn1crypto import pem, x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from sqlalchemy import Engine
 
 from errors import PermanentError
@@ -23,6 +24,7 @@ from hsm_adapters.pkcs11 import Pkcs11Config, Pkcs11KeyBackend
 from hsm_adapters.soft import SoftKeyBackend
 from ledger.store import Ledger
 from registry.records import DocumentRecord
+from schemas.qrseal import PublicKey as QrPublicKey
 from sealtrail.db import make_engine, migrate
 from sealtrail.devpki import SIGNER_ROLES, DevPki, PkiServices, create_dev_pki, port_is_open
 from sealtrail.settings import Settings
@@ -196,7 +198,28 @@ class Deployment:
 
     @cached_property
     def qr_private_key(self) -> object:
+        """The QR-seal key: in production with an HSM (and no key file), the token's key
+        ``SEALTRAIL_PKCS11_QR_KEY_LABEL`` made by `sealtrail init`; otherwise the key file."""
+        s = self.settings
+        if (
+            s.mode == "production"
+            and s.key_backend == "pkcs11"
+            and not (s.pki_dir / "keys" / "qrseal.key.pem").exists()
+        ):
+            return Pkcs11KeyBackend(self.pkcs11_config(s.pkcs11_qr_key_label))
         return self._key_file("qrseal.key.pem")
+
+    @property
+    def qr_public_key(self) -> QrPublicKey:
+        """The QR-seal key's public half (a cryptography public key), wherever the private key lives."""
+        key = self.qr_private_key
+        if isinstance(key, Pkcs11KeyBackend):
+            public = serialization.load_der_public_key(key.certificate.public_key.dump())
+        else:
+            public = key.public_key()  # type: ignore[attr-defined]
+        if not isinstance(public, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+            raise DeploymentError("The QR-seal key must be ECDSA P-256 or Ed25519")
+        return public
 
     @cached_property
     def log_private_key(self) -> object:
@@ -413,7 +436,7 @@ class Deployment:
             directory,
             roots=self.trust_roots,
             intermediates=self.intermediates,
-            qr_public_keys=[self.qr_private_key.public_key()],  # type: ignore[attr-defined]
+            qr_public_keys=[self.qr_public_key],
             hosts=self.verify_hosts,
             log_vkey=self.log_vkey,
             checkpoint=checkpoint,

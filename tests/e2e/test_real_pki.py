@@ -11,6 +11,7 @@ rogue signer, is invalid; a wrong PIN is offered to a token once."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import subprocess
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ class World:
     root_pem: Path
     ca_pem: Path
     issued: dict[str, Any]
+    qr_fingerprint: str
 
 
 def _doc(letter: str, register_number: str = "") -> schemas.Document:
@@ -104,7 +106,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, softhsm: SoftHsm, pg_availab
             for key, value in env.items():
                 mp.setenv(key, value)
             dep = Deployment(Settings())
-            init_installation(dep)
+            made = {k.name: k for k in init_installation(dep)}
+            assert made["qrseal.key.pem"].created and str(made["qrseal.key.pem"].path).startswith("hsm:")
+            assert not (base / "data" / "pki" / "keys" / "qrseal.key.pem").exists()  # the QR key is on the token
+            again = {k.name: k for k in init_installation(dep)}
+            assert not again["qrseal.key.pem"].created
+            assert again["qrseal.key.pem"].fingerprint == made["qrseal.key.pem"].fingerprint
             runner = CliRunner()
             for letter, token in TOKENS.items():
                 school = SCHOOLS[letter]
@@ -119,7 +126,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, softhsm: SoftHsm, pg_availab
                     assert result.exit_code == 0, result.output
             issued = {letter: dep.make_issuer(SCHOOLS[letter]["code"]).issue(_doc(letter)) for letter in SCHOOLS}
             dep.publish_checkpoint()
-            yield World(pki, dep, env, root_pem, ca_pem, issued)
+            yield World(pki, dep, env, root_pem, ca_pem, issued, made["qrseal.key.pem"].fingerprint)
     services.stop()
 
 
@@ -130,7 +137,7 @@ def _signer_certs(pdf: bytes) -> list[Any]:
     return [sig.signer_cert for sig in reader.embedded_signatures]
 
 
-def test_both_schools_issue_with_their_own_keys_and_verify(world: World) -> None:
+def test_both_schools_issue_with_their_own_keys_and_verify(world: World, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     from sealtrail.web.app import create_app
@@ -147,6 +154,21 @@ def test_both_schools_issue_with_their_own_keys_and_verify(world: World) -> None
         answer = client.post("/api/v1/verify", files={"file": ("d.pdf", doc.pdf)}).json()
         assert answer["verdict"] == "valid", answer["reasons"]
         assert answer["document"]["status"] == "issued"
+    # the QR seals were made by the key on the token; the exported bundle's key checks them offline
+    from cryptography.hazmat.primitives import serialization
+
+    from verifier.offline import TrustBundle
+    from verifier.qrseal import check_qr
+
+    bundle_dir = tmp_path / "bundle"
+    world.dep.export_trust(bundle_dir)
+    bundle = TrustBundle.load(bundle_dir)
+    (key,) = bundle.qr_keys.values()
+    spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert hashlib.sha256(spki).hexdigest().upper() == world.qr_fingerprint
+    for doc in world.issued.values():
+        check = check_qr(doc.qr_payload, bundle.qr_keys, bundle.hosts)
+        assert check.claims is not None and check.claims.doc_id == doc.doc_id and not check.warnings
     ready = client.get("/readyz").json()["checks"]
     assert ready["trust"]["status"] == "ok" and "1 roots, 1 intermediates" in ready["trust"]["detail"]
 
