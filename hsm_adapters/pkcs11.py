@@ -497,6 +497,36 @@ def make_csr(config: Pkcs11Config, public_key: keys.PublicKeyInfo, subject: dict
     return bytes(pem.armor("CERTIFICATE REQUEST", request.dump()))
 
 
+def self_signed_certificate(
+    config: Pkcs11Config, public_key: keys.PublicKeyInfo, subject: dict[str, str], *, days: int = 3650
+) -> x509.Certificate:
+    """A self-signed certificate for the token's key (for keys that are published by fingerprint, not certified by a
+    CA: the QR-seal key), signed on the token."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    algo = "sha256_rsa" if public_key.algorithm == "rsa" else "sha256_ecdsa"
+    name = x509.Name.build(subject)
+    tbs = x509.TbsCertificate(
+        {
+            "version": "v3",
+            "serial_number": int.from_bytes(secrets.token_bytes(16), "big") >> 1,
+            "signature": {"algorithm": algo},
+            "issuer": name,
+            "validity": {
+                "not_before": x509.Time({"utc_time": now - timedelta(minutes=5)}),
+                "not_after": x509.Time({"general_time": now + timedelta(days=days)}),
+            },
+            "subject": name,
+            "subject_public_key_info": public_key,
+        }
+    )
+    signature = _UncertifiedKey(config).sign(hashlib.sha256(tbs.dump()).digest())
+    return x509.Certificate(
+        {"tbs_certificate": tbs, "signature_algorithm": {"algorithm": algo}, "signature_value": signature}
+    )
+
+
 class _UncertifiedKey(Pkcs11KeyBackend):
     """The token's key before the CA has issued its certificate (only for signing the CSR)."""
 
