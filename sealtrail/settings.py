@@ -110,6 +110,14 @@ class Settings(BaseSettings):
         default_factory=lambda: ["127.0.0.1/32", "::1/128"],
         description="Client addresses (CIDR) that may read /metrics without a key; others need a 'metrics' API key",
     )
+    verify_workers: int = Field(
+        default=2, ge=1, le=64, description="Worker processes that check uploaded files (pre-started, isolated)"
+    )
+    verify_cpu_seconds: int = Field(default=10, ge=1, description="CPU seconds one uploaded file may take to check")
+    verify_memory_mb: int = Field(default=512, ge=128, description="Memory (address space, MB) of a check worker")
+    verify_wall_seconds: float = Field(
+        default=20.0, gt=0, description="Seconds one upload check may take, waiting for a worker included"
+    )
     public_proof_cache: bool = Field(
         default=True, description="Cache the QR page's log proofs per signed checkpoint (off: prove every request)"
     )
