@@ -2,14 +2,14 @@
 kept in the database so every process of the installation sees the same count (verifier.gate).
 
 Revision ID: 0012_gates
-Revises: 0010_workflow
+Revises: 0012_signing_identities
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_gates"
-down_revision: str | None = "0010_workflow"
+down_revision: str | None = "0012_signing_identities"
 branch_labels = None
 depends_on = None
 
