@@ -34,13 +34,14 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from accounts.models import Person, SsoIdentity
+from errors import PermanentError
 
 ALGORITHMS = ["RS256", "ES256"]
 FLOW_LIFETIME = 600  # seconds between leaving for the provider and coming back
 CLOCK_LEEWAY = 60
 
 
-class SsoError(Exception):
+class SsoError(PermanentError):
     """The sign-in through the provider failed; the message is for the person (Vietnamese / English)."""
 
 

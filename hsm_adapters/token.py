@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from asn1crypto import x509
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, Session
 from pkcs11 import exceptions as p11
 from pkcs11.util.ec import encode_ecdsa_signature
 
@@ -27,7 +27,9 @@ from hsm_adapters.pkcs11 import _PIN_ERRORS, MODULE_LOCK, Pkcs11Config, _digest_
 
 
 class TokenGoneError(KeyBackendError):
-    """The token stopped answering (unplugged) in the middle of a batch."""
+    """The token stopped answering (unplugged) in the middle of a batch: transient, plugging it back in helps."""
+
+    transient = True
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ class UsbToken:
 class TokenSigner:
     """Signs precomputed digests inside one open, logged-in session."""
 
-    def __init__(self, session: Any, key: Any, where: str) -> None:
+    def __init__(self, session: Session, key: Any, where: str) -> None:
         self._session = session
         self._key = key
         self.where = where

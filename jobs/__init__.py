@@ -8,4 +8,4 @@ May import: ``schemas``, ``registry``, ``ledger``, ``signer``, ``workflow``, ``h
 from jobs import approval as _approval
 from jobs import batches as _batches
 
-_batches.register_handler(_batches.WORKFLOW_INPUT, _approval)  # type: ignore[arg-type]
+_batches.register_handler(_batches.WORKFLOW_INPUT, _approval)

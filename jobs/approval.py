@@ -10,15 +10,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.engine import RowMapping
 from sqlmodel import Session, col, select
 
 from accounts.permissions import Actor
 from jobs import batches as jobs
+from jobs.host import Installation
 from registry.records import DocumentRecord, DocumentStatus
 from workflow.audit import AuditTrail
 from workflow.operations import (
     PRINCIPAL_SIGNER,
-    WorkflowError,
     _item_of,
     _system_move,
     _tokens,
@@ -29,10 +30,10 @@ from workflow.operations import (
     signing_flow,
     supersede,
 )
-from workflow.states import SYSTEM, State, WorkItem, find_move, utcnow
+from workflow.states import SYSTEM, State, WorkflowError, WorkItem, find_move, utcnow
 
 
-def own_key_signed(dep: Any, task_id: str) -> None:
+def own_key_signed(dep: Installation, task_id: str) -> None:
     """After a signer's own key returned the signature of step ``task_id``: an item waiting for its teacher's
     token moves on to the principal's queue; an approved one signed by the principal's token (then sealed and
     issued) finishes its batch item."""
@@ -97,14 +98,15 @@ def start_batch(ctx: AuditTrail, client: str | None, actor: Actor, school: str, 
     return submitted.batch_id
 
 
-def _job_context(rt: Any) -> AuditTrail:
-    ctx = getattr(rt, "accounts", None)
-    if ctx is None:
-        ctx = rt.accounts = AuditTrail(rt.dep)
-    return ctx  # type: ignore[no-any-return]
+def _job_context(rt: jobs._Runtime) -> AuditTrail:
+    """The audit trail of this runtime's installation (made once per runtime)."""
+    ctx = rt.extras.get("audit")
+    if not isinstance(ctx, AuditTrail):
+        ctx = rt.extras["audit"] = AuditTrail(rt.dep)
+    return ctx
 
 
-def run_job_item(rt: Any, row: Any) -> bool:
+def run_job_item(rt: jobs._Runtime, row: RowMapping) -> bool:
     """A batch job's step for an approved item: add the principal's signature and the seal to the teacher-signed
     document and publish it (``Issuer.publish`` flips pending → issued once). Exceptions are the job's to judge.
     True when the principal's step went to their own key instead: the document waits for their token."""
@@ -115,14 +117,14 @@ def run_job_item(rt: Any, row: Any) -> bool:
     check_unchanged(flow, item)
     own = row["input"].get(PRINCIPAL_SIGNER)
     state = flow.release(str(item.doc_id), {"principal": own} if own else None)
-    if own and state == "awaiting principal":
+    if own and state.awaiting("principal"):
         return True
-    if state != "issued":
+    if not state.issued:
         raise WorkflowError(f"{item.holder_name}: văn bản chưa cấp được ({state}) / not issued ({state})")
     return False
 
 
-def job_item_issued(rt: Any, row: Any) -> None:
+def job_item_issued(rt: jobs._Runtime, row: RowMapping) -> None:
     """The document is published: the work item becomes sealed and issued and a corrected document supersedes
     its original. Safe to run again (each step is conditional)."""
     ctx = _job_context(rt)
@@ -148,13 +150,14 @@ def job_item_issued(rt: Any, row: Any) -> None:
         )  # fmt: skip
 
 
-def job_item_failed(rt: Any, row: Any, reason: str) -> None:
-    """The job gave up on an approved item: it goes back to the principal's queue with what to do."""
+def job_item_failed(rt: jobs._Runtime, row: RowMapping, reason: str, exc: BaseException | None = None) -> None:
+    """The job gave up on an approved item (``exc``: why; None if nobody foresaw it): it goes back to the
+    principal's queue with what to do, chosen by the error's type."""
     try:
         item = _item_of(rt.dep.engine, row)
     except WorkflowError:
         return
-    text = advice(reason)[:1000]
+    text = advice(reason, exc)[:1000]
     if _system_move(rt.dep.engine, item.id, "signing_failed", text, error=text):
         _job_context(rt).record(
             None, _batch_actor(rt, row), "sign.failed", org=item.school_code, target=item.id, outcome="failed",
@@ -162,7 +165,7 @@ def job_item_failed(rt: Any, row: Any, reason: str) -> None:
         )  # fmt: skip
 
 
-def _batch_actor(rt: Any, row: Any) -> str:
+def _batch_actor(rt: jobs._Runtime, row: RowMapping) -> str:
     with rt.dep.engine.connect() as conn:
         name = conn.execute(select(jobs.batches.c.created_by).where(jobs.batches.c.id == row["batch_id"])).scalar()
     return str(name or SYSTEM)

@@ -9,8 +9,12 @@ the same function, :func:`run_item`, runs in a thread of the serving process (:c
 Idempotency: an item whose document is already issued does nothing; an item whose signing died midway is
 signed again under its reserved id, and :meth:`signer.issue.Issuer.issue` flips the document to *issued* only
 if it is still pending, in the ledger append's transaction, so a document gets exactly one ``issue`` entry.
-Transient failures (timestamp or OCSP service down, HSM busy, database conflicts) are retried with exponential
-backoff; anything else, or a transient failure on the last attempt, marks the item failed with its reason.
+Only transient failures are retried, with exponential backoff: those whose error says so
+(:attr:`errors.SealTrailError.transient`: a timestamp or OCSP service down, a token that stopped answering, a
+store that did not answer) and, of foreign errors, the network's, the disk's and the database's (connection lost,
+conflicts). Anything else fails the item at once with its message for a person: a wrong or locked PIN (retrying
+would count towards locking the token), a missing key, an unreadable PDF, invalid data. A transient failure on
+the last attempt also fails the item, with its reason.
 A worker killed mid-task leaves its job "doing"; every worker re-queues jobs of workers whose heartbeat stopped.
 An item that dies of an error nobody foresaw ends *failed* with that error and what to do, never stays *running*.
 
@@ -40,6 +44,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     DateTime,
     Engine,
     ForeignKey,
@@ -50,15 +55,16 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import SQLModel
 
+import errors
 import schemas
-from hsm_adapters.base import KeyBackendError
+from jobs.host import Installation
 from registry.records import DocumentRecord, DocumentStatus
 from schemas.qrseal import new_token
-from signer.issue import AlreadyIssued, new_doc_id
-from signer.pdf import SigningError
+from signer.issue import AlreadyIssued, Issuer, new_doc_id
 
 log = logging.getLogger("jobs.batches")
 
@@ -97,11 +103,17 @@ batch_items = Table(
 )
 
 
-class TransientError(Exception):
-    """A failure worth retrying later (a service was unreachable); the message says which."""
+class TransientError(errors.TransientError):
+    """This item goes back to the queue and is tried again later (procrastinate retries exactly this type)."""
 
 
-TRANSIENT = (SigningError, KeyBackendError, OSError, OperationalError, TimeoutError)
+def is_transient(exc: BaseException) -> bool:
+    """Whether trying the item again later may help: SealTrail's errors say so themselves; of foreign errors, the
+    network's and the disk's (OSError, TimeoutError) and the database's OperationalError (connection lost, lock
+    timeouts). Everything else is permanent."""
+    if isinstance(exc, errors.SealTrailError):
+        return exc.transient
+    return isinstance(exc, OSError | TimeoutError | OperationalError)
 
 
 @dataclass
@@ -112,7 +124,7 @@ class RetryPolicy:
     base_wait: float = 2.0  # seconds; attempt n waits base_wait * 2**(n-1)
 
     def wait(self, attempt: int) -> float:
-        return self.base_wait * 2 ** max(0, attempt - 1)
+        return self.base_wait * 2.0 ** max(0, attempt - 1)
 
 
 def _now() -> datetime:
@@ -123,11 +135,12 @@ def _now() -> datetime:
 class _Runtime:
     """What a process needs to issue documents: the deployment, and one Issuer per thread."""
 
-    def __init__(self, dep: Any) -> None:
+    def __init__(self, dep: Installation) -> None:
         self.dep = dep
         self._local = threading.local()
+        self.extras: dict[str, object] = {}  # what an item handler keeps per runtime (e.g. its audit trail)
 
-    def issuer(self) -> Any:
+    def issuer(self) -> Issuer:
         issuer = getattr(self._local, "issuer", None)
         if issuer is None:
             issuer = self._local.issuer = self.dep.make_issuer()
@@ -137,12 +150,12 @@ class _Runtime:
 _runtime: _Runtime | None = None
 # Builds the installation from the environment when a task runs in a process that set none (the shell sets this:
 # sealtrail.deployment; the domain never imports it).
-default_deployment: Callable[[], Any] | None = None
+default_deployment: Callable[[], Installation] | None = None
 _runtimes: dict[int, _Runtime] = {}
 _runtime_lock = threading.Lock()
 
 
-def runtime_for(dep: Any) -> _Runtime:
+def runtime_for(dep: Installation) -> _Runtime:
     """The runtime of one Deployment object (tests run several in one process)."""
     with _runtime_lock:
         rt = _runtimes.get(id(dep))
@@ -151,7 +164,7 @@ def runtime_for(dep: Any) -> _Runtime:
         return rt
 
 
-def use_deployment(dep: Any) -> None:
+def use_deployment(dep: Installation) -> None:
     """Make procrastinate tasks in this process work for ``dep`` (a Deployment) and take its retry settings."""
     global _runtime
     _runtime = runtime_for(dep)
@@ -175,14 +188,14 @@ WORKFLOW_INPUT = "workflow_item"  # an item's input naming a work item the princ
 class ItemHandler(Protocol):
     """Runs a kind of batch item other than "issue this document's data" (e.g. a principal's approval)."""
 
-    def run_job_item(self, rt: Any, row: Any) -> bool:
+    def run_job_item(self, rt: _Runtime, row: RowMapping) -> bool:
         """Do the item's work; True when it now waits for a signer's own key (a token signs it later)."""
 
-    def job_item_issued(self, rt: Any, row: Any) -> None:
+    def job_item_issued(self, rt: _Runtime, row: RowMapping) -> None:
         """The item's document is published (may run again: each step must be conditional)."""
 
-    def job_item_failed(self, rt: Any, row: Any, reason: str) -> None:
-        """The job gave up on the item, with ``reason``."""
+    def job_item_failed(self, rt: _Runtime, row: RowMapping, reason: str, exc: BaseException | None = None) -> None:
+        """The job gave up on the item, with ``reason`` (``exc``: the error, None when nobody foresaw it)."""
 
 
 # The handler registry: an item whose input (a JSON object) has one of these keys is run by that handler; any
@@ -194,7 +207,7 @@ def register_handler(input_key: str, handler: ItemHandler) -> None:
     HANDLERS[input_key] = handler
 
 
-def _workflow(row: Any) -> ItemHandler | None:
+def _workflow(row: RowMapping) -> ItemHandler | None:
     """The handler of this batch item (by the key its input carries), or None for a plain document."""
     if isinstance(row["input"], dict):
         for key, handler in HANDLERS.items():
@@ -246,20 +259,20 @@ def _fail_unexpected(rt: _Runtime, item_id: int, exc: BaseException) -> str:
         "unexpected error; the document was NOT issued and nothing was written twice. Send this text and the server "
         "log (jobs.batches) to technical support, then retry"
     )
-    return _fail(rt, row, reason)
+    return _fail(rt, row, reason, None)
 
 
-def _fail(rt: _Runtime, row: Any, reason: str) -> str:
-    """Finish an item as failed (with its reason); an approval's work item goes back to the principal."""
+def _fail(rt: _Runtime, row: RowMapping, reason: str, exc: BaseException | None = None) -> str:
+    """Finish an item as failed (with its reason); an approval's work item goes back to the principal, with advice
+    chosen by the type of ``exc`` (None: an error nobody foresaw)."""
     state = _finish(rt.dep.engine, row, "failed", reason, claimed_only=False)
     workflow = _workflow(row)
     if workflow is not None:
-        workflow.job_item_failed(rt, row, reason)
+        workflow.job_item_failed(rt, row, reason, exc)
     return state
 
 
 def _run_item(item_id: int, attempt: int, rt: _Runtime) -> str:
-    policy = _policy(rt.dep)
     engine: Engine = rt.dep.engine
     items = batch_items.c
     with engine.begin() as conn:
@@ -296,29 +309,40 @@ def _run_item(item_id: int, attempt: int, rt: _Runtime) -> str:
         pass
     except schemas.SchemaError as exc:
         problems = "; ".join(f"{p.where}: {p.message}" if p.where else p.message for p in exc.problems)
-        return _fail(rt, row, f"Dữ liệu không hợp lệ / invalid data: {problems}")
-    except TRANSIENT as exc:
-        if attempt >= policy.max_attempts:
-            return _fail(rt, row, f"Sau {attempt} lần thử / after {attempt} attempts: {_reason(exc)}")
-        with engine.begin() as conn:
-            conn.execute(
-                batch_items.update()
-                .where(items.id == item_id, items.state == "running")
-                .values(state="queued", error=f"lần {attempt} / attempt {attempt}: {_reason(exc)}", updated_at=_now())
-            )
-        log.warning("batch item %s (%s) will be retried: %s", item_id, row["doc_id"], exc)
-        raise TransientError(_reason(exc)) from exc
+        return _fail(rt, row, f"Dữ liệu không hợp lệ / invalid data: {problems}", exc)
+    except errors.SealTrailError as exc:
+        if not is_transient(exc):  # a wrong PIN, a missing key, an unreadable PDF: the same again would fail again
+            log.warning("batch item %s (%s) failed, not retried: %s", item_id, row["doc_id"], exc)
+            return _fail(rt, row, _reason(exc), exc)
+        return _retry_or_fail(rt, row, attempt, exc)
+    except (OSError, TimeoutError, OperationalError) as exc:
+        return _retry_or_fail(rt, row, attempt, exc)
     except DBAPIError:
         raise
     except Exception as exc:
         log.exception("batch item %s (%s) failed", item_id, row["doc_id"])
-        return _fail(rt, row, f"{type(exc).__name__}: {_reason(exc)}")
+        return _fail(rt, row, f"{type(exc).__name__}: {_reason(exc)}", exc)
     if workflow is not None:
         workflow.job_item_issued(rt, row)
     return _finish(engine, row, "issued")
 
 
-def _policy(dep: Any) -> RetryPolicy:
+def _retry_or_fail(rt: _Runtime, row: RowMapping, attempt: int, exc: BaseException) -> str:
+    """A transient failure: back to the queue (raising TransientError) unless this was the last attempt."""
+    if attempt >= _policy(rt.dep).max_attempts:
+        return _fail(rt, row, f"Sau {attempt} lần thử / after {attempt} attempts: {_reason(exc)}", exc)
+    items = batch_items.c
+    with rt.dep.engine.begin() as conn:
+        conn.execute(
+            batch_items.update()
+            .where(items.id == row["id"], items.state == "running")
+            .values(state="queued", error=f"lần {attempt} / attempt {attempt}: {_reason(exc)}", updated_at=_now())
+        )
+    log.warning("batch item %s (%s) will be retried: %s", row["id"], row["doc_id"], exc)
+    raise TransientError(_reason(exc)) from exc
+
+
+def _policy(dep: Installation) -> RetryPolicy:
     s = dep.settings
     return RetryPolicy(s.job_max_attempts, s.job_retry_wait)
 
@@ -329,7 +353,7 @@ def _document_status(engine: Engine, doc_id: str) -> str | None:
         return conn.execute(select(table.c.status).where(table.c.id == doc_id)).scalar()
 
 
-def _finish(engine: Engine, row: Any, state: str, error: str | None = None, *, claimed_only: bool = True) -> str:
+def _finish(engine: Engine, row: RowMapping, state: str, error: str | None = None, *, claimed_only: bool = True) -> str:
     """Record an item's final state and, when it was the batch's last open item, the batch's."""
     items = batch_items.c
     values: dict[str, Any] = {"state": state, "updated_at": _now(), "error": error}
@@ -344,7 +368,7 @@ def _finish(engine: Engine, row: Any, state: str, error: str | None = None, *, c
     return state
 
 
-def _close_if_finished(conn: Any, batch_id: str) -> None:
+def _close_if_finished(conn: Connection, batch_id: str) -> None:
     counts = _counts(conn, batch_id)
     if counts["queued"] or counts["running"] or counts[AWAITING_TOKEN]:
         return
@@ -355,7 +379,7 @@ def _close_if_finished(conn: Any, batch_id: str) -> None:
     conn.execute(batches.update().where(batches.c.id == batch_id).values(state=state, finished_at=_now()))
 
 
-def token_signed(dep: Any, doc_id: str) -> None:
+def token_signed(dep: Installation, doc_id: str) -> None:
     """The principal's own key signed an approved document (the seal and publishing follow in the signing flow):
     once it is issued, its batch item and work item finish as the job would have."""
     if _document_status(dep.engine, doc_id) in (None, DocumentStatus.PENDING.value):
@@ -376,7 +400,7 @@ def token_signed(dep: Any, doc_id: str) -> None:
     _finish(dep.engine, row, "issued", claimed_only=False)
 
 
-def _counts(conn: Any, batch_id: str) -> dict[str, int]:
+def _counts(conn: Connection, batch_id: str) -> dict[str, int]:
     rows = conn.execute(
         select(batch_items.c.state, func.count())
         .where(batch_items.c.batch_id == batch_id)
@@ -421,7 +445,7 @@ async def requeue_stalled(app: procrastinate.App, stalled_after: float) -> int:
     return n
 
 
-def run_worker(dep: Any, concurrency: int = 1) -> None:
+def run_worker(dep: Installation, concurrency: int = 1) -> None:
     """Run a procrastinate worker for this deployment until SIGINT/SIGTERM (PostgreSQL only)."""
     use_deployment(dep)
     s = dep.settings
@@ -461,7 +485,7 @@ class LocalRunner:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def submit(self, dep: Any, item_ids: Sequence[int], attempt: int = 1, delay: float = 0.0) -> None:
+    def submit(self, dep: Installation, item_ids: Sequence[int], attempt: int = 1, delay: float = 0.0) -> None:
         rt = runtime_for(dep)
         with self._cond:
             for item_id in item_ids:
@@ -490,7 +514,7 @@ class LocalRunner:
 local_runner = LocalRunner()
 
 
-def resume_local(dep: Any) -> int:
+def resume_local(dep: Installation) -> int:
     """SQLite: queue again, in this process, every item left open by a previous process (crash or restart)."""
     with dep.engine.connect() as conn:
         ids = [
@@ -506,7 +530,7 @@ def resume_local(dep: Any) -> int:
     return len(ids)
 
 
-def run_open_items(dep: Any) -> int:
+def run_open_items(dep: Installation) -> int:
     """SQLite, in the foreground: run every open item to its end (retrying transient failures); returns how many."""
     rt = runtime_for(dep)
     with dep.engine.connect() as conn:
@@ -538,7 +562,7 @@ class Submitted:
 
 
 def submit_batch(
-    dep: Any,
+    dep: Installation,
     items: Sequence[tuple[dict[str, Any], schemas.Document]],
     school_code: str,
     created_by: str,
@@ -554,7 +578,7 @@ def submit_batch(
 
 
 def submit_rows(
-    dep: Any, rows: Sequence[dict[str, Any]], school_code: str, created_by: str, *, run_here: bool = True
+    dep: Installation, rows: Sequence[dict[str, Any]], school_code: str, created_by: str, *, run_here: bool = True
 ) -> Submitted:
     """Queue items given as {doc_id, token, kind, input} as one batch (see :func:`submit_batch`).
 
@@ -618,7 +642,7 @@ def submit_rows(
     return Submitted(batch_id, [str(v["doc_id"]) for v in values])
 
 
-def cancel_batch(dep: Any, batch_id: str) -> None:
+def cancel_batch(dep: Installation, batch_id: str) -> None:
     """Cancel every item not started yet; items already issued (or being signed right now) stay issued."""
     engine: Engine = dep.engine
     items = batch_items.c
@@ -650,7 +674,7 @@ def cancel_batch(dep: Any, batch_id: str) -> None:
                     tasks_app.job_manager.cancel_job_by_id(job_id, delete_job=True, connection=driver)
 
 
-def batch_progress(dep: Any, batch_id: str, school_code: str | None = None) -> dict[str, Any] | None:
+def batch_progress(dep: Installation, batch_id: str, school_code: str | None = None) -> dict[str, Any] | None:
     """Counts by state, failures with reasons and each document's id; None if absent (or another school's)."""
     engine: Engine = dep.engine
     with engine.connect() as conn:

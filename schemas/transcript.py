@@ -76,6 +76,9 @@ class SchoolYear(Model):
         default=None, description="Kết quả rèn luyện trong hè, Đạt / Chưa đạt (Thông tư 22, Điều 14)"
     )
     awards: Text = Field(default="", description="Khen thưởng")
+    principal_title: Text = Field(
+        default="", description="Who confirmed the year for the principal, e.g. 'KT. HIỆU TRƯỞNG / PHÓ HIỆU TRƯỞNG'"
+    )
 
 
 class ThcsCompletion(Model):
@@ -102,6 +105,17 @@ class Transcript(Model):
     signatories: tuple[Signatory, ...] = ()
     completion: ThcsCompletion | None = Field(
         default=None, description="Xác nhận hoàn thành chương trình THCS (Luật 123/2025/QH15)"
+    )
+    register_number: Text = Field(default="", description="Số đăng bộ")
+    residence: Text = Field(default="", description="Nơi ở hiện nay")
+    father_name: Text = Field(default="", description="Họ và tên cha (hotencha)")
+    mother_name: Text = Field(default="", description="Họ và tên mẹ (hotenme)")
+    guardian_name: Text = Field(default="", description="Người giám hộ (hotennguoigiamho)")
+    photo: str | None = Field(
+        default=None,
+        pattern=r"^data:image/(png|jpeg);base64,[A-Za-z0-9+/]+={0,2}$",
+        max_length=400_000,
+        description="Ảnh học sinh (3×4) on the cover: a PNG or JPEG data URI of at most about 300 KB",
     )
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import typer
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 import schemas
 from registry.records import DocumentRecord, DocumentStatus
@@ -57,7 +57,7 @@ def run_demo(dep: Deployment, out: Path | None) -> None:
         records = session.exec(
             select(DocumentRecord)
             .where(DocumentRecord.status == DocumentStatus.ISSUED)
-            .order_by(DocumentRecord.leaf_index)
+            .order_by(col(DocumentRecord.leaf_index))
         ).all()
         for record in records:
             session.expunge(record)

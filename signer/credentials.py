@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from errors import PermanentError
 from ledger.store import LedgerError
 from registry.records import DocumentRecord, DocumentStatus
 from registry.statusindex import list_names, status_bits
@@ -34,7 +35,7 @@ _cache: dict[tuple[str, str], tuple[bytes, str, datetime]] = {}
 _lock = threading.Lock()
 
 
-class ExportError(Exception):
+class ExportError(PermanentError):
     """A credential cannot be exported; the message is for the person asking (Vietnamese first)."""
 
 

@@ -20,7 +20,7 @@ import os
 import secrets
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 import schemas
+from errors import PermanentError
 from hsm_adapters.base import KeyBackend
 from ledger.entry import Entry, EntryType
 from ledger.store import Ledger
@@ -57,7 +58,7 @@ ROLE_TITLES = {
 ID_PREFIX = {"transcript": "HB", "diploma": "VB", "copy": "BS"}
 
 
-class AlreadyIssued(RuntimeError):
+class AlreadyIssued(PermanentError, RuntimeError):
     """The document under this id is no longer pending (issued by an earlier or concurrent run)."""
 
     def __init__(self, doc_id: str) -> None:
@@ -128,6 +129,8 @@ class Issuer:
     xades: XadesSigner | None = None
     lookup_key: bytes | None = None  # the installation secret for the bulk look-up hashes (verifier.lookup)
     pending_dir: Path | None = None  # the issuing journal (see ``issue``); None: no resuming, no de-duplication
+    # the check before signing (signer.precheck + the identity registry): raises to refuse, nothing signed
+    precheck: Callable[[schemas.Document, list[tuple[str, KeyBackend]]], None] | None = None
 
     def __post_init__(self) -> None:
         if self.xades is None:  # one per Issuer, so a batch reuses its revocation data (RevocationCache)
@@ -246,6 +249,7 @@ class Issuer:
         any other existing row raises AlreadyIssued."""
         doc = job.doc
         holder, school = _holder(doc), _school(doc)
+        lookup = lookup_columns(self.lookup_key, doc) if self.lookup_key else {}
         record = DocumentRecord(
             id=job.doc_id,
             token=token,
@@ -256,7 +260,8 @@ class Issuer:
             issue_date=doc.issue_date,
             status=DocumentStatus.PENDING.value,
             translation_of=doc.original_doc_id if isinstance(doc, schemas.Translation) else None,
-            **(lookup_columns(self.lookup_key, doc) if self.lookup_key else {}),
+            lookup_number=lookup.get("lookup_number"),
+            lookup_holder=lookup.get("lookup_holder"),
         )
         with Session(self.engine) as session:
             existing = session.get(DocumentRecord, job.doc_id)
@@ -271,11 +276,13 @@ class Issuer:
         """Record as pending, sign the PDF and the XML in the law's order, store, then log and mark issued."""
         doc, doc_id, payload = job.doc, job.doc_id, job.qr_payload
         school = _school(doc)
-        self._record_pending(job, token)
         slots = sorted(
             (s for s in rendered.slots if s.role in self.keys),
             key=lambda s: ROLE_ORDER.index(s.role) if s.role in ROLE_ORDER else len(ROLE_ORDER),
         )
+        if self.precheck is not None:  # refuses (raises) before anything is recorded or signed
+            self.precheck(doc, [(slot.role, self.keys[slot.role]) for slot in slots])
+        self._record_pending(job, token)
         pdf = rendered.pdf
         signers: list[dict[str, str]] = []
         for i, slot in enumerate(slots):

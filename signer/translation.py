@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session
 
 import schemas
+from errors import PermanentError
 from registry.records import DocumentRecord, DocumentStatus
 from schemas.xml import from_xml
 from signer.host import Installation
@@ -32,7 +33,7 @@ SUFFIX = "-EN"
 TRANSLATABLE = ("transcript", "diploma")
 
 
-class TranslationError(Exception):
+class TranslationError(PermanentError):
     """A translation that cannot be made; the message says why and what to do (Vietnamese / English)."""
 
     status_code = 409

@@ -180,7 +180,7 @@ def test_a_certificate_near_expiry_warns_but_stays_ready(inst: Installation) -> 
 
 
 def test_wrong_pin_makes_the_keys_not_ready_without_showing_it(inst: Installation, tmp_path: Path) -> None:
-    from signer.readiness import readiness
+    from sealtrail.observability import readiness
 
     token = f"ops-pin-{free_port()}"  # a token this process has not logged in to (PKCS#11 logins are per token)
     subprocess.run(
@@ -197,7 +197,7 @@ def test_wrong_pin_makes_the_keys_not_ready_without_showing_it(inst: Installatio
 
 
 def test_unreachable_tsa_and_ocsp_make_it_not_ready_and_are_counted(inst: Installation) -> None:
-    from signer.readiness import readiness
+    from sealtrail.observability import readiness
 
     dead = f"http://127.0.0.1:{free_port()}"
     before = _metrics(inst.client)

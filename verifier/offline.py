@@ -22,6 +22,7 @@ from pathlib import Path
 from asn1crypto import pem, x509
 from cryptography.hazmat.primitives import serialization
 
+from errors import PermanentError
 from verifier.qrseal import PublicKey, QrCheck, SealError, check_qr, load_public_keys
 
 ROOTS = "root.pem"
@@ -32,7 +33,7 @@ CHECKPOINT = "checkpoint"
 HOSTS = "verify-hosts.txt"
 
 
-class TrustBundleError(Exception):
+class TrustBundleError(PermanentError):
     """The trust bundle is missing or damaged; the message names the file."""
 
 

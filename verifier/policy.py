@@ -296,5 +296,5 @@ def issuer_code(root: object) -> str | None:
     for path in ("school/code", "issuer/code"):
         found = root.find("/".join(f"{{{ns}}}{part}" for part in path.split("/")))
         if found is not None and found.text:
-            return found.text.strip()
+            return str(found.text).strip()
     return None

@@ -8,7 +8,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from sqlalchemy import update
@@ -16,9 +17,13 @@ from sqlmodel import Session, col, select
 
 import schemas
 from accounts.permissions import Actor
+from errors import is_transient
+from hsm_adapters.base import KeyBackendError
 from ledger.entry import Entry
 from registry import lifecycle
 from registry.records import DocumentRecord, DocumentStatus
+from signer.deferred import StaleSignatureError
+from signer.pdf import UnreadablePdfError
 from workflow.audit import AuditTrail
 from workflow.states import (
     SYSTEM,
@@ -33,6 +38,9 @@ from workflow.states import (
     new_item_id,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from workflow.signing import FlowState
 
 log = logging.getLogger(__name__)
 REVISABLE = (State.DRAFT, State.CHECKED, State.TEACHER_SIGNING, State.TEACHER_SIGNED)
@@ -66,13 +74,13 @@ def submit(
     problems: list[str] = []
     for i, payload in enumerate(payloads):
         try:
-            doc = schemas.parse_document(payload)
+            parsed = schemas.parse_document(payload)
         except schemas.SchemaError as exc:
             problems += [f"#{i}: {p}" for p in exc.problems]
             continue
-        if _school_of(doc).code != school:
-            problems.append(f"#{i}: văn bản của trường khác ({_school_of(doc).code}) / another school's document")
-        docs.append(doc)
+        if _school_of(parsed).code != school:
+            problems.append(f"#{i}: văn bản của trường khác ({_school_of(parsed).code}) / another school's document")
+        docs.append(parsed)
     if problems:
         raise WorkflowError("; ".join(problems))
     items: list[WorkItem] = []
@@ -273,23 +281,49 @@ def filters(ctx: AuditTrail, school: str) -> tuple[list[str], list[str]]:
 # --- signing: the teacher's step, the principal's approval as a batch job ----------------------------------------
 
 
-def advice(reason: str) -> str:
-    """A failure's reason with what to do next (Vietnamese first)."""
-    if reason.startswith("WorkflowError: "):  # the workflow's own refusals already say what to do
-        return reason.removeprefix("WorkflowError: ")
-    low = reason.lower()
-    if "timestamp" in low or "tsa" in low or "dấu thời gian" in low:
-        return f"Máy chủ dấu thời gian không trả lời: thử ký lại sau ít phút / the timestamp server failed ({reason})"
-    if "ocsp" in low or "crl" in low or "revocation" in low:
-        return f"Không kiểm tra được chứng thư (OCSP/CRL): thử ký lại sau ít phút / revocation check failed ({reason})"
-    if "keybackend" in low or "pin" in low or "token" in low or "pkcs" in low:
+class FailureKind(StrEnum):
+    """What kind of failure stopped a signature, judged by the error's type (never by its text)."""
+
+    REFUSED = "refused"  # the workflow's own refusal: its message already says what to do
+    DATA = "data"  # the data is invalid, changed since the teacher signed, or its PDF unreadable: back to the teacher
+    KEY = "key"  # the signing key: PIN, token, HSM, remote signing service
+    SERVICE = "service"  # a timestamp, OCSP/CRL service or the network did not answer: try again later
+    UNEXPECTED = "unexpected"  # nobody foresaw it: the reason already says whom to tell
+    OTHER = "other"
+
+
+def failure_kind(exc: BaseException | None) -> FailureKind:
+    """The kind of ``exc`` (None: an error the job runner did not foresee)."""
+    if exc is None:
+        return FailureKind.UNEXPECTED
+    if isinstance(exc, WorkflowError):
+        return FailureKind.REFUSED
+    if isinstance(exc, schemas.SchemaError | StaleSignatureError | UnreadablePdfError):
+        return FailureKind.DATA
+    if isinstance(exc, KeyBackendError) or isinstance(exc.__cause__, KeyBackendError):
+        return FailureKind.KEY
+    if is_transient(exc) or isinstance(exc, OSError | TimeoutError):
+        return FailureKind.SERVICE
+    return FailureKind.OTHER
+
+
+def advice(reason: str, exc: BaseException | None = None) -> str:
+    """A failure's reason with what to do next (Vietnamese first), chosen by the type of ``exc``; without it (a
+    reason read back from storage) the reason is shown as it is: its text is never parsed."""
+    kind = failure_kind(exc)
+    if kind in (FailureKind.REFUSED, FailureKind.UNEXPECTED):
+        return reason
+    if kind is FailureKind.SERVICE:
+        return (
+            "Máy chủ dấu thời gian hoặc kiểm tra chứng thư (OCSP/CRL) không trả lời: thử ký lại sau ít phút / a "
+            f"timestamp or certificate-status service did not answer, sign again in a few minutes ({reason})"
+        )
+    if kind is FailureKind.KEY:
         return (
             f"Khoá ký (HSM/USB token) chưa sẵn sàng: kiểm tra thiết bị rồi ký lại / the signing key failed ({reason})"
         )
-    if "dữ liệu" in low or "invalid data" in low or "đã thay đổi" in low:
+    if kind is FailureKind.DATA:
         return f"Dữ liệu có vấn đề: trả lại cho GVCN kiểm tra và ký lại / return it to the teacher ({reason})"
-    if "lỗi không lường trước" in low:
-        return reason
     return f"Lỗi khi ký: thử ký lại; nếu lặp lại, báo quản trị / signing failed, retry or tell the admin ({reason})"
 
 
@@ -336,7 +370,7 @@ def teacher_sign(
             continue
         except Exception as exc:  # the key, the TSA, OCSP: nothing was signed for this item
             log.warning("teacher signature for %s failed: %s", item_id, exc)
-            problems.append(f"{item.holder_name}: {advice(f'{type(exc).__name__}: {exc}')}")
+            problems.append(f"{item.holder_name}: {advice(str(exc), exc)}")
             continue
         with Session(ctx.engine) as session:
             session.add(_transition(item, step.action, step.target, actor, role, doc_id))
@@ -373,7 +407,7 @@ def start_deferred(
     school: str,
     payload: dict[str, Any],
     signers: dict[str, str],
-) -> tuple[str, str]:
+) -> tuple[str, FlowState]:
     """School software starts a document signed with its signers' own keys: (document id, its state)."""
     from workflow.signing import SigningFlowError
 

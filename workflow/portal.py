@@ -9,8 +9,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 import schemas
-from accounts import service
-from accounts.models import ShareLink, utcnow
+from accounts.models import Person, ShareLink, utcnow
 from accounts.permissions import Actor
 from registry.records import DocumentRecord
 from workflow.states import NotFoundError, State, Transition, WorkItem, new_item_id
@@ -34,7 +33,7 @@ def visible_holders(ctx: Any, actor: Actor) -> set[tuple[str, str]]:
 
     assert actor.person_id is not None
     with Session(ctx.engine) as session:
-        person = session.get(service.Person, actor.person_id)
+        person = session.get(Person, actor.person_id)
         own = person.personal_id if person is not None else None
     pairs = {(own, school) for school, roles in actor.roles.items() if "student" in roles and own}
     children = children_of(ctx.engine, actor.person_id)
@@ -112,7 +111,7 @@ def issue_copy(ctx: Any, actor: Actor, item: WorkItem, record: DocumentRecord) -
     original = schemas.parse_document(item.data)
     school = original.school if isinstance(original, schemas.Transcript) else original.issuer
     with Session(ctx.engine) as session:
-        requester = session.get(service.Person, actor.person_id)
+        requester = session.get(Person, actor.person_id)
     by_parent = requester is None or requester.personal_id != item.holder_personal_id
     requested_by = f"{requester.full_name} (cha mẹ học sinh)" if by_parent and requester else original.holder.full_name
     with Session(ctx.engine) as session:
@@ -160,4 +159,4 @@ def issue_copy(ctx: Any, actor: Actor, item: WorkItem, record: DocumentRecord) -
             )
         )
         session.commit()
-    return issued.doc_id
+    return str(issued.doc_id)

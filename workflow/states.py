@@ -25,6 +25,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime
 from sqlmodel import Field, SQLModel
 
+from errors import PermanentError
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -82,7 +84,7 @@ TRANSITIONS: tuple[Move, ...] = (
 )
 
 
-class WorkflowError(Exception):
+class WorkflowError(PermanentError):
     """A transition that the state machine does not allow; the message says why, in Vietnamese and English."""
 
 

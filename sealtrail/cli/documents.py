@@ -75,6 +75,8 @@ def import_class(
     school_json: Annotated[Path, typer.Option("--school", help="JSON file describing the school")],
     school_year: Annotated[str, typer.Option(help="e.g. 2024-2025")],
     out: Annotated[Path, typer.Option(help="Folder for the validated transcripts (one JSON per pupil)")],
+    homeroom_teacher: Annotated[str, typer.Option(help="Họ tên giáo viên chủ nhiệm của lớp")] = "",
+    principal: Annotated[str, typer.Option(help="Họ tên hiệu trưởng xác nhận năm học")] = "",
 ) -> None:
     """Check a class sheet (all rows, every problem reported) and write one transcript JSON per pupil."""
     from datetime import date
@@ -84,7 +86,14 @@ def import_class(
 
     try:
         school = schemas.School.model_validate_json(school_json.read_text(encoding="utf-8"))
-        ctx = ClassContext(school=school, school_year=school_year, issue_date=date.today(), issue_place=school.province)
+        ctx = ClassContext(
+            school=school,
+            school_year=school_year,
+            issue_date=date.today(),
+            issue_place=school.province,
+            homeroom_teacher=homeroom_teacher,
+            principal=principal,
+        )
         docs = import_file(file, ctx)
     except schemas.SchemaError as exc:
         typer.echo(f"Không nhập được {file.name} / the import was refused; nothing was imported:", err=True)
@@ -99,7 +108,7 @@ def import_class(
 
 @app.command("import-template")
 def import_template(
-    grade: Annotated[int, typer.Option(help="Khối 6–12")],
+    grade: Annotated[int, typer.Option(help="Khối 1–12")],
     out: Annotated[Path, typer.Option(help="The .xlsx file to write")],
     class_name: Annotated[str, typer.Option("--class", help="e.g. 9A1 (default: <grade>A1)")] = "",
     school_year: Annotated[str, typer.Option(help="e.g. 2025-2026")] = "",
@@ -107,8 +116,8 @@ def import_template(
     """Write an empty class sheet for one grade that `import` reads (the grade's subjects and TX columns)."""
     from schemas.importers import template_xlsx
 
-    if not 6 <= grade <= 12:
-        typer.echo("Khối phải từ 6 đến 12 / grade must be 6–12", err=True)
+    if not 1 <= grade <= 12:
+        typer.echo("Khối phải từ 1 đến 12 / grade must be 1–12", err=True)
         raise typer.Exit(2)
     out.write_bytes(template_xlsx(grade, class_name, school_year))
     typer.echo(f"Mẫu lớp {class_name or f'{grade}A1'}: {out}")

@@ -12,7 +12,10 @@ import typer
 from sealtrail.cli import apikeys, batch, documents, exchange, hsm, ledger, verify
 from sealtrail.cli.accounts import register as _register_accounts
 from sealtrail.cli.common import _deployment, _key_errors
+from sealtrail.cli.identity import register as _register_identity
+from sealtrail.cli.install import register as _register_install
 from sealtrail.cli.signing import register as _register_signing
+from sealtrail.cli.trust import register as _register_trust
 
 app = typer.Typer(
     help="SealTrail: học bạ số và văn bằng số — issue, sign, log and verify Vietnamese school records.",
@@ -23,6 +26,9 @@ _register_accounts(app)
 for _group in (batch, documents, verify, apikeys, exchange, ledger, hsm):
     app.add_typer(_group.app)
 _register_signing(app)  # signers' own keys (#5)
+_register_trust(app)
+_register_install(app)
+_register_identity(app)
 
 
 @app.command("dev-pki")
@@ -54,15 +60,23 @@ def serve(
     """Start the web service (public verification pages, public log, API)."""
     import uvicorn
 
+    from sealtrail.install import production_problems
     from sealtrail.ledgerwiring import Checkpointer
     from sealtrail.logs import configure_logging
     from sealtrail.web.app import create_app
 
     dep = _deployment()
+    problems = production_problems(dep.settings)
+    if problems:
+        typer.echo("Không khởi động được ở chế độ production / cannot start in production mode:", err=True)
+        for problem in problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(2)
     configure_logging(dep.settings)
     if dep.settings.mode == "development":
         dep.start_dev_pki_services()
     application = create_app(dep.settings)
+    application.state.upload_checker.start()  # the upload check workers, pre-started before the first upload
     Checkpointer(dep).start()
     typer.echo(f"SealTrail on http://{host}:{port}/  (health: /healthz, /readyz, /metrics; log: /log/checkpoint)")
     uvicorn.run(application, host=host, port=port, log_level="warning", log_config=None, access_log=False)

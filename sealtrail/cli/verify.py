@@ -67,8 +67,15 @@ def _file_report(data: bytes, trust: list[Path] | None):  # type: ignore[no-unty
         roots, helpers = _trust_certs(trust)
         verifier: PdfVerifier | XmlVerifier = XmlVerifier(roots, helpers) if is_xml else PdfVerifier(roots, helpers)
     else:
+        from sealtrail.deployment import DeploymentError
+        from verifier.trustlist import TrustListError
+
         dep = _deployment()
-        verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
+        try:
+            verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
+        except (DeploymentError, TrustListError) as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
     report = verifier.verify(data)
     translation = _translation_in(data, report)  # read before a status check may lower the verdict
     bundles = [p for p in trust or [] if p.is_dir()]
@@ -178,7 +185,7 @@ def verify_qr_command(
             dep = _deployment()
             from schemas.qrseal import key_id
 
-            public = dep.qr_private_key.public_key()  # type: ignore[attr-defined]
+            public = dep.qr_public_key
             bundle = TrustBundle(roots=dep.trust_roots, qr_keys={key_id(public): public}, hosts=dep.verify_hosts)
         check = verify_qr(read_qr(qr), bundle)
     except TrustBundleError as exc:

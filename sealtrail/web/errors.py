@@ -10,7 +10,6 @@ error themselves.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -50,11 +49,3 @@ def install(app: FastAPI) -> None:
 
     for kind, _status in STATUS:
         app.add_exception_handler(kind, handle)
-
-
-def openapi_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error answers a route gives (a JSON ``detail``), so clients and schemathesis know."""
-    text = {400: "Not a readable upload", 401: "API key missing or wrong", 403: "Not allowed for this key",
-            404: "Not found", 409: "Conflicts with the current state (already handled, prepared again)",
-            413: "Body too large", 429: "Too many requests (Retry-After)"}  # fmt: skip
-    return {code: {"description": text[code], "content": {"application/json": {}}} for code in codes}

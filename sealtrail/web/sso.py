@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from accounts import service, sso
+from accounts.models import Person
 from accounts.permissions import Actor
 from sealtrail.web.deps import AccountsContext, client_ip, context, require, require_signed_in
 from sealtrail.web.pages import page, set_session_cookie
@@ -30,7 +31,7 @@ def _redirect_uri(ctx: AccountsContext, request: Request) -> str:
     return ctx.dep.settings.oidc_redirect_uri or str(request.url_for("sso_callback"))
 
 
-def _signed_in(ctx: AccountsContext, request: Request, person: service.Person, kind: str, to: str) -> Response:
+def _signed_in(ctx: AccountsContext, request: Request, person: Person, kind: str, to: str) -> Response:
     token = service.start_session(
         ctx.engine, person, kind, client_ip(request), replaces=request.cookies.get(ctx.cookie_name)
     )

@@ -477,7 +477,7 @@ def make_workflow_api_router() -> APIRouter:
         named in ``signers`` are signed with the server's keys when their turn comes."""
         ctx, client = context(request), client_ip(request)
         doc_id, state = wf.start_deferred(ctx, client, actor, school, body.document, body.signers)
-        return {"id": doc_id, "state": state}
+        return {"id": doc_id, "state": str(state)}
 
     @router.post("/signing/documents/{doc_id}/cancel", responses=DEFERRED_ERRORS)
     def cancel_deferred(
