@@ -372,10 +372,11 @@ class Deployment:
         to the trust list. In development an issuer with no registered identities is not checked (the demo)."""
         import time
 
+        import schemas
         from registry.identities import list_identities, refusal_before_signing
         from signer.precheck import SigningRefused, chain_problem
 
-        school = getattr(doc, "school", None) or getattr(doc, "issuer")  # noqa: B009
+        school = doc.school if isinstance(doc, schemas.Transcript) else doc.issuer  # type: ignore[attr-defined]
         if self.settings.mode != "production" and not list_identities(self.engine, school.code):
             return
         printed = {s.role: s.name for s in getattr(doc, "signatories", ()) if s.name}
