@@ -17,14 +17,23 @@ from accounts.models import ShareLink, aware, utcnow
 from accounts.permissions import Actor
 from registry.records import DocumentRecord, DocumentStatus
 from sealtrail.web.deps import client_ip, context, require_student
+from sealtrail.web.pages import page, set_session_cookie
 from sealtrail.web.signin_guard import guarded, locked_message, refuse_cross_site
 from workflow import portal
 from workflow.states import WorkItem
 
 
 def make_student_router() -> APIRouter:
+    """The student portal, one router per area."""
     router = APIRouter(include_in_schema=False)
-    from sealtrail.web.pages import page, set_session_cookie
+    for part in (make_portal_signin_router, make_portal_documents_router, make_share_router):
+        router.include_router(part())
+    return router
+
+
+def make_portal_signin_router() -> APIRouter:
+    """Pupils and parents sign in with a one-time code."""
+    router = APIRouter(include_in_schema=False)
 
     @router.get("/hoc-sinh/dang-nhap", response_class=HTMLResponse)
     def login_page(request: Request) -> HTMLResponse:
@@ -69,6 +78,13 @@ def make_student_router() -> APIRouter:
         response = RedirectResponse("/hoc-sinh", status_code=303)
         set_session_cookie(ctx, response, token)
         return response
+
+    return router
+
+
+def make_portal_documents_router() -> APIRouter:
+    """One's documents: download, certified copy, English translation."""
+    router = APIRouter(include_in_schema=False)
 
     @router.get("/hoc-sinh", response_class=HTMLResponse)
     def home(request: Request, actor: Annotated[Actor, Depends(require_student())]) -> HTMLResponse:
@@ -140,6 +156,13 @@ def make_student_router() -> APIRouter:
                 "Cache-Control": "no-store",
             },
         )
+
+    return router
+
+
+def make_share_router() -> APIRouter:
+    """Share links: make, revoke, and the page a link shows."""
+    router = APIRouter(include_in_schema=False)
 
     @router.post("/hoc-sinh/chia-se")
     def create_share(
