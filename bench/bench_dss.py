@@ -91,6 +91,7 @@ def summary(results: list[FileResult]) -> dict[str, Any]:
         "server_errors": sum(r.status >= 500 for r in results),
         "statuses": dict(Counter(r.status for r in results)),
         "verdicts": dict(Counter(str(r.verdict) for r in results)),
+        "primary_reasons": dict(Counter(str(r.code) for r in results).most_common(8)),
     }
 
 
@@ -116,15 +117,13 @@ def main() -> list[Figure]:
 
     folder = corpus_dir()
     with tempfile.TemporaryDirectory() as tmp:
-        from sealtrail.demo import issuer_for
-
         settings = Settings(
             data_dir=Path(tmp), dev_pki_url=f"http://127.0.0.1:{free_port()}", verify_rate_per_minute=1_000_000
         )
         dep = Deployment(settings)
         services = dep.start_dev_pki_services()
         try:
-            issued = issuer_for(dep).issue(schemas.parse_document(schemas.load_sample("transcript_thcs")))
+            issued = dep.make_issuer().issue(schemas.parse_document(schemas.load_sample("transcript_thcs")))
             from sealtrail.ledgerwiring import publish_checkpoint
 
             publish_checkpoint(dep)

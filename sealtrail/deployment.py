@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 from asn1crypto import pem, x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from sqlalchemy import Engine
 
 from errors import PermanentError
@@ -23,6 +24,7 @@ from hsm_adapters.pkcs11 import Pkcs11Config, Pkcs11KeyBackend
 from hsm_adapters.soft import SoftKeyBackend
 from ledger.store import Ledger
 from registry.records import DocumentRecord
+from schemas.qrseal import PublicKey as QrPublicKey
 from sealtrail.db import make_engine, migrate
 from sealtrail.devpki import SIGNER_ROLES, DevPki, PkiServices, create_dev_pki, port_is_open
 from sealtrail.settings import Settings
@@ -57,6 +59,7 @@ class Deployment:
         self._signing_keys_failure: tuple[int | None, KeyBackendError] | None = None
         self._chain_checks: dict[bytes, tuple[float, str | None]] = {}
         self._issuer_keys: dict[str, KeyBackend] = {}
+        self._issuer_key_failures: dict[str, tuple[int | None, KeyBackendError]] = {}
 
     @cached_property
     def engine(self) -> Engine:
@@ -159,18 +162,20 @@ class Deployment:
         every few seconds."""
         if self._signing_keys is not None:
             return self._signing_keys
-        pin_file = self.settings.pkcs11_pin_file
-        stamp = pin_file.stat().st_mtime_ns if pin_file is not None and pin_file.exists() else None
+        stamp = self._pin_stamp()
         if self._signing_keys_failure is not None and self._signing_keys_failure[0] == stamp:
             raise self._signing_keys_failure[1]
         try:
             self._signing_keys = self._make_signing_keys()
         except KeyBackendError as exc:
-            transient = getattr(exc, "transient", None)
-            if transient is False or (transient is None and "PIN" in str(exc)):
+            if not exc.transient:  # wrong or locked PIN, missing key: permanent (errors.SealTrailError)
                 self._signing_keys_failure = (stamp, exc)
             raise
         return self._signing_keys
+
+    def _pin_stamp(self) -> int | None:
+        pin_file = self.settings.pkcs11_pin_file
+        return pin_file.stat().st_mtime_ns if pin_file is not None and pin_file.exists() else None
 
     def _make_signing_keys(self) -> dict[str, KeyBackend]:
         if self.settings.key_backend == "pkcs11":
@@ -193,7 +198,28 @@ class Deployment:
 
     @cached_property
     def qr_private_key(self) -> object:
+        """The QR-seal key: in production with an HSM (and no key file), the token's key
+        ``SEALTRAIL_PKCS11_QR_KEY_LABEL`` made by `sealtrail init`; otherwise the key file."""
+        s = self.settings
+        if (
+            s.mode == "production"
+            and s.key_backend == "pkcs11"
+            and not (s.pki_dir / "keys" / "qrseal.key.pem").exists()
+        ):
+            return Pkcs11KeyBackend(self.pkcs11_config(s.pkcs11_qr_key_label))
         return self._key_file("qrseal.key.pem")
+
+    @property
+    def qr_public_key(self) -> QrPublicKey:
+        """The QR-seal key's public half (a cryptography public key), wherever the private key lives."""
+        key = self.qr_private_key
+        if isinstance(key, Pkcs11KeyBackend):
+            public = serialization.load_der_public_key(key.certificate.public_key.dump())
+        else:
+            public = key.public_key()  # type: ignore[attr-defined]
+        if not isinstance(public, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+            raise DeploymentError("The QR-seal key must be ECDSA P-256 or Ed25519")
+        return public
 
     @cached_property
     def log_private_key(self) -> object:
@@ -297,7 +323,16 @@ class Deployment:
             cache_key = f"{row.key_location}#{row.cert_sha256}"
             if cache_key not in self._issuer_keys:
                 config = replace(self.pkcs11_config(label), token_label=token or self.settings.pkcs11_token_label)
-                self._issuer_keys[cache_key] = TimedKey(Pkcs11KeyBackend(config), row.role)
+                stamp = self._pin_stamp()
+                failed = self._issuer_key_failures.get(cache_key)
+                if failed is not None and failed[0] == stamp:
+                    raise failed[1]  # a wrong PIN is not offered to the token again until the PIN file changes
+                try:
+                    self._issuer_keys[cache_key] = TimedKey(Pkcs11KeyBackend(config), row.role)
+                except KeyBackendError as exc:
+                    if not exc.transient:
+                        self._issuer_key_failures[cache_key] = (stamp, exc)
+                    raise
             own[row.role] = self._issuer_keys[cache_key]
         if not own:
             return self.signing_keys
@@ -334,10 +369,11 @@ class Deployment:
         to the trust list. In development an issuer with no registered identities is not checked (the demo)."""
         import time
 
+        import schemas
         from registry.identities import list_identities, refusal_before_signing
         from signer.precheck import SigningRefused, chain_problem
 
-        school = getattr(doc, "school", None) or getattr(doc, "issuer")  # noqa: B009
+        school = doc.school if isinstance(doc, schemas.Transcript) else doc.issuer  # type: ignore[attr-defined]
         if self.settings.mode != "production" and not list_identities(self.engine, school.code):
             return
         printed = {s.role: s.name for s in getattr(doc, "signatories", ()) if s.name}
@@ -401,7 +437,7 @@ class Deployment:
             directory,
             roots=self.trust_roots,
             intermediates=self.intermediates,
-            qr_public_keys=[self.qr_private_key.public_key()],  # type: ignore[attr-defined]
+            qr_public_keys=[self.qr_public_key],
             hosts=self.verify_hosts,
             log_vkey=self.log_vkey,
             checkpoint=checkpoint,

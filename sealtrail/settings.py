@@ -48,6 +48,10 @@ class Settings(BaseSettings):
         default_factory=lambda: {"homeroom_teacher": "homeroom_teacher", "principal": "principal", "seal": "seal"},
         description='Key label for each signing role, as JSON: {"principal": "label", ...}',
     )
+    pkcs11_qr_key_label: str = Field(
+        default="sealtrail-qrseal",
+        description="Label of the QR-seal key on the token (production with pkcs11: made there by sealtrail init)",
+    )
     pkcs11_pool_size: int = Field(default=4, ge=1, le=64, description="Logged-in sessions kept per key")
 
     trust_dir: Path | None = Field(

@@ -40,6 +40,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from errors import SealTrailError
 from verifier.pdf import PdfReport, Reason
 from verifier.xml import XmlReport, looks_like_xml
 
@@ -47,10 +48,10 @@ log = logging.getLogger("sealtrail.verify")
 
 R_TOO_COMPLEX = (
     "TOO_COMPLEX",
-    "Tệp quá phức tạp để kiểm tra tại đây: việc kiểm tra vượt quá giới hạn thời gian hoặc bộ nhớ và đã bị dừng; "
-    "chưa xác định được",
-    "Too complex to check here: the check went past its time or memory limit and was stopped; "
-    "the file cannot be confirmed",
+    "Tệp quá phức tạp để kiểm tra tại đây: việc kiểm tra vượt quá giới hạn thời gian hoặc bộ nhớ của dịch vụ (hoặc "
+    "không hoàn thành) và đã bị dừng; chưa xác định được",
+    "Too complex to check here: the check went past this service's time or memory limits (or did not complete) "
+    "and was stopped; the file cannot be confirmed",
 )
 R_BUSY = (
     "TRY_LATER",
@@ -100,11 +101,12 @@ class Checked:
     claimed: tuple[str, str, str] | None = None  # (kind, number, issuer code) from the signed data, if readable
 
 
-class Stopped(Exception):
-    """The check was stopped: ``cause`` is "cpu", "memory", "wall", "crash", "cancelled" or "busy"."""
+class Stopped(SealTrailError):
+    """The check was stopped: ``cause`` is "cpu", "memory", "wall", "crash", "cancelled" or "busy" (only "busy", every
+    worker taken, is transient: the same file is too complex again)."""
 
     def __init__(self, cause: str, pid: int | None = None) -> None:
-        super().__init__(cause)
+        super().__init__(cause, transient=cause == "busy")
         self.cause = cause
         self.pid = pid
 

@@ -651,7 +651,7 @@ def verify_qr_command(
             dep = _deployment()
             from schemas.qrseal import key_id
 
-            public = dep.qr_private_key.public_key()  # type: ignore[attr-defined]
+            public = dep.qr_public_key
             bundle = TrustBundle(roots=dep.trust_roots, qr_keys={key_id(public): public}, hosts=dep.verify_hosts)
         check = verify_qr(read_qr(qr), bundle)
     except TrustBundleError as exc:

@@ -4,13 +4,14 @@ ST, CN and UID MST:/CCCD:, its own OCSP, CRL and TSA on loopback), keys in SoftH
 PostgreSQL.
 
 Both schools issue with their own keys; every signer certificate chains to the test root for `openssl verify` and
-every XAdES signature verifies for xmlsec1, with only that root trusted (never with a look-alike root); school A's
-document sealed with school B's certificate is refused before signing, and, signed anyway by a rogue signer, is
-invalid."""
+NSS `vfychain`, and every XAdES signature verifies for xmlsec1, with only that root trusted (never with a look-alike
+root); school A's document sealed with school B's certificate is refused before signing, and, signed anyway by a
+rogue signer, is invalid; a wrong PIN is offered to a token once."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import subprocess
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ class World:
     root_pem: Path
     ca_pem: Path
     issued: dict[str, Any]
+    qr_fingerprint: str
 
 
 def _doc(letter: str, register_number: str = "") -> schemas.Document:
@@ -104,7 +106,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, softhsm: SoftHsm, pg_availab
             for key, value in env.items():
                 mp.setenv(key, value)
             dep = Deployment(Settings())
-            init_installation(dep)
+            made = {k.name: k for k in init_installation(dep)}
+            assert made["qrseal.key.pem"].created and str(made["qrseal.key.pem"].path).startswith("hsm:")
+            assert not (base / "data" / "pki" / "keys" / "qrseal.key.pem").exists()  # the QR key is on the token
+            again = {k.name: k for k in init_installation(dep)}
+            assert not again["qrseal.key.pem"].created
+            assert again["qrseal.key.pem"].fingerprint == made["qrseal.key.pem"].fingerprint
             runner = CliRunner()
             for letter, token in TOKENS.items():
                 school = SCHOOLS[letter]
@@ -119,7 +126,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, softhsm: SoftHsm, pg_availab
                     assert result.exit_code == 0, result.output
             issued = {letter: dep.make_issuer(SCHOOLS[letter]["code"]).issue(_doc(letter)) for letter in SCHOOLS}
             dep.publish_checkpoint()
-            yield World(pki, dep, env, root_pem, ca_pem, issued)
+            yield World(pki, dep, env, root_pem, ca_pem, issued, made["qrseal.key.pem"].fingerprint)
     services.stop()
 
 
@@ -130,7 +137,7 @@ def _signer_certs(pdf: bytes) -> list[Any]:
     return [sig.signer_cert for sig in reader.embedded_signatures]
 
 
-def test_both_schools_issue_with_their_own_keys_and_verify(world: World) -> None:
+def test_both_schools_issue_with_their_own_keys_and_verify(world: World, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     from sealtrail.web.app import create_app
@@ -147,8 +154,24 @@ def test_both_schools_issue_with_their_own_keys_and_verify(world: World) -> None
         answer = client.post("/api/v1/verify", files={"file": ("d.pdf", doc.pdf)}).json()
         assert answer["verdict"] == "valid", answer["reasons"]
         assert answer["document"]["status"] == "issued"
+    # the QR seals were made by the key on the token; the exported bundle's key checks them offline
+    from cryptography.hazmat.primitives import serialization
+
+    from verifier.offline import TrustBundle
+    from verifier.qrseal import check_qr
+
+    bundle_dir = tmp_path / "bundle"
+    world.dep.export_trust(bundle_dir)
+    bundle = TrustBundle.load(bundle_dir)
+    (key,) = bundle.qr_keys.values()
+    spki = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert hashlib.sha256(spki).hexdigest().upper() == world.qr_fingerprint
+    for doc in world.issued.values():
+        check = check_qr(doc.qr_payload, bundle.qr_keys, bundle.hosts)
+        assert check.claims is not None and check.claims.doc_id == doc.doc_id and not check.warnings
     ready = client.get("/readyz").json()["checks"]
     assert ready["trust"]["status"] == "ok" and "1 roots, 1 intermediates" in ready["trust"]["detail"]
+    assert ready["identities"] == {"status": "ok", "detail": "6 active signing identities"}
 
 
 def test_every_signature_chains_to_the_test_root_for_openssl(world: World, tmp_path: Path) -> None:
@@ -189,6 +212,25 @@ def test_every_signature_chains_to_the_test_root_for_openssl(world: World, tmp_p
             assert fake.returncode != 0  # same name, another key: not the root
             checked += 1
     assert checked == 6
+    # NSS (Debian libnss3-tools' vfychain): the same chains with only the test root as trust anchor
+    nssdb = tmp_path / "nssdb"
+    nssdb.mkdir()
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True, timeout=60)
+    (tmp_path / "ca.der").write_bytes(world.pki.cert("ca").dump())
+    (tmp_path / "root.der").write_bytes(world.pki.cert("root").dump())
+    (tmp_path / "lookalike.der").write_bytes(lookalike.public_bytes(serialization.Encoding.DER))
+    for doc in world.issued.values():
+        for n, cert in enumerate(_signer_certs(doc.pdf)):
+            leaf = tmp_path / f"leaf{n}.der"
+            leaf.write_bytes(cert.dump())
+            for anchor, good in (("root.der", True), ("lookalike.der", False)):
+                result = subprocess.run(
+                    ["vfychain", "-d", f"sql:{nssdb}", "-pp", "-u", "4", str(leaf), str(tmp_path / "ca.der"),
+                     "-t", str(tmp_path / anchor)],
+                    capture_output=True, text=True, timeout=60,
+                )  # fmt: skip
+                output = result.stdout + result.stderr
+                assert (result.returncode == 0 and "Chain is good!" in output) is good, (anchor, output)
     # the XML's XAdES signatures, for xmlsec1 with only the test root (then only the look-alike) trusted
     from lxml import etree
 
@@ -268,3 +310,43 @@ def test_identity_changes_are_audited_and_logged(world: World) -> None:
             mp.setenv(key, value)
         listed = CliRunner().invoke(app, ["identity", "list", "--org", SCHOOLS["B"]["code"]])
     assert listed.exit_code == 0 and listed.output.count("hsm:vn-school-b/") == 3
+
+
+def test_a_wrong_pin_for_a_school_token_is_tried_once(
+    world: World, softhsm: SoftHsm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A third school's token (never logged in to by this process): with a wrong PIN file, issuing for it twice and
+    asking /readyz does one C_Login in all; the error is permanent and names the PIN file, never the PIN."""
+    import hsm_adapters.pkcs11 as p11mod
+    from hsm_adapters.base import KeyBackendError
+    from registry.identities import add_identity
+
+    token, code = f"vn-school-c-{free_port()}", "79000303"
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", token, "--pin", softhsm.pin, "--so-pin", "87654321"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    add_identity(
+        world.dep.engine,
+        role="seal",
+        organisation=code,
+        organisation_name=SCHOOLS["B"]["name"],
+        key_location=f"hsm:{token}/seal",
+        chain=[world.pki.cert("seal_b"), world.pki.cert("ca")],
+    )
+    wrong = tmp_path / "wrong.pin"
+    wrong.write_text("999999\n")
+    logins: list[str] = []
+    real_open = p11mod.open_session
+
+    def counting_open(token_: object, config: object) -> object:
+        logins.append("C_Login")
+        return real_open(token_, config)  # the real SoftHSM2 login, counted
+
+    monkeypatch.setattr(p11mod, "open_session", counting_open)
+    dep = Deployment(world.dep.settings.model_copy(update={"pkcs11_pin_file": wrong}))
+    for _ in range(3):
+        with pytest.raises(KeyBackendError, match="PIN") as caught:
+            dep.make_issuer(code)
+        assert caught.value.transient is False and "999999" not in str(caught.value)
+    assert logins == ["C_Login"]
