@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from asn1crypto import pem, x509
@@ -14,11 +15,12 @@ from hsm_adapters.base import KeyBackend, KeyBackendError
 from hsm_adapters.pkcs11 import Pkcs11Config, Pkcs11KeyBackend
 from hsm_adapters.soft import SoftKeyBackend
 from sealtrail.db import make_engine, migrate
-from sealtrail.devpki import SIGNER_ROLES, DevPki, PkiServices, create_dev_pki, port_is_open
+from sealtrail.devpki import SIGNER_ROLES, DevPki, PkiServices, create_dev_pki, dev_revocation, port_is_open
 from sealtrail.settings import Settings
 from signer.metrics import TimedKey
 from signer.storage import Blobs, BlobStore, S3BlobStore
 from verifier.pdf import PdfVerifier
+from verifier.revocation import CRL_DIR, LocalRevocation, read_crls
 from verifier.xml import XmlVerifier
 
 
@@ -187,11 +189,30 @@ class Deployment:
 
     @cached_property
     def pdf_verifier(self) -> PdfVerifier:
-        return PdfVerifier(self.trust_roots, self.intermediates)
+        verifier = PdfVerifier(self.trust_roots, self.intermediates)
+        verifier.local_revocation = self.local_revocation
+        return verifier
 
     @cached_property
     def xml_verifier(self) -> XmlVerifier:
-        return XmlVerifier(self.trust_roots, self.intermediates)
+        verifier = XmlVerifier(self.trust_roots, self.intermediates)
+        verifier.local_revocation = self.local_revocation
+        return verifier
+
+    @cached_property
+    def local_revocation(self) -> LocalRevocation:
+        """The revocation data this installation knows besides each document's own (verifier.revocation): the
+        CRLs an operator puts in ``<data dir>/revocation/``, and outside production the dev PKI's current CRLs and
+        OCSP answers for its signers (made locally, never fetched). Re-made every 10 minutes."""
+
+        def load() -> tuple[list[Any], list[Any]]:
+            crls, ocsps = read_crls(self.settings.resolved_data_dir / CRL_DIR), []
+            if self.settings.mode != "production":
+                dev_crls, ocsps = dev_revocation(self.dev_pki)
+                crls += dev_crls
+            return crls, ocsps
+
+        return LocalRevocation(load)
 
     @property
     def verify_hosts(self) -> list[str]:

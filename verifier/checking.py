@@ -130,3 +130,35 @@ def check_upload(dep: Deployment, data: bytes, *, at: datetime | None = None) ->
             proven = None
     original = original_of(dep.engine, record) if record is not None else None
     return UploadCheck(apply_standing(report, record, proven, original), fmt, record, archive_leaf)
+
+
+def apply_register(dep: Deployment, data: bytes, report: Any, fmt: str) -> Any:
+    """``sealtrail verify`` on an installation: a file this register issued takes its standing (revoked or
+    superseded → invalid, with the reason; the log entry proven); a file it does not know keeps its offline
+    verdict (it may come from another installation)."""
+    if report.verdict == "invalid":
+        return report
+    record = find_record(dep, data, fmt)
+    if record is None:
+        return report
+    return apply_standing(report, record, prove(dep, record))
+
+
+def register_status_lines(dep: Deployment, doc_id: str) -> tuple[bool, list[str]]:
+    """``sealtrail verify-qr`` on an installation: (the register says the document stands, lines to print)."""
+    from verifier.status import document_standing
+
+    with Session(dep.engine) as session:
+        record = session.get(DocumentRecord, doc_id)
+        if record is not None:
+            session.expunge(record)
+    if record is None:
+        return False, [
+            f"KHÔNG HỢP LỆ / NOT VALID: văn bản {doc_id} không có trong sổ đăng ký này "
+            f"/ document {doc_id} is not in this register"
+        ]
+    standing = document_standing(record, True)  # the seal's own log proof is for the online page
+    if standing.verdict == "valid":
+        return True, [f"Trạng thái trong sổ đăng ký / register status: {record.status}"]
+    lines = [f"KHÔNG HỢP LỆ / NOT VALID: {r.vi} / {r.en}" for r in standing.reasons]
+    return False, lines

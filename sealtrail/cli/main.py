@@ -259,6 +259,14 @@ def verify(
             "(default: this installation's)"
         ),
     ] = None,
+    max_status_age: Annotated[
+        float,
+        typer.Option(
+            "--max-status-age",
+            envvar="SEALTRAIL_STATUS_MAX_AGE_DAYS",
+            help="Warn when the trust bundle's signed status is older than this many days",
+        ),
+    ] = 7.0,
 ) -> None:
     """Check a signed PDF or signed XML offline. Exit status 0 only when it is valid and trusted."""
     from verifier.pdf import PdfVerifier
@@ -275,26 +283,40 @@ def verify(
     if looks_like_credential(file, data):
         _verify_credential(data, trust, as_json)
     is_xml = looks_like_xml(data)
+    bundles = [p for p in trust or [] if p.is_dir()]
+    status_lines: list[str] = []
     if trust:
+        from verifier.revocation import CRL_DIR, LocalRevocation
+
         roots, helpers = _trust_certs(trust)
         verifier: PdfVerifier | XmlVerifier = XmlVerifier(roots, helpers) if is_xml else PdfVerifier(roots, helpers)
+        if len(bundles) == 1:  # the bundle's CRLs prove the signers' status where a signature carries none
+            verifier.local_revocation = LocalRevocation.from_directory(bundles[0] / CRL_DIR)
     else:
         dep = _deployment()
         verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
     report = verifier.verify(data)
     translation = _translation_in(data, report)  # read before a status check may lower the verdict
-    bundles = [p for p in trust or [] if p.is_dir()]
     if len(bundles) == 1:  # a trust bundle carries the status lists: a revoked document is not valid offline
+        from verifier.bundlestatus import status_lines_for
         from verifier.credentials import apply_offline_status
 
         report = apply_offline_status(bundles[0], data, report)
+        status_lines = status_lines_for(bundles[0], max_status_age)
+    elif not trust:  # on an installation: its register says whether the document was revoked or superseded
+        from verifier.checking import apply_register
+
+        report = apply_register(dep, data, report, "xml" if is_xml else "pdf")
     if translation is not None:  # a translation's verdict also follows its original's status
         from signer.translation import follow_original_offline
 
         bundle = bundles[0] if len(bundles) == 1 else None
         report = follow_original_offline(report, translation, None if trust else _deployment(), bundle)
     if as_json:
-        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+        out = report.to_json()
+        if status_lines:
+            out["status_bundle"] = status_lines
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
         from verifier.status import VERDICT_TEXT
 
@@ -307,6 +329,8 @@ def verify(
             typer.echo(f"  - {sig.signer} ({where}): {sig.indication}, {stamp}")
         for reason in report.reasons:
             typer.echo(f"  ! {reason.vi} / {reason.en}")
+        for line in status_lines:
+            typer.echo(line)
     raise typer.Exit(0 if report.verdict == "valid" else 1)
 
 
@@ -581,8 +605,17 @@ def verify_qr_command(
     document: Annotated[
         Path | None, typer.Option(help="The PDF the QR was printed on: the seal must vouch for this very document")
     ] = None,
+    max_status_age: Annotated[
+        float,
+        typer.Option(
+            "--max-status-age",
+            envvar="SEALTRAIL_STATUS_MAX_AGE_DAYS",
+            help="Warn when the trust bundle's signed status is older than this many days",
+        ),
+    ] = 7.0,
 ) -> None:
-    """Check a QR code offline: its seal against the issuers' keys, and its link against the registered hosts."""
+    """Check a QR code offline: its seal against the issuers' keys, its link against the registered hosts, and
+    the document's status (the trust bundle's signed status lists, or this installation's register)."""
     from verifier.offline import TrustBundle, TrustBundleError, read_qr, verify_qr
     from verifier.qrseal import SealError
 
@@ -613,6 +646,18 @@ def verify_qr_command(
     typer.echo(f"  holder: {claims.holder_name}, born {claims.birth_date.isoformat()}")
     if check.parsed.url:
         typer.echo(f"  full check (status, revocation): {check.parsed.url}")
+    if trust is not None:  # revoked or superseded → not valid, whatever the seal says
+        from verifier.bundlestatus import bundle_status_lines
+
+        standing, lines = bundle_status_lines(trust, claims.doc_id, max_status_age)
+    else:
+        from verifier.checking import register_status_lines
+
+        standing, lines = register_status_lines(dep, claims.doc_id)
+    for line in lines:
+        typer.echo(line)
+    if not standing:
+        raise typer.Exit(1)
     if document is not None and not _qr_belongs_to(claims, document):
         from verifier.qrseal import OTHER_DOCUMENT
 
