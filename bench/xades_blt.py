@@ -37,7 +37,8 @@ def xades_figure(dep: Deployment, n: int) -> Figure:
     ours_t = per_item(lambda: signed.append(ours.sign(envelope(canonical), backend, request)), n)
     for xml in (signed[-1], signed[2]):
         found = dep.xml_verifier.verify(xml)
-        if found.verdict != "valid" or not found.signatures[0].long_term:
+        # the signature itself (a transcript sealed alone does not meet the signer policy: not what is measured)
+        if found.signatures[0].indication != "valid" or not found.signatures[0].long_term:
             raise RuntimeError(f"a benchmark XAdES B-LT signature does not verify: {found}")
     return Figure(
         "xades.blt",

@@ -28,6 +28,7 @@ from signer.pdf import PadesSigner, SignatureRequest
 from tests.conftest import free_port
 from tests.verifier.conftest import mark_revoked_and_superseded
 from verifier.checking import check_upload
+from verifier.pdf import PdfVerifier
 from verifier.qrseal import SealError, check_qr, seal_matches_document
 
 AFTER_TEACHERS_CERT_EXPIRED = datetime.now(UTC) + timedelta(days=3 * 365 + 60)
@@ -187,8 +188,10 @@ def test_expired_certificate_without_lt_data_is_indeterminate(
     plain = _sign(dep, "homeroom_teacher", timestamp=False, long_term=False)
     later = check_upload(dep, plain, at=AFTER_TEACHERS_CERT_EXPIRED).report
     assert later.verdict == "indeterminate" and "OUT_OF_BOUNDS_NO_POE" in _codes(later)
-    today = check_upload(dep, plain).report  # today it only lacks revocation data
-    assert today.verdict == "indeterminate" and "TRY_LATER" in _codes(today)
+    today = check_upload(dep, plain).report  # today the installation's own revocation data proves its status
+    assert today.signatures[0].indication == "valid" and _codes(today) == {"NOT_IN_REGISTER"}, today.reasons
+    bare = PdfVerifier(dep.trust_roots, dep.intermediates).verify(plain)  # the file alone: no revocation data
+    assert bare.verdict == "indeterminate" and "TRY_LATER" in _codes(bare)
 
 
 def test_revoked_certificate_is_invalid(setup: tuple[Deployment, list[IssuedDocument]], tmp_path: Path) -> None:
