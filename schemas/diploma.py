@@ -9,7 +9,9 @@ from pydantic import Field
 
 from schemas.common import Model, Person, School, Signatory, Text
 
-DiplomaLevel = Literal["upper_secondary", "college", "bachelor", "engineer", "master", "doctor"]
+# "lower_secondary": the THCS diploma, issued until Law 123/2025/QH15 ended it on 1 January 2026; those issued
+# before stay valid and verifiable (schemas.checks.check_diploma refuses new ones).
+DiplomaLevel = Literal["upper_secondary", "college", "bachelor", "engineer", "master", "doctor", "lower_secondary"]
 
 
 class EnglishLine(Model):

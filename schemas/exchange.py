@@ -148,6 +148,7 @@ def transcript_to_records(
             "ketquahoctap": _levels(year.learning),
             "ketquarenluyen": _levels(year.conduct),
             "duoclenlop": year.promoted,
+            "sobuoinghi": year.sessions_absent,
             "songaynghi": year.days_absent,
             "nhanxetgvcn": year.homeroom_comment,
             "gvcn": year.homeroom_teacher,
@@ -318,7 +319,8 @@ def records_to_transcripts(records: Iterable[Mapping[str, Any]]) -> list[Transcr
                     "conduct": _results(r.get("ketquarenluyen")),
                     "homeroom_comment": r.get("nhanxetgvcn", ""),
                     **({"promoted": r["duoclenlop"]} if r.get("duoclenlop") is not None else {}),
-                    "days_absent": r.get("songaynghi", 0),
+                    **({"days_absent": r["songaynghi"]} if r.get("songaynghi") is not None else {}),
+                    **({"sessions_absent": r["sobuoinghi"]} if r.get("sobuoinghi") is not None else {}),
                     "homeroom_teacher": r.get("gvcn", ""),
                     "principal": r.get("hieutruong", ""),
                 }

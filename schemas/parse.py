@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from schemas.checks import complete_transcript
+from schemas.checks import check_diploma, complete_transcript
 from schemas.common import SchemaError, ValidationProblem
 from schemas.copy import CertifiedCopy
 from schemas.diploma import Diploma
@@ -27,8 +27,10 @@ def _problems(exc: ValidationError) -> list[ValidationProblem]:
     return out
 
 
-def parse_document(data: dict[str, Any] | bytes | str) -> Transcript | Diploma | CertifiedCopy:
-    """Validate one document; transcripts get their averages and levels recomputed and checked."""
+def parse_document(data: dict[str, Any] | bytes | str, *, judge: bool = True) -> Transcript | Diploma | CertifiedCopy:
+    """Validate one document; transcripts get their averages and levels recomputed and judged by the law of each
+    school year. ``judge=False`` reads an issued document as it was issued (its structure is validated, its content
+    is never re-judged by rules newer than the document: see schemas.xml.from_xml)."""
     if isinstance(data, bytes | str):
         if len(data) > MAX_INPUT_BYTES:
             raise SchemaError([ValidationProblem("", "tệp quá lớn / the input is too large")])
@@ -44,10 +46,12 @@ def parse_document(data: dict[str, Any] | bytes | str) -> Transcript | Diploma |
         doc = _ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise SchemaError(_problems(exc)) from exc
-    if isinstance(doc, Transcript):
+    if isinstance(doc, Transcript) and judge:
         doc, problems = complete_transcript(doc)
         if problems:
             raise SchemaError(problems)
+    if isinstance(doc, Diploma) and judge and (problems := check_diploma(doc)):
+        raise SchemaError(problems)
     return doc
 
 

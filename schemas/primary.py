@@ -13,20 +13,28 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.common import Model, Text
+from schemas.programme import find_subject, subject_key
 
 SubjectLevel = Literal["T", "H", "C"]
 TraitLevel = Literal["T", "Đ", "C"]
 PrimaryResult = Literal["Hoàn thành xuất sắc", "Hoàn thành tốt", "Hoàn thành", "Chưa hoàn thành"]
 SUBJECT_LEVELS = {"T": "Hoàn thành tốt", "H": "Hoàn thành", "C": "Chưa hoàn thành"}
 TRAIT_LEVELS = {"T": "Tốt", "Đ": "Đạt", "C": "Cần cố gắng"}
-# Subjects with a periodic test (1–10): Tiếng Việt and Toán at year end in every grade; from grade 4 these and
-# the other tested subjects, at mid-year and year end.
-TESTED_ALWAYS = ("Tiếng Việt", "Toán")
-TESTED_FROM_GRADE_4 = (*TESTED_ALWAYS, "Ngoại ngữ 1", "Khoa học", "Lịch sử và Địa lí", "Tin học và Công nghệ")
+MID_SEMESTER_TESTED = ("Tiếng Việt", "Toán")
 
 
 def tested(grade: int, subject: str) -> bool:
-    return subject in (TESTED_FROM_GRADE_4 if grade >= 4 else TESTED_ALWAYS)
+    """Circular 27/2020 Art. 7 cl. 2: periodic tests at the end of semester I and of the year for Tiếng Việt, Toán,
+    and (where the grade's programme has them) Ngoại ngữ 1, Tin học và Công nghệ (from grade 3), Khoa học, Lịch sử
+    và Địa lí (grades 4–5). Which subjects these are in each grade is data (tables/programmes.json)."""
+    found = find_subject(grade, subject)
+    return found is not None and found.periodic_test
+
+
+def mid_semester_tested(grade: int, subject: str) -> bool:
+    """Circular 27/2020 Art. 7 cl. 2: in grades 4 and 5, Tiếng Việt and Toán also have mid-semester I and mid-semester
+    II tests."""
+    return grade >= 4 and subject_key(subject) in (subject_key(s) for s in MID_SEMESTER_TESTED)
 
 
 class PrimarySubject(Model):
@@ -38,6 +46,8 @@ class PrimarySubject(Model):
     mid_score: int | None = Field(default=None, ge=1, le=10, description="Bài kiểm tra định kì cuối học kì I")
     year_score: int | None = Field(default=None, ge=1, le=10, description="Bài kiểm tra định kì cuối năm")
     teacher_comment: Text = ""
+    mid_hk1_score: int | None = Field(default=None, ge=1, le=10, description="Kiểm tra giữa học kì I (lớp 4, 5)")
+    mid_hk2_score: int | None = Field(default=None, ge=1, le=10, description="Kiểm tra giữa học kì II (lớp 4, 5)")
 
 
 class Trait(Model):
@@ -59,6 +69,10 @@ class PrimaryYear(Model):
     completed_primary: bool | None = Field(default=None, description="Grade 5: Hoàn thành chương trình tiểu học")
     homeroom_comment: Text = ""
     promoted: bool | None = None
-    days_absent: int = Field(default=0, ge=0)
+    days_absent: int | None = Field(
+        default=None, ge=0, description="Số ngày nghỉ: only in documents issued before absences counted sessions"
+    )
     homeroom_teacher: Text = ""
     principal: Text = ""
+    sessions_absent: int | None = Field(default=None, ge=0, description="Tổng số buổi nghỉ")
+    awards: Text = Field(default="", description="Khen thưởng")

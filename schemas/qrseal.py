@@ -8,6 +8,11 @@ not carry raw, so those two are percent-encoded (``%20``, ``%25``) and decoded a
 
 This module is the codec shared by the signer (which makes seals, ``signer.qrseal``) and the verifier (which
 checks them, ``verifier.qrseal``): the claims, their CBOR form, the COSE structure to sign, the QR text.
+
+Seals bind themselves to their link: claim 8 is the first 8 bytes of SHA-256 of the link's token
+(:func:`schemas.qrlink.token_digest`), so a genuine seal of one document under another document's link fails.
+Seals issued before that carry no claim 8; they still verify, with a note that they are of the older kind.
+The link itself is read as a browser reads it (:mod:`schemas.qrlink`).
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ import secrets
 import zlib
 from dataclasses import dataclass
 from datetime import date
-from urllib.parse import unquote, urlsplit
 
 import cbor2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from schemas.qrlink import LinkError, QrLink, parse_link
 
 PREFIX = "ST1:"
 ALG_ES256 = -7
@@ -50,6 +56,8 @@ class SealClaims:
     issue_date: date
     issuer: str
     xml_sha256: bytes
+    link_digest: bytes | None = None
+    """SHA-256 of the link's token, cut to 8 bytes (claim 8); None in seals of the older kind, not bound to a link."""
 
 
 def new_token() -> str:
@@ -69,17 +77,18 @@ def key_id(public_key: PublicKey) -> bytes:
 
 
 def payload_bytes(claims: SealClaims) -> bytes:
-    return cbor2.dumps(
-        {
-            1: claims.doc_id,
-            2: KINDS.index(claims.kind),
-            3: claims.holder_name,
-            4: claims.birth_date.toordinal() - EPOCH_ORDINAL,
-            5: claims.issue_date.toordinal() - EPOCH_ORDINAL,
-            6: claims.issuer,
-            7: claims.xml_sha256,
-        }
-    )
+    fields: dict[int, object] = {
+        1: claims.doc_id,
+        2: KINDS.index(claims.kind),
+        3: claims.holder_name,
+        4: claims.birth_date.toordinal() - EPOCH_ORDINAL,
+        5: claims.issue_date.toordinal() - EPOCH_ORDINAL,
+        6: claims.issuer,
+        7: claims.xml_sha256,
+    }
+    if claims.link_digest is not None:
+        fields[8] = claims.link_digest
+    return cbor2.dumps(fields)
 
 
 def sig_structure(protected: bytes, payload: bytes) -> bytes:
@@ -98,20 +107,28 @@ class ParsedQr:
     host: str
     token: str | None
     seal: str | None
+    link: QrLink | None = None
+
+
+class RefusedLink(SealError):
+    """The QR's link is not of the plain form SealTrail prints; ``browser_host`` is where a browser would go."""
+
+    def __init__(self, message: str, browser_host: str | None) -> None:
+        super().__init__(message)
+        self.browser_host = browser_host
 
 
 def parse_qr_payload(text: str) -> ParsedQr:
+    """A QR's text: a bare ``ST1:`` seal, or a link read as a browser reads it (refused unless plain; see
+    :mod:`schemas.qrlink`). Raises :class:`SealError`; for a refused link, :class:`RefusedLink`."""
     text = text.strip()
     if text.startswith(PREFIX):
         return ParsedQr("", "", None, text)
-    parts = urlsplit(text)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise SealError("Mã QR không phải là liên kết xác thực / the QR code is not a verification link")
-    segments = parts.path.rstrip("/").split("/")
-    token = segments[-1] if len(segments) >= 2 and segments[-2] == "v" else None
-    seal = unquote(parts.fragment) if parts.fragment else None
-    url = text.split("#", 1)[0]
-    return ParsedQr(url, parts.hostname.lower(), token, seal)
+    try:
+        link = parse_link(text)
+    except LinkError as exc:
+        raise RefusedLink(str(exc), exc.browser_host) from None
+    return ParsedQr(link.url, link.host, link.token, link.seal, link)
 
 
 def seal_error(vi: str, en: str) -> SealError:

@@ -12,6 +12,9 @@ from schemas.common import Model, Person, School, Signatory, Text
 from schemas.primary import PrimaryYear
 
 Level4 = Literal["Tốt", "Khá", "Đạt", "Chưa đạt"]
+# Circular 22/2021 levels, and the Circular 58/2011 (amended by 26/2020) levels of years judged before its roll-out:
+# học lực Giỏi/Khá/Trung bình/Yếu/Kém, hạnh kiểm Tốt/Khá/Trung bình/Yếu. Which are allowed depends on the year.
+Level = Literal["Tốt", "Khá", "Đạt", "Chưa đạt", "Giỏi", "Trung bình", "Yếu", "Kém"]
 CommentLevel = Literal["Đạt", "Chưa đạt"]
 Score = Decimal
 
@@ -37,12 +40,14 @@ class SubjectYear(Model):
     hk2_level: CommentLevel | None = None
     year_level: CommentLevel | None = None
     teacher_comment: Text = ""
+    retest_score: Score | None = Field(default=None, description="Điểm kiểm tra lại (Thông tư 22, Điều 13)")
+    retest_level: CommentLevel | None = Field(default=None, description="Mức kiểm tra lại, môn đánh giá bằng nhận xét")
 
 
 class Results(Model):
-    hk1: Level4 | None = None
-    hk2: Level4 | None = None
-    year: Level4 | None = None
+    hk1: Level | None = None
+    hk2: Level | None = None
+    year: Level | None = None
 
 
 class SchoolYear(Model):
@@ -57,9 +62,30 @@ class SchoolYear(Model):
     conduct: Results
     homeroom_comment: Text = ""
     promoted: bool | None = None
-    days_absent: int = Field(default=0, ge=0)
+    days_absent: int | None = Field(
+        default=None, ge=0, description="Số ngày nghỉ: only in documents issued before absences counted sessions"
+    )
     homeroom_teacher: Text = ""
     principal: Text = ""
+    sessions_absent: int | None = Field(default=None, ge=0, description="Tổng số buổi nghỉ (Thông tư 22, Điều 12)")
+    learning_after_retest: Level | None = Field(
+        default=None, description="Kết quả học tập cả năm sau kiểm tra lại (Thông tư 22, Điều 13); recomputed"
+    )
+    summer_training: Text = Field(default="", description="Nhiệm vụ rèn luyện trong hè (Thông tư 22, Điều 14)")
+    conduct_after_summer: CommentLevel | None = Field(
+        default=None, description="Kết quả rèn luyện trong hè, Đạt / Chưa đạt (Thông tư 22, Điều 14)"
+    )
+    awards: Text = Field(default="", description="Khen thưởng")
+
+
+class ThcsCompletion(Model):
+    """The principal's confirmation that the pupil completed the lower-secondary programme, recorded in the học bạ
+    (Law 123/2025/QH15 amending the Law on Education, in force 1 January 2026, which ended the THCS diploma)."""
+
+    decision_number: Text = Field(min_length=1, description="Số quyết định, e.g. '45/QĐ-THCSND'")
+    decision_date: date
+    principal: Text = Field(min_length=1, description="Hiệu trưởng xác nhận")
+    principal_title: Text = "Hiệu trưởng"
 
 
 class Transcript(Model):
@@ -74,6 +100,9 @@ class Transcript(Model):
     issue_date: date
     issue_place: Text
     signatories: tuple[Signatory, ...] = ()
+    completion: ThcsCompletion | None = Field(
+        default=None, description="Xác nhận hoàn thành chương trình THCS (Luật 123/2025/QH15)"
+    )
 
     @model_validator(mode="after")
     def _years_match_level(self) -> Transcript:

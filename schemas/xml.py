@@ -99,7 +99,9 @@ def _collect(el: etree._Element) -> Any:
 
 
 def from_xml(data: bytes) -> Any:
-    """Parse canonical XML back into a validated document (averages are re-checked like any input)."""
+    """Parse an issued document's canonical XML back into a validated document. It is read as issued: the structure
+    is validated, but its averages and levels are not re-judged, since a document signed under earlier rules (or
+    before a rule's correction) must stay readable and verifiable as it was issued."""
     from schemas.parse import parse_document
 
     root = parse_xml_securely(data)
@@ -113,7 +115,7 @@ def from_xml(data: bytes) -> Any:
     _fix_lists(data_dict, kind)
     if kind == "translation":  # never accepted as input (parse_document), only read back from a signed file
         return _translation(data_dict)
-    return parse_document({"kind": kind, **data_dict})
+    return parse_document({"kind": kind, **data_dict}, judge=False)
 
 
 def _translation(data: dict[str, Any]) -> Any:
@@ -122,10 +124,10 @@ def _translation(data: dict[str, Any]) -> Any:
     from schemas.parse import parse_document
     from schemas.translation import Translation
 
-    for key in ("transcript", "diploma"):  # the original's data, re-checked like any input
+    for key in ("transcript", "diploma"):  # the original's data, read as it was issued
         if isinstance(data.get(key), dict):
             _fix_lists(data[key], key)
-            data[key] = parse_document(data[key])
+            data[key] = parse_document(data[key], judge=False)
     try:
         return Translation.model_validate({"kind": "translation", **data})
     except ValidationError as exc:

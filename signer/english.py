@@ -64,6 +64,28 @@ TRAITS = {  # primary: qualities (phẩm chất) and competences (năng lực), 
 }
 # Learning and conduct results, and comment-assessed subjects (Circular 22/2021).
 RESULTS = {"Tốt": "Very good", "Khá": "Good", "Đạt": "Satisfactory", "Chưa đạt": "Unsatisfactory"}
+# Years judged before Circular 22 (Circular 58/2011, amended by 26/2020): học lực and hạnh kiểm, as recorded.
+LEGACY_RESULTS = {"Giỏi": "Excellent", "Trung bình": "Average", "Yếu": "Weak", "Kém": "Poor"}
+# The legend printed under a translated transcript: every level, its English and what it means.
+LEGEND = (
+    ("Tốt", "Very good", "the highest of the four levels of Circular 22/2021 (learning and conduct)"),
+    ("Khá", "Good", "the second level"),
+    ("Đạt", "Satisfactory", "the third level; also a comment-assessed subject passed"),
+    ("Chưa đạt", "Unsatisfactory", "the lowest level; a comment-assessed subject not passed"),
+)
+LEGACY_LEGEND = (
+    ("Giỏi", "Excellent", "the highest learning level of Circular 58/2011 (years before Circular 22)"),
+    ("Khá", "Good", "the second level"),
+    ("Trung bình", "Average", "the third level"),
+    ("Yếu", "Weak", "the fourth level"),
+    ("Kém", "Poor", "the lowest learning level"),
+)
+PRIMARY_LEGEND = (
+    ("Hoàn thành xuất sắc", "Completed with distinction", "the highest year-end result of Circular 27/2020"),
+    ("Hoàn thành tốt", "Completed well", "the second result"),
+    ("Hoàn thành", "Completed", "the third result"),
+    ("Chưa hoàn thành", "Not yet completed", "the grade's programme is not completed"),
+)
 PRIMARY_RESULTS = {  # Circular 27/2020
     "Hoàn thành xuất sắc": "Completed with distinction",
     "Hoàn thành tốt": "Completed well",
@@ -86,6 +108,7 @@ SCHOOL_LEVELS = {
 }
 DIPLOMA_TITLES = {
     "upper_secondary": "Upper Secondary School Graduation Diploma",
+    "lower_secondary": "Lower Secondary School Graduation Diploma",
     "college": "College Diploma",
     "bachelor": "Bachelor's Degree",
     "engineer": "Engineer's Degree",
@@ -193,7 +216,7 @@ def install(env: Environment) -> None:
         en_date=english_date,
         en_subject=lambda s: _lookup(SUBJECTS, s),
         en_trait=lambda s: _lookup(TRAITS, s),
-        en_result=lambda s: _lookup(RESULTS, s),
+        en_result=lambda s: _lookup({**RESULTS, **LEGACY_RESULTS}, s),
         en_primary_result=lambda s: _lookup(PRIMARY_RESULTS, s),
         en_title=signer_title,
         en_gender=lambda g: GENDERS.get(int(g), ""),
@@ -206,4 +229,7 @@ def install(env: Environment) -> None:
         EN_SCHOOL_LEVELS=SCHOOL_LEVELS,
         EN_PRIMARY_SUBJECT_LEVELS=PRIMARY_SUBJECT_LEVELS,
         EN_PRIMARY_TRAIT_LEVELS=PRIMARY_TRAIT_LEVELS,
+        EN_LEGEND=LEGEND,
+        EN_LEGACY_LEGEND=LEGACY_LEGEND,
+        EN_PRIMARY_LEGEND=PRIMARY_LEGEND,
     )

@@ -36,6 +36,7 @@ from ledger.store import Ledger
 from registry.lookup import lookup_columns
 from registry.records import DocumentRecord, DocumentStatus
 from registry.statusindex import add_with_status_index
+from schemas.qrlink import token_digest
 from schemas.qrseal import SealClaims, new_token
 from schemas.qrseal import qr_payload as make_qr_payload
 from schemas.xml import to_xml
@@ -234,6 +235,7 @@ class Issuer:
             issue_date=doc.issue_date,
             issuer=school.code,
             xml_sha256=hashlib.sha256(xml).digest(),
+            link_digest=token_digest(token),
         )
         payload = qr_payload or make_qr_payload(self.verify_base_url, token, make_seal(claims, self.qr_key))  # type: ignore[arg-type]
         return RenderJob(doc, doc_id, payload, xml), token

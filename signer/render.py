@@ -30,6 +30,7 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher
 
 import schemas
+from schemas.programme import REGIME_NAMES, regime
 from signer import english
 
 PACKAGED = Path(__file__).parent / "templates"
@@ -153,7 +154,7 @@ class Renderer:
             undefined=StrictUndefined,
         )
         self.env.filters.update(gender=_gender, num=_num, d=lambda v: v.strftime("%d/%m/%Y") if v else "")
-        self.env.globals.update(date_line=date_line, ROLE_TITLES=ROLE_TITLES)
+        self.env.globals.update(date_line=date_line, ROLE_TITLES=ROLE_TITLES, regime=regime, REGIME_NAMES=REGIME_NAMES)
         english.install(self.env)
         self.font_config = FontConfiguration()
         css_source = self.env.loader.get_source(self.env, "document.css")[0]  # type: ignore[union-attr]

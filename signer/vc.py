@@ -34,6 +34,7 @@ TRANSCRIPT_SCHEMA_PATH = "/ns/credentials/transcript-credential.schema.json"
 MEDIA_TYPE = "application/vc+jwt"
 DIPLOMA_TYPES = {
     "upper_secondary": "Diploma",
+    "lower_secondary": "Diploma",
     "college": "AssociateDegree",
     "bachelor": "BachelorDegree",
     "engineer": "BachelorDegree",
@@ -286,7 +287,8 @@ def transcript_credential(
                 "learning": _results(y.learning),
                 "conduct": _results(y.conduct),
                 **({"promoted": y.promoted} if y.promoted is not None else {}),
-                "daysAbsent": y.days_absent,
+                **({"sessionsAbsent": y.sessions_absent} if y.sessions_absent is not None else {}),
+                **({"daysAbsent": y.days_absent} if y.days_absent is not None else {}),
             }
             for y in doc.years
         ]

@@ -141,7 +141,10 @@ def export_trust(dep: Deployment, directory: Path) -> None:
 
 
 def read_qr(text_or_image: str) -> str:
-    """The QR's text: the argument itself, or what zbarimg decodes from an image file."""
+    """The QR's text: the argument itself, or the one QR code zbarimg finds in an image file.
+
+    The symbol's data is read whole from zbarimg's XML (a text with a line break is not cut at it), and an image
+    with several different QR codes is refused: which one was checked must not be a guess."""
     path = Path(text_or_image)
     looks_like_file = path.suffix.lower() in {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".pnm"}
     if not looks_like_file:
@@ -149,15 +152,38 @@ def read_qr(text_or_image: str) -> str:
     if not path.is_file():
         raise SealError(f"Không tìm thấy ảnh {path} / the image {path} does not exist")
     try:
-        result = subprocess.run(
-            ["zbarimg", "--raw", "-q", str(path)], capture_output=True, text=True, timeout=60, check=False
-        )
+        result = subprocess.run(["zbarimg", "--xml", "-q", str(path)], capture_output=True, timeout=60, check=False)
     except FileNotFoundError as exc:
         raise SealError("zbarimg is not installed (Debian package zbar-tools)") from exc
-    codes = [line for line in result.stdout.splitlines() if line.strip()]
+    codes = list(dict.fromkeys(_qr_symbols(result.stdout)))
     if not codes:
         raise SealError(f"Không đọc được mã QR trong ảnh / no QR code could be read in {path.name}")
+    if len(codes) > 1:
+        raise SealError(
+            f"Ảnh {path.name} có {len(codes)} mã QR khác nhau; hãy cắt ảnh để chỉ còn một mã / the image holds "
+            f"{len(codes)} different QR codes; crop it to the one to check"
+        )
     return codes[0]
+
+
+def _qr_symbols(xml: bytes) -> list[str]:
+    """The data of each QR-Code symbol in zbarimg's ``--xml`` output (base64-encoded data decoded)."""
+    import base64
+
+    from lxml import etree
+
+    if not xml.strip():
+        return []
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    root = etree.fromstring(xml, parser)
+    out = []
+    for symbol in root.iter("{*}symbol"):
+        data = symbol.find("{*}data")
+        if symbol.get("type") != "QR-Code" or data is None:
+            continue
+        text = data.text or ""
+        out.append(base64.b64decode(text).decode("utf-8", "replace") if data.get("format") == "base64" else text)
+    return out
 
 
 def verify_qr(text: str, bundle: TrustBundle) -> QrCheck:

@@ -150,6 +150,10 @@ R_NOT_COVERED = (
 )
 
 
+R_AMBIGUOUS = ("FORMAT_FAILURE", "Cấu trúc tệp không rõ ràng", "The file's structure is ambiguous")
+R_TOO_COMPLEX = ("GENERIC", "Chưa kiểm tra được", "Not checked")
+
+
 R_ATTACHMENT = (
     "ATTACHMENT_NOT_VALID",
     "Dữ liệu XML đính kèm không đúng lược đồ XSD đã công bố",
@@ -304,6 +308,23 @@ def overall_verdict(indications: Iterable[Verdict]) -> Verdict:
     return "invalid" if "invalid" in seen else "indeterminate" if "indeterminate" in seen else "valid"
 
 
+def structure_problem(pdf: bytes) -> Reason | None:
+    """Why the file's structure cannot be trusted (verifier.pdfstructure), or what changed after signing beyond
+    what is allowed (verifier.pdfpolicy); None when neither."""
+    from verifier.pdfpolicy import PolicyViolation, check_after_signatures
+    from verifier.pdfstructure import AmbiguousStructure, TooComplex, read_structure
+
+    try:
+        check_after_signatures(read_structure(pdf))
+    except TooComplex as exc:
+        return Reason(R_TOO_COMPLEX[0], f"{R_TOO_COMPLEX[1]}: {exc.vi}", f"{R_TOO_COMPLEX[2]}: {exc.en}")
+    except AmbiguousStructure as exc:
+        return Reason(R_AMBIGUOUS[0], f"{R_AMBIGUOUS[1]}: {exc.vi}", f"{R_AMBIGUOUS[2]}: {exc.en}")
+    except PolicyViolation as exc:
+        return Reason(R_MODIFIED[0], f"{R_MODIFIED[1]}: {exc.vi}", f"{R_MODIFIED[2]}: {exc.en}")
+    return None
+
+
 class TrustListVerifier:
     """Built once from a trust list (roots are anchors, other certificates only help build paths)."""
 
@@ -332,6 +353,18 @@ class PdfVerifier(TrustListVerifier):
             # pyHanko looks for the end marker byte by byte backwards (about 1 s per MB): refuse a file without one
             # near its end (as Acrobat does) instead of letting trailing junk cost minutes of CPU.
             return PdfReport("invalid", [_reason(R_NOT_PDF)], [])
+        problem = structure_problem(pdf)
+        if problem is not None and problem.code == R_AMBIGUOUS[0]:  # no reading of it can be trusted
+            return PdfReport("invalid", [problem], [])
+        if problem is not None and problem.code == R_TOO_COMPLEX[0]:  # beyond the bounds: not proven either way
+            return PdfReport("indeterminate", [problem], [])
+        report = self._verify_readable(pdf, at)
+        if problem is not None:  # changed after signing beyond what is allowed: the signatures are still listed
+            report.verdict = "invalid"
+            report.reasons = [problem, *(r for r in report.reasons if r != problem)]
+        return report
+
+    def _verify_readable(self, pdf: bytes, at: datetime | None) -> PdfReport:
         try:
             return asyncio.run(self._verify(pdf, at))
         except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:

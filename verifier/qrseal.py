@@ -1,5 +1,6 @@
 """Checking the QR code's offline seal against the issuers' published keys, and the QR's link against the
-issuer's registered hosts. The seal's format is ``schemas.qrseal``; seals are made by ``signer.qrseal``."""
+issuer's registered hosts (read as a browser reads it, ``schemas.qrlink``), and that the seal is the link's own
+(claim 8). The seal's format is ``schemas.qrseal``; seals are made by ``signer.qrseal``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from schemas.qrlink import display_host, host_is_registered, registered_host, token_digest
 from schemas.qrseal import (
     ALG_EDDSA,
     ALG_ES256,
@@ -24,6 +26,7 @@ from schemas.qrseal import (
     PREFIX,
     ParsedQr,
     PublicKey,
+    RefusedLink,
     SealClaims,
     SealError,
     inflate,
@@ -34,7 +37,9 @@ from schemas.qrseal import (
 )
 
 __all__ = [
+    "OLDER_KIND",
     "OTHER_DOCUMENT",
+    "OTHER_LINK",
     "PublicKey",
     "QrCheck",
     "SealClaims",
@@ -91,9 +96,16 @@ def verify_seal(seal: str, trusted_keys: Mapping[bytes, PublicKey]) -> SealClaim
             issue_date=date.fromordinal(int(claims_map[5]) + EPOCH_ORDINAL),
             issuer=str(claims_map[6]),
             xml_sha256=bytes(claims_map[7]),
+            link_digest=_digest(claims_map[8]) if 8 in claims_map else None,
         )
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise seal_error("Nội dung dấu niêm phong không đúng định dạng", "the seal's content is malformed") from exc
+
+
+def _digest(value: object) -> bytes:
+    if not isinstance(value, bytes) or len(value) < 8:
+        raise ValueError("claim 8 is not a token digest")
+    return value
 
 
 @dataclass(frozen=True)
@@ -101,25 +113,66 @@ class QrCheck:
     parsed: ParsedQr
     claims: SealClaims | None
     warnings: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    """Facts worth telling that do not make the QR suspect (a seal of the older kind, not bound to its link)."""
+
+
+OLDER_KIND = (
+    "Ghi chú: dấu niêm phong thuộc loại cũ (cấp trước khi dấu được gắn với liên kết), nên không xác nhận được "
+    "liên kết này thuộc đúng văn bản; hãy mở liên kết để xem văn bản trên trang của đơn vị cấp. / Note: the seal "
+    "is of the older kind (issued before seals were bound to their link), so it cannot confirm that this link "
+    "belongs to this document; open the link to see the document on the issuer's site."
+)
+OTHER_LINK = (
+    "Dấu niêm phong là thật nhưng liên kết trong mã QR thuộc một văn bản khác (mã QR đã bị ghép) / the seal is "
+    "genuine but the QR's link belongs to another document (the QR code was put together from two)"
+)
+
+
+def _look_alike(host: str, hosts: Collection[str]) -> str:
+    return (
+        f"CẢNH BÁO: liên kết trỏ tới '{host}', không phải trang xác thực đã đăng ký của đơn vị cấp "
+        f"({', '.join(sorted(hosts))}). Đây có thể là trang giả mạo. / WARNING: the link points to "
+        f"'{host}', not the issuer's registered verification site; it may be a look-alike."
+    )
 
 
 def check_qr(text: str, trusted_keys: Mapping[bytes, PublicKey], registered_hosts: Collection[str]) -> QrCheck:
-    """Parse a QR's text, verify its seal, and warn when the link's host is not the issuer's own."""
-    parsed = parse_qr_payload(text)
+    """Parse a QR's text as a browser would, verify its seal and that the seal is this link's, and warn when the
+    link's host is not the issuer's own. Raises :class:`SealError` for a refused link or a seal that fails."""
+    hosts: list[tuple[str, int | None]] = []
+    for entry in registered_hosts:
+        try:
+            hosts.append(registered_host(entry))
+        except ValueError:
+            continue  # not a host name (a damaged list): it can match no link, and the warning names those that do
+    shown = sorted(display_host(h, p) for h, p in hosts)
+    try:
+        parsed = parse_qr_payload(text)
+    except RefusedLink as exc:
+        if exc.browser_host and exc.browser_host not in {h for h, _ in hosts}:
+            raise SealError(f"{exc}\n{_look_alike(display_host(exc.browser_host), shown)}") from None
+        raise
     warnings: list[str] = []
-    hosts = {h.lower().split(":")[0] for h in registered_hosts}
-    if parsed.host and parsed.host not in hosts:
-        warnings.append(
-            f"CẢNH BÁO: liên kết trỏ tới '{parsed.host}', không phải trang xác thực đã đăng ký của đơn vị cấp "
-            f"({', '.join(sorted(hosts))}). Đây có thể là trang giả mạo. / WARNING: the link points to "
-            f"'{parsed.host}', not the issuer's registered verification site; it may be a look-alike."
-        )
+    notes: list[str] = []
+    link = parsed.link
+    if link is not None and not host_is_registered(link, hosts):
+        warnings.append(_look_alike(link.display_host, shown))
     if parsed.url.startswith("http://") and parsed.host not in ("127.0.0.1", "localhost"):
         warnings.append("CẢNH BÁO: liên kết không dùng HTTPS / WARNING: the link does not use HTTPS")
     claims = verify_seal(parsed.seal, trusted_keys) if parsed.seal else None
     if claims is None:
         warnings.append("Mã QR không có dấu niêm phong ngoại tuyến / the QR code carries no offline seal")
-    return QrCheck(parsed, claims, tuple(warnings))
+    elif claims.link_digest is None:
+        notes.append(OLDER_KIND)
+    elif parsed.token is None:
+        warnings.append(
+            "Dấu niêm phong không kèm liên kết nên không đối chiếu được / the seal comes without its link, so it "
+            "cannot be matched to one"
+        )
+    elif token_digest(parsed.token) != claims.link_digest:
+        raise SealError(OTHER_LINK)
+    return QrCheck(parsed, claims, tuple(warnings), tuple(notes))
 
 
 def seal_matches_document(claims: SealClaims, attached_xml_sha256: Collection[str]) -> bool:

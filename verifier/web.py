@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from registry.records import DocumentRecord, original_of
+from schemas.qrlink import TOKEN
 from verifier.ratelimit import RateLimiter
 from verifier.status import KINDS, VERDICT_TEXT, document_standing
 
@@ -74,7 +75,7 @@ def make_public_router(
     router = APIRouter(dependencies=[Depends(limiter)] if limiter else [])
 
     def _record(token: str) -> DocumentRecord | None:
-        if len(token) > 64:
+        if not TOKEN.fullmatch(token):
             return None
         with Session(engine) as session:
             record = session.exec(select(DocumentRecord).where(DocumentRecord.token == token)).first()
@@ -116,7 +117,7 @@ def make_public_router(
         with Session(engine) as session:
             record = (
                 session.exec(select(DocumentRecord).where(DocumentRecord.token == token)).first()
-                if (len(token) <= 64)
+                if TOKEN.fullmatch(token)
                 else None
             )
             if record is None:

@@ -16,8 +16,9 @@ from typing import Any
 from schemas.checks import complete_transcript
 from schemas.common import Person, School, Signatory
 from schemas.diploma import Diploma, EnglishLine
-from schemas.primary import PrimarySubject, PrimaryYear, Trait
-from schemas.transcript import Results, SchoolYear, SemesterScores, SubjectYear, Transcript
+from schemas.primary import PrimarySubject, PrimaryYear, Trait, mid_semester_tested
+from schemas.programme import find_subject, programme
+from schemas.transcript import Results, SchoolYear, SemesterScores, SubjectYear, ThcsCompletion, Transcript
 
 HERE = Path(__file__).parent
 THCS_SCORED = (
@@ -102,9 +103,13 @@ def _year(
 ) -> SchoolYear:
     subjects = []
     for name in scored:
+        found = find_subject(grade, name)
+        assert found is not None, name
         sems = {
             sem: SemesterScores(
-                tx=tuple(_score(rng, ability) for _ in range(3)), gk=_score(rng, ability), ck=_score(rng, ability)
+                tx=tuple(_score(rng, ability) for _ in range(found.tx)),
+                gk=_score(rng, ability),
+                ck=_score(rng, ability),
             )
             for sem in ("hk1", "hk2")
         }
@@ -121,8 +126,7 @@ def _year(
         learning=Results(),
         conduct=Results(hk1="Tốt", hk2="Tốt", year="Tốt"),
         homeroom_comment="Chăm ngoan, tích cực tham gia hoạt động tập thể; cần phát huy năng lực tự học.",
-        promoted=True,
-        days_absent=rng.randint(0, 4),
+        sessions_absent=rng.randint(0, 8),
         homeroom_teacher=teacher,
         principal="Lê Văn Hùng",
     )
@@ -168,6 +172,46 @@ def transcript_thcs(family: str, middle: str, given: str, born: date, gender: in
     return complete
 
 
+def transcript_thcs_2026() -> Transcript:
+    """A pupil finishing grade 9 in 2025-2026: no THCS diploma any more, the principal confirms completion of the
+    programme in the học bạ (Law 123/2025/QH15, in force 1 January 2026)."""
+    rng = random.Random(26)
+    holder = Person(
+        family_name="Hoàng",
+        middle_name="Gia",
+        given_name="Bảo",
+        birth_date=date(2011, 8, 21),
+        birth_place="Hà Nội",
+        gender=1,
+        personal_id="001211078901",
+        ethnicity="Kinh",
+    )
+    years = tuple(
+        _year(rng, 2022 + i, 6 + i, f"{6 + i}A2", THCS_SCORED, THCS_COMMENT, 7.6, "Vũ Thị Ngọc") for i in range(4)
+    )
+    t = Transcript(
+        level="lower_secondary",
+        record_id="HB001211078901",
+        student_code="01001503220042",
+        holder=holder,
+        school=NGUYEN_DU,
+        years=years,
+        issue_date=date(2026, 6, 15),
+        issue_place="Hà Nội",
+        signatories=(
+            Signatory(role="homeroom_teacher", title="Giáo viên chủ nhiệm", name="Vũ Thị Ngọc"),
+            Signatory(role="principal", title="Hiệu trưởng", name="Lê Văn Hùng"),
+            Signatory(role="seal", title="Trường THCS Nguyễn Du"),
+        ),
+        completion=ThcsCompletion(
+            decision_number="112/QĐ-THCSND", decision_date=date(2026, 6, 10), principal="Lê Văn Hùng"
+        ),
+    )
+    complete, problems = complete_transcript(t)
+    assert not problems, problems
+    return complete
+
+
 def transcript_thpt() -> Transcript:
     rng = random.Random(77)
     holder = Person(
@@ -193,7 +237,9 @@ def transcript_thpt() -> Transcript:
         issue_date=date(2025, 6, 20),
         issue_place="Hà Nội",
     )
-    return complete_transcript(t)[0]
+    complete, problems = complete_transcript(t)
+    assert not problems, problems
+    return complete
 
 
 def diploma_thpt() -> Diploma:
@@ -247,17 +293,6 @@ def diploma_bachelor() -> Diploma:
     )
 
 
-PRIMARY_SUBJECTS = (
-    ("Tiếng Việt", True),
-    ("Toán", True),
-    ("Đạo đức", False),
-    ("Tự nhiên và Xã hội", False),
-    ("Giáo dục thể chất", False),
-    ("Âm nhạc", False),
-    ("Mĩ thuật", False),
-    ("Hoạt động trải nghiệm", False),
-)
-PRIMARY_UPPER = (("Ngoại ngữ 1", True), ("Khoa học", True), ("Lịch sử và Địa lí", True), ("Tin học và Công nghệ", True))
 QUALITIES = ("Yêu nước", "Nhân ái", "Chăm chỉ", "Trung thực", "Trách nhiệm")
 COMPETENCES = (
     "Tự chủ và tự học",
@@ -297,25 +332,32 @@ def transcript_primary() -> Transcript:
     years = []
     for i in range(5):
         grade = 1 + i
-        subjects = PRIMARY_SUBJECTS if grade <= 3 else (*PRIMARY_SUBJECTS[:2], *PRIMARY_SUBJECTS[2:3], *PRIMARY_UPPER,
-                                                         *PRIMARY_SUBJECTS[4:])  # fmt: skip
         weak = grade == 3
         items = []
-        for name, tested in subjects:
+        for p in programme(grade):
+            if not p.required:
+                continue
+            name = p.name
             level = "H" if weak and name == "Toán" else "T"
-            score = (rng.randint(6, 8) if weak and name == "Toán" else rng.randint(9, 10)) if tested else None
-            mid = rng.randint(7, 10) if tested and grade >= 4 else None
-            items.append(PrimarySubject(subject=name, mid_level="T", year_level=level, mid_score=mid, year_score=score))
+            score = (rng.randint(6, 8) if weak and name == "Toán" else rng.randint(9, 10)) if p.periodic_test else None
+            mid = rng.randint(7, 10) if p.periodic_test else None
+            mids = {}
+            if mid_semester_tested(grade, name):
+                mids = {"mid_hk1_score": rng.randint(7, 10), "mid_hk2_score": rng.randint(8, 10)}
+            items.append(
+                PrimarySubject(subject=name, mid_level="T", year_level=level, mid_score=mid, year_score=score, **mids)
+            )
         years.append(
             PrimaryYear(
-                school_year=f"{2019 + i}-{2020 + i}",
+                school_year=f"{2020 + i}-{2021 + i}",
                 grade=grade,
                 class_name=f"{grade}A2",
                 subjects=tuple(items),
                 qualities=tuple(Trait(name=q, level="T") for q in QUALITIES),
                 competences=tuple(Trait(name=c, level="Đ" if weak and c == "Tính toán" else "T") for c in COMPETENCES),
                 homeroom_comment="Em ngoan, chăm học, tích cực tham gia hoạt động của lớp.",
-                promoted=True,
+                sessions_absent=rng.randint(0, 6),
+                awards="Học sinh Xuất sắc" if not weak else "",
                 homeroom_teacher="Nguyễn Thị Lan",
                 principal="Trần Quốc Bảo",
             )
@@ -327,7 +369,7 @@ def transcript_primary() -> Transcript:
         holder=holder,
         school=HOA_BINH,
         primary_years=tuple(years),
-        issue_date=date(2024, 5, 31),
+        issue_date=date(2025, 6, 2),
         issue_place="Hà Nội",
         signatories=(
             Signatory(role="homeroom_teacher", title="Giáo viên chủ nhiệm", name="Nguyễn Thị Lan"),
@@ -343,6 +385,7 @@ def transcript_primary() -> Transcript:
 def main() -> None:
     outputs: dict[str, Any] = {
         "transcript_thcs": _json(transcript_thcs(*PUPILS[0], seed=1)),
+        "transcript_thcs_2026": _json(transcript_thcs_2026()),
         "transcript_thpt": _json(transcript_thpt()),
         "transcript_primary": _json(transcript_primary()),
         "diploma_thpt": _json(diploma_thpt()),

@@ -248,6 +248,23 @@ def import_class(
     typer.echo(f"{len(docs)} transcripts checked and written to {out}")
 
 
+@app.command("import-template")
+def import_template(
+    grade: Annotated[int, typer.Option(help="Khối 6–12")],
+    out: Annotated[Path, typer.Option(help="The .xlsx file to write")],
+    class_name: Annotated[str, typer.Option("--class", help="e.g. 9A1 (default: <grade>A1)")] = "",
+    school_year: Annotated[str, typer.Option(help="e.g. 2025-2026")] = "",
+) -> None:
+    """Write an empty class sheet for one grade that `import` reads (the grade's subjects and TX columns)."""
+    from schemas.importers import template_xlsx
+
+    if not 6 <= grade <= 12:
+        typer.echo("Khối phải từ 6 đến 12 / grade must be 6–12", err=True)
+        raise typer.Exit(2)
+    out.write_bytes(template_xlsx(grade, class_name, school_year))
+    typer.echo(f"Mẫu lớp {class_name or f'{grade}A1'}: {out}")
+
+
 @app.command()
 def verify(
     file: Annotated[Path, typer.Argument(help="A signed PDF or signed XML")],
@@ -269,9 +286,6 @@ def verify(
     ] = 7.0,
 ) -> None:
     """Check a signed PDF or signed XML offline. Exit status 0 only when it is valid and trusted."""
-    from verifier.pdf import PdfVerifier
-    from verifier.xml import XmlVerifier, looks_like_xml
-
     _quiet_libraries()
     try:
         data = file.read_bytes()
@@ -282,36 +296,13 @@ def verify(
 
     if looks_like_credential(file, data):
         _verify_credential(data, trust, as_json)
-    is_xml = looks_like_xml(data)
+    report = _file_report(data, trust)
     bundles = [p for p in trust or [] if p.is_dir()]
     status_lines: list[str] = []
-    if trust:
-        from verifier.revocation import CRL_DIR, LocalRevocation
-
-        roots, helpers = _trust_certs(trust)
-        verifier: PdfVerifier | XmlVerifier = XmlVerifier(roots, helpers) if is_xml else PdfVerifier(roots, helpers)
-        if len(bundles) == 1:  # the bundle's CRLs prove the signers' status where a signature carries none
-            verifier.local_revocation = LocalRevocation.from_directory(bundles[0] / CRL_DIR)
-    else:
-        dep = _deployment()
-        verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
-    report = verifier.verify(data)
-    translation = _translation_in(data, report)  # read before a status check may lower the verdict
-    if len(bundles) == 1:  # a trust bundle carries the status lists: a revoked document is not valid offline
+    if len(bundles) == 1:  # the bundle's signed "status as of", and a warning when it is old
         from verifier.bundlestatus import status_lines_for
-        from verifier.credentials import apply_offline_status
 
-        report = apply_offline_status(bundles[0], data, report)
         status_lines = status_lines_for(bundles[0], max_status_age)
-    elif not trust:  # on an installation: its register says whether the document was revoked or superseded
-        from verifier.checking import apply_register
-
-        report = apply_register(dep, data, report, "xml" if is_xml else "pdf")
-    if translation is not None:  # a translation's verdict also follows its original's status
-        from signer.translation import follow_original_offline
-
-        bundle = bundles[0] if len(bundles) == 1 else None
-        report = follow_original_offline(report, translation, None if trust else _deployment(), bundle)
     if as_json:
         out = report.to_json()
         if status_lines:
@@ -332,6 +323,43 @@ def verify(
         for line in status_lines:
             typer.echo(line)
     raise typer.Exit(0 if report.verdict == "valid" else 1)
+
+
+def _file_report(data: bytes, trust: list[Path] | None):  # type: ignore[no-untyped-def]
+    """A signed PDF's or XML's report, as `verify` and `verify-qr --document` give it: its signatures against
+    ``trust`` (roots or a bundle; default: this installation's), then a bundle's status lists, then, for a
+    translation, its original's status."""
+    from verifier.pdf import PdfVerifier
+    from verifier.xml import XmlVerifier, looks_like_xml
+
+    is_xml = looks_like_xml(data)
+    bundles = [p for p in trust or [] if p.is_dir()]
+    if trust:
+        from verifier.revocation import CRL_DIR, LocalRevocation
+
+        roots, helpers = _trust_certs(trust)
+        verifier: PdfVerifier | XmlVerifier = XmlVerifier(roots, helpers) if is_xml else PdfVerifier(roots, helpers)
+        if len(bundles) == 1:  # the bundle's CRLs prove the signers' status where a signature carries none
+            verifier.local_revocation = LocalRevocation.from_directory(bundles[0] / CRL_DIR)
+    else:
+        dep = _deployment()
+        verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
+    report = verifier.verify(data)
+    translation = _translation_in(data, report)  # read before a status check may lower the verdict
+    if len(bundles) == 1:  # a trust bundle carries the status lists: a revoked document is not valid offline
+        from verifier.credentials import apply_offline_status
+
+        report = apply_offline_status(bundles[0], data, report)
+    elif not trust:  # on an installation: its register says whether the document was revoked or superseded
+        from verifier.checking import apply_register
+
+        report = apply_register(dep, data, report, "xml" if is_xml else "pdf")
+    if translation is not None:  # a translation's verdict also follows its original's status
+        from signer.translation import follow_original_offline
+
+        bundle = bundles[0] if len(bundles) == 1 else None
+        report = follow_original_offline(report, translation, None if trust else _deployment(), bundle)
+    return report
 
 
 def _translation_in(data: bytes, report):  # type: ignore[no-untyped-def]
@@ -603,7 +631,11 @@ def verify_qr_command(
         Path | None, typer.Option(help="Trust bundle directory (default: this installation's own keys and hosts)")
     ] = None,
     document: Annotated[
-        Path | None, typer.Option(help="The PDF the QR was printed on: the seal must vouch for this very document")
+        Path | None,
+        typer.Option(
+            help="The PDF (or signed XML) the QR was printed on: its signatures are checked as `verify` checks them "
+            "(same trust), and the seal must vouch for this very document"
+        ),
     ] = None,
     max_status_age: Annotated[
         float,
@@ -638,6 +670,8 @@ def verify_qr_command(
         raise typer.Exit(1) from None
     for warning in check.warnings:
         typer.echo(warning)
+    for note in check.notes:
+        typer.echo(note)
     claims = check.claims
     if claims is None:
         raise typer.Exit(1)
@@ -658,26 +692,45 @@ def verify_qr_command(
         typer.echo(line)
     if not standing:
         raise typer.Exit(1)
-    if document is not None and not _qr_belongs_to(claims, document):
-        from verifier.qrseal import OTHER_DOCUMENT
-
-        typer.echo(f"CẢNH BÁO / WARNING [{OTHER_DOCUMENT[0]}]: {OTHER_DOCUMENT[1]} / {OTHER_DOCUMENT[2]}")
+    if document is not None and not _document_carries_qr(claims, document, trust):
         raise typer.Exit(1)
     raise typer.Exit(1 if check.warnings else 0)
 
 
-def _qr_belongs_to(claims: object, document: Path) -> bool:
-    """The seal's XML hash is the hash of the XML attached to ``document`` (read offline, no signature check)."""
-    from io import BytesIO
+def _document_carries_qr(claims: object, document: Path, trust: Path | None) -> bool:
+    """``document``'s signatures are valid (checked as `verify` checks them, with the same trust) and the seal
+    vouches for it: the seal's XML hash is the hash of the XML the signed file carries. Prints why not."""
+    import hashlib
 
-    from pyhanko.pdf_utils.reader import PdfFileReader
-
-    from verifier.pdf import attachments
-    from verifier.qrseal import SealClaims, seal_matches_document
+    from verifier.qrseal import OTHER_DOCUMENT, SealClaims, seal_matches_document
+    from verifier.status import VERDICT_TEXT
 
     assert isinstance(claims, SealClaims)
-    reader = PdfFileReader(BytesIO(document.read_bytes()), strict=False)
-    return seal_matches_document(claims, [a["sha256"] for a in attachments(reader)])
+    try:
+        data = document.read_bytes()
+    except OSError as exc:
+        typer.echo(f"Không đọc được tệp / cannot read {document}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from exc
+    report = _file_report(data, [trust] if trust is not None else None)
+    if report.verdict != "valid":
+        vi, en = VERDICT_TEXT[report.verdict]
+        typer.echo(f"Văn bản {document.name}: {vi} / the document {document.name}: {en}")
+        for reason in report.reasons:
+            typer.echo(f"  ! {reason.vi} / {reason.en}")
+        return False
+    carried = getattr(report, "attachments", None)
+    if carried is not None:
+        hashes = [a["sha256"] for a in carried]
+    else:  # a signed XML: the canonical document its signatures cover
+        hashes = [hashlib.sha256(report.data).hexdigest()] if report.data else []
+    if not seal_matches_document(claims, hashes):
+        typer.echo(f"CẢNH BÁO / WARNING [{OTHER_DOCUMENT[0]}]: {OTHER_DOCUMENT[1]} / {OTHER_DOCUMENT[2]}")
+        return False
+    typer.echo(
+        f"Văn bản {document.name} hợp lệ và đúng là văn bản của mã QR / {document.name} is valid and is "
+        "the document this QR belongs to"
+    )
+    return True
 
 
 @app.command()

@@ -98,7 +98,7 @@ def test_principal_approves_and_signs_a_whole_class_in_the_browser(served: tuple
         row = session.get(WorkItem, ids[3])
         assert row is not None
         data = copy.deepcopy(row.data)
-        data["years"][0]["days_absent"] = 12
+        data["years"][0]["sessions_absent"] = 12
         row.data = data
         session.add(row)
         session.commit()

@@ -176,7 +176,7 @@ def test_class_goes_from_drafts_to_issued_with_a_failure_a_retry_a_correction_an
     # 6. a correction after issue supersedes the original once it is issued itself
     second_doc = str(items[klass[1]["holder"]["personal_id"]].doc_id)
     fixed = copy.deepcopy(changed)
-    fixed["years"][0]["days_absent"] = 3
+    fixed["years"][0]["sessions_absent"] = 7
     corr = registrar.post(
         f"/api/v1/schools/{SCHOOL_A}/documents/{second_doc}/correction", json=fixed,
         headers={"X-CSRF-Token": csrf["registrar"]},
@@ -185,7 +185,7 @@ def test_class_goes_from_drafts_to_issued_with_a_failure_a_retry_a_correction_an
     new_id = corr.json()["id"]
     page = principal.get(f"/can-bo/{SCHOOL_A}/ho-so/{new_id}").text  # what changed against the superseded document
     assert f"văn bản được đính chính <code>{second_doc}</code>" in page
-    assert page.count("<ins>") == 1 and "years[0].days_absent" in page and "<ins>3</ins>" in page, page
+    assert page.count("<ins>") == 1 and "years[0].sessions_absent" in page and "<ins>7</ins>" in page, page
     queue = principal.get(f"/can-bo/{SCHOOL_A}/hang-doi").text
     assert "1 thay đổi" in queue
     for action in ("kiem-tra", "ky"):

@@ -125,9 +125,8 @@ def test_a_reissued_transcript_is_an_update_with_the_next_version(issued: Issued
     # The school issues the học bạ again, corrected (identical data would return the first document: never twice).
     original = _sample()
     first = original.years[0]
-    corrected = original.model_copy(
-        update={"years": (first.model_copy(update={"days_absent": first.days_absent + 1}), *original.years[1:])}
-    )
+    more = first.model_copy(update={"sessions_absent": (first.sessions_absent or 0) + 1})
+    corrected = original.model_copy(update={"years": (more, *original.years[1:])})
     issuer_for(issued.dep).issue(corrected)
     records = school_records(issued.dep, "01001503")
     assert {(r["sukien"], r["phienban"]) for r in records} == {("UPDATE", 2)}

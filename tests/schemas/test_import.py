@@ -32,7 +32,7 @@ def _sheet() -> tuple[list[str], list[list[Any]]]:
             headers += [f"{s.subject} {sem} {part}" for sem in ("HK1", "HK2") for part in ("TX", "GK", "CK")]
         else:
             headers += [f"{s.subject} {p}" for p in ("HK1", "HK2", "CN")]
-    headers += ["Rèn luyện HK1", "Rèn luyện HK2", "Rèn luyện CN", "Nhận xét", "Lên lớp", "Số ngày nghỉ"]
+    headers += ["Rèn luyện HK1", "Rèn luyện HK2", "Rèn luyện CN", "Nhận xét", "Lên lớp", "Số buổi nghỉ"]
     rows = []
     for p in PUPILS:
         y, h = p.years[3], p.holder
@@ -57,7 +57,7 @@ def _sheet() -> tuple[list[str], list[list[Any]]]:
                     ]
             else:
                 row += ["Đ", "Đ", "Đ"]
-        row += ["T", "T", "T", y.homeroom_comment, "Có", y.days_absent]
+        row += ["T", "T", "T", y.homeroom_comment, "", y.sessions_absent]
         rows.append(row)
     return headers, rows
 
