@@ -351,6 +351,7 @@ class PadesSigner:
                 needed = _needed_space(str(exc))
                 if needed is not None and reserved < _MAX_RESERVATION:
                     reserved = min(_MAX_RESERVATION, max(reserved * 2, needed + needed // 4))
+                    reserved += reserved % 2  # pyHanko wants an even number of bytes (hex digits come in pairs)
                     continue
                 self._local.context = None
                 raise SigningError(f"Could not sign the document in field {request.field_name}: {exc}") from exc
