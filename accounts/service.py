@@ -33,6 +33,7 @@ from accounts.models import (
     utcnow,
 )
 from accounts.permissions import ROLES, STAFF_ROLES, Actor
+from errors import PermanentError
 
 SESSION_LIFETIME = timedelta(hours=8)  # absolute: sign in again after a working day
 SESSION_IDLE = timedelta(minutes=30)  # idle: a forgotten browser closes itself
@@ -53,7 +54,7 @@ def _dummy_hash() -> str:
     return _dummy["hash"]
 
 
-class AccountError(Exception):
+class AccountError(PermanentError):
     """A bad request about accounts; the message is for the person (Vietnamese / English)."""
 
 

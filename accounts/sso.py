@@ -20,6 +20,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -33,14 +34,14 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from accounts.models import Person, SsoIdentity
-from sealtrail.settings import Settings
+from errors import PermanentError
 
 ALGORITHMS = ["RS256", "ES256"]
 FLOW_LIFETIME = 600  # seconds between leaving for the provider and coming back
 CLOCK_LEEWAY = 60
 
 
-class SsoError(Exception):
+class SsoError(PermanentError):
     """The sign-in through the provider failed; the message is for the person (Vietnamese / English)."""
 
 
@@ -74,19 +75,43 @@ class Identity:
     claims: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class OidcConfig:
+    """The provider's settings (SEALTRAIL_OIDC_*), as the shell reads them from the environment."""
+
+    issuer: str | None
+    client_id: str | None
+    client_secret_file: Path | None
+    scopes: str
+    timeout: float
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> OidcConfig:
+        """From an object with the ``oidc_*`` fields of ``sealtrail.settings.Settings``."""
+        return cls(
+            settings.oidc_issuer,
+            settings.oidc_client_id,
+            settings.oidc_client_secret_file,
+            settings.oidc_scopes,
+            settings.oidc_timeout,
+        )
+
+
 class Provider:
     """One configured OpenID provider: discovery and keys are fetched on first use and kept (keys are fetched
     again once when a token names a key id the cached set does not have: the provider rotated its keys)."""
 
-    def __init__(self, settings: Settings) -> None:
-        if not (settings.oidc_issuer and settings.oidc_client_id):
+    def __init__(self, settings: OidcConfig | Any) -> None:
+        if not isinstance(settings, OidcConfig):
+            settings = OidcConfig.from_settings(settings)
+        if not (settings.issuer and settings.client_id):
             raise SsoError("Chưa cấu hình đăng nhập một lần / single sign-on is not configured")
-        self.issuer = settings.oidc_issuer.rstrip("/")
-        self.client_id = settings.oidc_client_id
-        secret_file = settings.oidc_client_secret_file
+        self.issuer = settings.issuer.rstrip("/")
+        self.client_id = settings.client_id
+        secret_file = settings.client_secret_file
         self.client_secret = secret_file.read_text(encoding="utf-8").strip() if secret_file else None
-        self.scopes = settings.oidc_scopes
-        self.timeout = settings.oidc_timeout
+        self.scopes = settings.scopes
+        self.timeout = settings.timeout
         self._metadata: dict[str, Any] | None = None
         self._keys: KeySet | None = None
         self._lock = threading.Lock()

@@ -25,7 +25,6 @@ from bench.xades_blt import xades_figure
 
 def main() -> list[Figure]:
     import schemas
-    from sealtrail.demo import issuer_for
     from sealtrail.deployment import Deployment
     from sealtrail.settings import Settings
     from tests.conftest import free_port
@@ -44,11 +43,11 @@ def main() -> list[Figure]:
             t = time.perf_counter()
             first = None
             for doc in docs[:baseline_docs]:
-                issued = issuer_for(dep).issue(doc)
+                issued = dep.make_issuer().issue(doc)
                 first = first or issued
             base_rate = baseline_docs / (time.perf_counter() - t)
 
-            issuer = issuer_for(dep)
+            issuer = dep.make_issuer()
             rss: dict[int, float] = {}
             at: dict[int, float] = {}
             last = None

@@ -118,7 +118,6 @@ def _grow_log(dep: object, total: int) -> None:
 
 def main() -> list[Figure]:
     import schemas
-    from sealtrail.demo import issuer_for
     from sealtrail.deployment import Deployment
     from sealtrail.settings import Settings
     from tests.conftest import free_port
@@ -133,7 +132,7 @@ def main() -> list[Figure]:
         dep = Deployment(settings)
         services = dep.start_dev_pki_services()
         try:
-            issued = issuer_for(dep).issue(schemas.parse_document(schemas.load_sample("transcript_thcs")))
+            issued = dep.make_issuer().issue(schemas.parse_document(schemas.load_sample("transcript_thcs")))
             _grow_log(dep, log_size)
         finally:
             if services:

@@ -20,7 +20,13 @@ from schemas.xml import to_xml
 from signer.render import Renderer
 
 DOCS = Path(__file__).resolve().parent
-SAMPLES = {"transcript": "transcript_thcs", "diploma": "diploma_bachelor", "transcript-primary": "transcript_primary"}
+SAMPLES = {
+    "transcript": "transcript_thcs",
+    "diploma": "diploma_bachelor",
+    "transcript-primary": "transcript_primary",
+    "transcript-thpt": "transcript_thpt",
+    "transcript-thcs-2026": "transcript_thcs_2026",  # the THCS completion (Law 123/2025/QH15), on its last page
+}
 TRANSLATED = {"translation-transcript": "transcript_thpt", "translation-diploma": "diploma_bachelor"}
 QR = "https://xacthuc.truong.edu.vn/v/GZBGIN62AOEODWRMZ3CBBPAWVY#ST1:6BFOXN*TS0BI$ZDFRH%20JCK"
 ORIGINAL_QR = "https://xacthuc.truong.edu.vn/v/KQ3M7TXYWZ2HRB4LNCVD5JSPAE#ST1:6BFOXN*TS0BI$ZDFRH%20JCK"
@@ -67,8 +73,11 @@ def main() -> None:
             rendered = renderer.render(doc, doc_id=doc_id, qr_payload=QR, xml=to_xml(doc))
             pdf = Path(tmp) / f"{name}.pdf"
             pdf.write_bytes(rendered.pdf)
-            for page in (1, 2) if "transcript" in name else (1,):
-                suffix = "" if page == 1 else f"-page{page}"
+            pages = (1, 2) if "transcript" in name else (1,)
+            if name == "transcript-thcs-2026":
+                pages = (1, rendered.page_count)
+            for page in pages:
+                suffix = "" if page == 1 else ("-last" if page == rendered.page_count > 2 else f"-page{page}")
                 out = DOCS / f"{name}{suffix}"
                 subprocess.run(
                     [

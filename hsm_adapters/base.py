@@ -7,6 +7,8 @@ from typing import Protocol, runtime_checkable
 
 from asn1crypto import x509
 
+from errors import SealTrailError
+
 
 class SignatureMechanism(StrEnum):
     """How a backend turns a digest into a signature."""
@@ -16,8 +18,13 @@ class SignatureMechanism(StrEnum):
     ED25519 = "ed25519"
 
 
-class KeyBackendError(Exception):
-    """A key backend failed; the message is meant for the school's IT staff."""
+class KeyBackendError(SealTrailError):
+    """A key backend failed; the message is meant for the school's IT staff.
+
+    Permanent unless raised with ``transient=True``: a wrong or locked PIN, a missing key or a certificate that
+    does not match stay until a person acts (and retrying a PIN counts towards locking the token); a lost
+    session or a token or service that does not answer may pass by itself.
+    """
 
 
 DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}

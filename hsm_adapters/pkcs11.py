@@ -7,11 +7,19 @@ logged-in sessions: a PKCS#11 session runs one operation at a time (a second ``C
 in once per process (login state is shared by all sessions of an application; a second ``C_Login`` is
 ``CKR_USER_ALREADY_LOGGED_IN``). When the token goes away (unplugged, HSM restarted) the pool is dropped and the
 next signature reconnects. A wrong PIN is never retried: every retry would count against the token's PIN counter.
+
+Errors are :class:`KeyBackendError`: permanent for a wrong, locked or expired PIN, a missing key or certificate and
+a configuration mistake; transient (``transient=True``) when the token is not present or stops answering. A PIN the
+token refused is remembered (as a keyed hash, for this process only) and not offered again: until the PIN file
+changes, every later login fails at once with the same message instead of counting another wrong attempt.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import queue
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -115,9 +123,11 @@ def _find_token(lib: Any, config: Pkcs11Config) -> Any:
             raise KeyBackendError("Several tokens match; configure the token by its serial number") from None
     with MODULE_LOCK:
         present = ", ".join(f"'{t.label}'" for t in lib.get_tokens() if t.label) or "none"
+    where = config.describe().split(" on ", 1)[1]
     raise KeyBackendError(
-        f"No {config.describe().split(' on ', 1)[1]} is present (tokens present: {present}). "
-        "Is the token plugged in and the HSM reachable?"
+        f"Không thấy {where} (đang có: {present}). Token đã cắm vào và HSM có kết nối chưa?",
+        f"No {where} is present (tokens present: {present}). Is the token plugged in and the HSM reachable?",
+        transient=True,
     )
 
 
@@ -125,35 +135,78 @@ def _login_error(exc: Exception, config: Pkcs11Config) -> KeyBackendError:
     where = config.describe().split(" on ", 1)[1]
     if isinstance(exc, p11.PinIncorrect):
         return KeyBackendError(
+            f"Mã PIN của {where} không đúng. Sửa tệp PIN {config.pin_file}; SealTrail không thử lại, vì mỗi lần sai "
+            "đều bị đếm để khoá token.",
             f"The PIN for {where} is wrong. Correct the PIN file {config.pin_file}; SealTrail will not retry, "
-            "because every wrong attempt counts towards locking the token."
+            "because every wrong attempt counts towards locking the token.",
         )
     if isinstance(exc, p11.PinLocked):
         return KeyBackendError(
+            f"Mã PIN của {where} đã bị khoá do nhập sai nhiều lần; người quản trị token (SO) phải mở khoá trước khi "
+            "ký được.",
             f"The PIN of {where} is locked after too many wrong attempts. The token's security officer must "
-            "unlock it (e.g. pkcs11-tool --init-pin with the SO PIN) before anything can be signed."
+            "unlock it (e.g. pkcs11-tool --init-pin with the SO PIN) before anything can be signed.",
         )
     if isinstance(exc, p11.PinExpired):
-        return KeyBackendError(f"The PIN of {where} has expired; set a new PIN on the token first.")
+        return KeyBackendError(
+            f"Mã PIN của {where} đã hết hạn; đặt mã PIN mới trên token trước.",
+            f"The PIN of {where} has expired; set a new PIN on the token first.",
+        )
     if isinstance(exc, p11.PinLenRange | p11.PinInvalid):
-        return KeyBackendError(f"The PIN in {config.pin_file} has a form {where} does not accept.")
-    return KeyBackendError(f"Could not log in to {where}: {exc.__class__.__name__}")
+        return KeyBackendError(
+            f"Mã PIN trong {config.pin_file} có dạng mà {where} không nhận.",
+            f"The PIN in {config.pin_file} has a form {where} does not accept.",
+        )
+    return KeyBackendError(
+        f"Không đăng nhập được vào {where}", f"Could not log in to {where}: {exc.__class__.__name__}"
+    )
 
 
 _PIN_ERRORS = (p11.PinIncorrect, p11.PinLocked, p11.PinExpired, p11.PinLenRange, p11.PinInvalid)
 
+# PINs a token refused, per (module, token serial): a keyed hash of the PIN (the key lives only in this process)
+# and the error to raise again instead of another C_Login. Guarded by MODULE_LOCK.
+_PIN_TAG_KEY = secrets.token_bytes(32)
+_REFUSED: dict[tuple[str, str], tuple[bytes, KeyBackendError]] = {}
+
+
+def _pin_tag(pin: str) -> bytes:
+    return hmac.new(_PIN_TAG_KEY, pin.encode(), hashlib.sha256).digest()
+
+
+def _token_key(token: Any, config: Pkcs11Config) -> tuple[str, str]:
+    serial = getattr(token, "serial", None)
+    ident = serial.decode(errors="replace") if isinstance(serial, bytes) else str(serial or config.token_label)
+    return str(config.module), ident
+
 
 def open_session(token: Any, config: Pkcs11Config) -> Any:
-    """A read-write session, logged in as the user. Login is per application, so "already logged in" is fine."""
+    """A read-write session, logged in as the user. Login is per application, so "already logged in" is fine.
+
+    A PIN the token refused before is not offered again (see the module's docstring)."""
     pin = read_pin(config.pin_file)
+    where = _token_key(token, config)
+    tag = _pin_tag(pin)
     try:
-        return token.open(user_pin=pin, rw=True)
+        refused = _REFUSED.get(where)
+        if refused is not None and hmac.compare_digest(refused[0], tag):
+            error = refused[1]
+            raise KeyBackendError(error.message_vi, error.message_en) from None
+        session = token.open(user_pin=pin, rw=True)
+        _REFUSED.pop(where, None)
+        return session
     except p11.UserAlreadyLoggedIn:
         return token.open(rw=True)
     except _PIN_ERRORS as exc:
-        raise _login_error(exc, config) from None
+        error = _login_error(exc, config)
+        _REFUSED[where] = (tag, error)
+        raise error from None
     except (p11.TokenNotPresent, p11.DeviceRemoved) as exc:
-        raise KeyBackendError(f"The token holding {config.describe()} went away ({exc.__class__.__name__})") from None
+        raise KeyBackendError(
+            f"Token chứa {config.describe()} đã bị rút ra hoặc ngừng trả lời",
+            f"The token holding {config.describe()} went away ({exc.__class__.__name__})",
+            transient=True,
+        ) from None
     finally:
         del pin
 
@@ -224,9 +277,10 @@ class _SessionPool:
 
 
 def _digest_info(digest: bytes, digest_algorithm: str) -> bytes:
-    return algos.DigestInfo(
+    info = algos.DigestInfo(
         {"digest_algorithm": {"algorithm": digest_algorithm, "parameters": core.Null()}, "digest": digest}
-    ).dump()
+    )
+    return bytes(info.dump())
 
 
 # DER DigestInfo is a fixed prefix per algorithm followed by the digest; built once instead of per signature.
@@ -269,7 +323,7 @@ class Pkcs11KeyBackend:
                 return bytes(key.sign(_DIGEST_INFO_PREFIX[digest_algorithm] + digest, mechanism=Mechanism.RSA_PKCS))
             return encode_ecdsa_signature(key.sign(digest, mechanism=Mechanism.ECDSA))
 
-        return self._with_session(sign, with_key=True)
+        return bytes(self._with_session(sign, with_key=True))
 
     def check_ready(self) -> None:
         """Raise KeyBackendError unless the token answers in a logged-in session and the private key is there."""
@@ -305,12 +359,16 @@ class Pkcs11KeyBackend:
                 self._drop_pool(pool)
                 if attempt == 2:
                     raise KeyBackendError(
+                        f"Token chứa {self.label} ngừng trả lời. Kiểm tra token đã cắm và HSM có kết nối, rồi thử "
+                        "lại; chưa ký gì.",
                         f"The token holding {self.label} stopped answering ({exc.__class__.__name__}). "
-                        "Check that it is plugged in and the HSM is reachable, then try again; nothing was signed."
+                        "Check that it is plugged in and the HSM is reachable, then try again; nothing was signed.",
+                        transient=True,
                     ) from None
             except p11.NoSuchKey:
                 raise KeyBackendError(
-                    f"There is no private {self.label}. List the token's keys with pkcs11-tool --list-objects."
+                    f"Không có khoá bí mật {self.label}.",
+                    f"There is no private {self.label}. List the token's keys with pkcs11-tool --list-objects.",
                 ) from None
             except p11.MultipleObjectsReturned:
                 raise KeyBackendError(f"Several keys match {self.label}; configure the key by its id") from None
@@ -435,7 +493,7 @@ def make_csr(config: Pkcs11Config, public_key: keys.PublicKeyInfo, subject: dict
     request = csr.CertificationRequest(
         {"certification_request_info": info, "signature_algorithm": {"algorithm": algo}, "signature": signature}
     )
-    return pem.armor("CERTIFICATE REQUEST", request.dump())
+    return bytes(pem.armor("CERTIFICATE REQUEST", request.dump()))
 
 
 class _UncertifiedKey(Pkcs11KeyBackend):

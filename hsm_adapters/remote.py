@@ -36,15 +36,18 @@ WAITING_TEXT = "Đang chờ xác nhận trên điện thoại / waiting for appr
 
 
 class RemoteSigningError(KeyBackendError):
-    """The remote signing service refused or failed; the message is for the signer."""
+    """The remote signing service refused or failed; the message is for the signer.
+
+    Transient when the service could not be reached or answered with a server error (5xx); permanent when it
+    refused (access token, disabled key, invalid certificate) or the signer did not approve."""
 
 
 class ApprovalRejected(RemoteSigningError):
-    """The signer rejected the request in the phone app."""
+    """The signer rejected the request in the phone app (permanent: asking again needs the signer)."""
 
 
 class ApprovalTimeout(RemoteSigningError):
-    """Nobody approved the request in time."""
+    """Nobody approved the request in time (permanent: a retry would send the signer another request unasked)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,9 @@ class CscClient:
             response = self.http.post(path, json=body)
         except httpx.HTTPError as exc:
             raise RemoteSigningError(
-                f"Không kết nối được dịch vụ ký số từ xa / cannot reach the remote signing service: {exc}"
+                "Không kết nối được dịch vụ ký số từ xa",
+                f"cannot reach the remote signing service: {exc}",
+                transient=True,
             ) from None
         if response.status_code >= 400:
             error, description = _csc_error(response)
@@ -120,7 +125,11 @@ class CscClient:
                     "Dịch vụ ký số từ chối mã truy cập (hết hạn?) / the service refused the access token "
                     f"(expired?): {description}"
                 )
-            raise RemoteSigningError(f"Dịch vụ ký số báo lỗi / the service reported an error: {error}: {description}")
+            raise RemoteSigningError(
+                "Dịch vụ ký số báo lỗi",
+                f"the service reported an error: {error}: {description}",
+                transient=response.status_code >= 500,
+            )
         return response
 
     def list_credentials(self) -> list[str]:

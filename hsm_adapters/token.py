@@ -27,7 +27,9 @@ from hsm_adapters.pkcs11 import _PIN_ERRORS, MODULE_LOCK, Pkcs11Config, _digest_
 
 
 class TokenGoneError(KeyBackendError):
-    """The token stopped answering (unplugged) in the middle of a batch."""
+    """The token stopped answering (unplugged) in the middle of a batch: transient, plugging it back in helps."""
+
+    transient = True
 
 
 @dataclass(frozen=True)

@@ -4,3 +4,8 @@
 May import: ``schemas``, ``registry``, ``ledger``, ``signer``, ``workflow``, ``hsm_adapters``, ``accounts``
 (and ``errors``).
 """
+
+from jobs import approval as _approval
+from jobs import batches as _batches
+
+_batches.register_handler(_batches.WORKFLOW_INPUT, _approval)

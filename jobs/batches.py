@@ -9,8 +9,12 @@ the same function, :func:`run_item`, runs in a thread of the serving process (:c
 Idempotency: an item whose document is already issued does nothing; an item whose signing died midway is
 signed again under its reserved id, and :meth:`signer.issue.Issuer.issue` flips the document to *issued* only
 if it is still pending, in the ledger append's transaction, so a document gets exactly one ``issue`` entry.
-Transient failures (timestamp or OCSP service down, HSM busy, database conflicts) are retried with exponential
-backoff; anything else, or a transient failure on the last attempt, marks the item failed with its reason.
+Only transient failures are retried, with exponential backoff: those whose error says so
+(:attr:`errors.SealTrailError.transient`: a timestamp or OCSP service down, a token that stopped answering, a
+store that did not answer) and, of foreign errors, the network's, the disk's and the database's (connection lost,
+conflicts). Anything else fails the item at once with its message for a person: a wrong or locked PIN (retrying
+would count towards locking the token), a missing key, an unreadable PDF, invalid data. A transient failure on
+the last attempt also fails the item, with its reason.
 A worker killed mid-task leaves its job "doing"; every worker re-queues jobs of workers whose heartbeat stopped.
 An item that dies of an error nobody foresaw ends *failed* with that error and what to do, never stays *running*.
 
@@ -29,10 +33,10 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import procrastinate
 from procrastinate import RetryStrategy
@@ -53,12 +57,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import SQLModel
 
+import errors
 import schemas
-from hsm_adapters.base import KeyBackendError
 from registry.records import DocumentRecord, DocumentStatus
 from schemas.qrseal import new_token
 from signer.issue import AlreadyIssued, new_doc_id
-from signer.pdf import SigningError
 
 log = logging.getLogger("jobs.batches")
 
@@ -97,11 +100,17 @@ batch_items = Table(
 )
 
 
-class TransientError(Exception):
-    """A failure worth retrying later (a service was unreachable); the message says which."""
+class TransientError(errors.TransientError):
+    """This item goes back to the queue and is tried again later (procrastinate retries exactly this type)."""
 
 
-TRANSIENT = (SigningError, KeyBackendError, OSError, OperationalError, TimeoutError)
+def is_transient(exc: BaseException) -> bool:
+    """Whether trying the item again later may help: SealTrail's errors say so themselves; of foreign errors, the
+    network's and the disk's (OSError, TimeoutError) and the database's OperationalError (connection lost, lock
+    timeouts). Everything else is permanent."""
+    if isinstance(exc, errors.SealTrailError):
+        return exc.transient
+    return isinstance(exc, OSError | TimeoutError | OperationalError)
 
 
 @dataclass
@@ -112,7 +121,7 @@ class RetryPolicy:
     base_wait: float = 2.0  # seconds; attempt n waits base_wait * 2**(n-1)
 
     def wait(self, attempt: int) -> float:
-        return self.base_wait * 2 ** max(0, attempt - 1)
+        return self.base_wait * 2.0 ** max(0, attempt - 1)
 
 
 def _now() -> datetime:
@@ -130,13 +139,14 @@ class _Runtime:
     def issuer(self) -> Any:
         issuer = getattr(self._local, "issuer", None)
         if issuer is None:
-            from sealtrail.demo import issuer_for
-
-            issuer = self._local.issuer = issuer_for(self.dep)
+            issuer = self._local.issuer = self.dep.make_issuer()
         return issuer
 
 
 _runtime: _Runtime | None = None
+# Builds the installation from the environment when a task runs in a process that set none (the shell sets this:
+# sealtrail.deployment; the domain never imports it).
+default_deployment: Callable[[], Any] | None = None
 _runtimes: dict[int, _Runtime] = {}
 _runtime_lock = threading.Lock()
 
@@ -161,24 +171,44 @@ def use_deployment(dep: Any) -> None:
 
 def _current_runtime() -> _Runtime:
     global _runtime
+    if _runtime is None and default_deployment is not None:
+        use_deployment(default_deployment())
     if _runtime is None:
-        from sealtrail.deployment import Deployment
-        from sealtrail.settings import Settings
-
-        use_deployment(Deployment(Settings()))
-    assert _runtime is not None
+        raise RuntimeError("no deployment for batch jobs in this process: call jobs.batches.use_deployment first")
     return _runtime
 
 
 WORKFLOW_INPUT = "workflow_item"  # an item's input naming a work item the principal approved
 
 
-def _workflow(row: Any) -> Any:
-    """The approval workflow's item runner when this batch item is a principal's approval, else None."""
-    if isinstance(row["input"], dict) and WORKFLOW_INPUT in row["input"]:
-        from workflow import operations as workflow
+class ItemHandler(Protocol):
+    """Runs a kind of batch item other than "issue this document's data" (e.g. a principal's approval)."""
 
-        return workflow
+    def run_job_item(self, rt: Any, row: Any) -> bool:
+        """Do the item's work; True when it now waits for a signer's own key (a token signs it later)."""
+
+    def job_item_issued(self, rt: Any, row: Any) -> None:
+        """The item's document is published (may run again: each step must be conditional)."""
+
+    def job_item_failed(self, rt: Any, row: Any, reason: str, exc: BaseException | None = None) -> None:
+        """The job gave up on the item, with ``reason`` (``exc``: the error, None when nobody foresaw it)."""
+
+
+# The handler registry: an item whose input (a JSON object) has one of these keys is run by that handler; any
+# other item's input is a document's data, issued as it is. Filled in by jobs/__init__.py.
+HANDLERS: dict[str, ItemHandler] = {}
+
+
+def register_handler(input_key: str, handler: ItemHandler) -> None:
+    HANDLERS[input_key] = handler
+
+
+def _workflow(row: Any) -> ItemHandler | None:
+    """The handler of this batch item (by the key its input carries), or None for a plain document."""
+    if isinstance(row["input"], dict):
+        for key, handler in HANDLERS.items():
+            if key in row["input"]:
+                return handler
     return None
 
 
@@ -225,20 +255,20 @@ def _fail_unexpected(rt: _Runtime, item_id: int, exc: BaseException) -> str:
         "unexpected error; the document was NOT issued and nothing was written twice. Send this text and the server "
         "log (jobs.batches) to technical support, then retry"
     )
-    return _fail(rt, row, reason)
+    return _fail(rt, row, reason, None)
 
 
-def _fail(rt: _Runtime, row: Any, reason: str) -> str:
-    """Finish an item as failed (with its reason); an approval's work item goes back to the principal."""
+def _fail(rt: _Runtime, row: Any, reason: str, exc: BaseException | None = None) -> str:
+    """Finish an item as failed (with its reason); an approval's work item goes back to the principal, with advice
+    chosen by the type of ``exc`` (None: an error nobody foresaw)."""
     state = _finish(rt.dep.engine, row, "failed", reason, claimed_only=False)
     workflow = _workflow(row)
     if workflow is not None:
-        workflow.job_item_failed(rt, row, reason)
+        workflow.job_item_failed(rt, row, reason, exc)
     return state
 
 
 def _run_item(item_id: int, attempt: int, rt: _Runtime) -> str:
-    policy = _policy(rt.dep)
     engine: Engine = rt.dep.engine
     items = batch_items.c
     with engine.begin() as conn:
@@ -275,26 +305,37 @@ def _run_item(item_id: int, attempt: int, rt: _Runtime) -> str:
         pass
     except schemas.SchemaError as exc:
         problems = "; ".join(f"{p.where}: {p.message}" if p.where else p.message for p in exc.problems)
-        return _fail(rt, row, f"Dữ liệu không hợp lệ / invalid data: {problems}")
-    except TRANSIENT as exc:
-        if attempt >= policy.max_attempts:
-            return _fail(rt, row, f"Sau {attempt} lần thử / after {attempt} attempts: {_reason(exc)}")
-        with engine.begin() as conn:
-            conn.execute(
-                batch_items.update()
-                .where(items.id == item_id, items.state == "running")
-                .values(state="queued", error=f"lần {attempt} / attempt {attempt}: {_reason(exc)}", updated_at=_now())
-            )
-        log.warning("batch item %s (%s) will be retried: %s", item_id, row["doc_id"], exc)
-        raise TransientError(_reason(exc)) from exc
+        return _fail(rt, row, f"Dữ liệu không hợp lệ / invalid data: {problems}", exc)
+    except errors.SealTrailError as exc:
+        if not is_transient(exc):  # a wrong PIN, a missing key, an unreadable PDF: the same again would fail again
+            log.warning("batch item %s (%s) failed, not retried: %s", item_id, row["doc_id"], exc)
+            return _fail(rt, row, _reason(exc), exc)
+        return _retry_or_fail(rt, row, attempt, exc)
+    except (OSError, TimeoutError, OperationalError) as exc:
+        return _retry_or_fail(rt, row, attempt, exc)
     except DBAPIError:
         raise
     except Exception as exc:
         log.exception("batch item %s (%s) failed", item_id, row["doc_id"])
-        return _fail(rt, row, f"{type(exc).__name__}: {_reason(exc)}")
+        return _fail(rt, row, f"{type(exc).__name__}: {_reason(exc)}", exc)
     if workflow is not None:
         workflow.job_item_issued(rt, row)
     return _finish(engine, row, "issued")
+
+
+def _retry_or_fail(rt: _Runtime, row: Any, attempt: int, exc: BaseException) -> str:
+    """A transient failure: back to the queue (raising TransientError) unless this was the last attempt."""
+    if attempt >= _policy(rt.dep).max_attempts:
+        return _fail(rt, row, f"Sau {attempt} lần thử / after {attempt} attempts: {_reason(exc)}", exc)
+    items = batch_items.c
+    with rt.dep.engine.begin() as conn:
+        conn.execute(
+            batch_items.update()
+            .where(items.id == row["id"], items.state == "running")
+            .values(state="queued", error=f"lần {attempt} / attempt {attempt}: {_reason(exc)}", updated_at=_now())
+        )
+    log.warning("batch item %s (%s) will be retried: %s", row["id"], row["doc_id"], exc)
+    raise TransientError(_reason(exc)) from exc
 
 
 def _policy(dep: Any) -> RetryPolicy:

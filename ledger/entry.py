@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Self
 
+from errors import PermanentError
+
 EntryType = Literal["issue", "sign", "copy", "revoke", "supersede", "key", "archive", "translation"]
 _TYPES = ("issue", "sign", "copy", "revoke", "supersede", "key", "archive", "translation")
 # Entries about an earlier entry name its leaf index (a translation names its original's issue entry).
@@ -22,7 +24,7 @@ _HEX = re.compile(r"^([0-9a-f]{64})?$")
 VERSION = 1
 
 
-class EntryError(ValueError):
+class EntryError(PermanentError, ValueError):
     """The bytes are not a canonical SealTrail log entry."""
 
 

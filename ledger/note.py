@@ -19,6 +19,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from errors import PermanentError
+
 ALG_ED25519 = 0x01
 MAX_SIGNATURES = 32
 MAX_NOTE_BYTES = 64 * 1024
@@ -26,7 +28,7 @@ _NAME = re.compile(r"^[^\s+]+$")
 _SIG_LINE = re.compile(r"^\u2014 (\S+) ([A-Za-z0-9+/=]+)$")
 
 
-class NoteError(ValueError):
+class NoteError(PermanentError, ValueError):
     """A note, key or checkpoint is malformed or its signatures do not verify."""
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
+from errors import PermanentError
 from ledger import tlog
 from ledger.entry import Entry, EntryError
 from ledger.models import checkpoints, entries, nodes, state
@@ -22,7 +23,7 @@ from ledger.proof import build as build_tlog_proof
 from ledger.tile import TILE_HEIGHT, TILE_WIDTH, entry_bundle
 
 
-class LedgerError(Exception):
+class LedgerError(PermanentError):
     """The log cannot do what was asked; the message says why."""
 
 

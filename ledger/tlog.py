@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
+from errors import PermanentError
+
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 RangeHash = Callable[[int, int], bytes]
 
 
-class ProofError(ValueError):
+class ProofError(PermanentError, ValueError):
     """A proof does not prove what it claims."""
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from errors import PermanentError
 from registry.records import DocumentRecord, DocumentStatus
 from schemas.statuslist import LIST_SIZE, bitstring, list_name, school_year
 
@@ -21,7 +22,7 @@ SET_STATUSES = (DocumentStatus.REVOKED.value, DocumentStatus.SUPERSEDED.value)
 _ATTEMPTS = 20
 
 
-class StatusListFullError(RuntimeError):
+class StatusListFullError(PermanentError, RuntimeError):
     """A school's list for a school year has no free index left."""
 
 

@@ -1,8 +1,10 @@
 """The data model of SealTrail's documents: transcripts (học bạ), diplomas (văn bằng), certified copies,
 signed English translations.
 
-Validation here speaks to teachers: every problem names the pupil, the subject and the number. This package
-imports none of SealTrail's other packages.
+Validation here speaks to teachers: every problem names the pupil, the subject and the number. Also the wire
+formats several packages share: the signed-XML envelope, the QR-seal codec, the status-list bitstring.
+
+May import: nothing of SealTrail's (``errors`` once it exists).
 """
 
 from schemas.common import Person, SchemaError, School, Signatory, ValidationProblem

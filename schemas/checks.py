@@ -140,7 +140,9 @@ def _subject(at: _Year, s: SubjectYear, tx_needed: int | None) -> SubjectYear:
     return s.model_copy(update=update)
 
 
-def _inputs(subjects: tuple[SubjectYear, ...], period: str, retest: bool = False) -> tuple[list, list] | None:
+def _inputs(
+    subjects: tuple[SubjectYear, ...], period: str, retest: bool = False
+) -> tuple[list[Decimal], list[str]] | None:
     """The scored averages and comment levels that decide a period's learning result (None if any is missing);
     with ``retest``, a re-test result replaces the year's (Circular 22 Art. 13)."""
     scored: list[Decimal] = []
@@ -162,7 +164,7 @@ def _inputs(subjects: tuple[SubjectYear, ...], period: str, retest: bool = False
     return scored, comments
 
 
-def _why_adjusted(subjects: tuple[SubjectYear, ...], scored: list, comments: list) -> str:
+def _why_adjusted(subjects: tuple[SubjectYear, ...], scored: list[Decimal], comments: list[str]) -> str:
     level, which = adjusted_level(scored, comments)
     if which is None:
         return ""
@@ -347,8 +349,8 @@ def _year(t: Transcript, y: SchoolYear, problems: list[ValidationProblem]) -> Sc
     return y.model_copy(
         update={
             "subjects": subjects,
-            "learning": Results(**learning),
-            "conduct": Results(**conduct),
+            "learning": Results.model_validate(learning),
+            "conduct": Results.model_validate(conduct),
             "learning_after_retest": after_retest,
             "sessions_absent": sessions,
             "promoted": promoted,
@@ -530,9 +532,32 @@ def _primary_year(t: Transcript, y: PrimaryYear, problems: list[ValidationProble
     )
 
 
+def _names(t: Transcript, problems: list[ValidationProblem]) -> None:
+    """No blank signer names: every year names its homeroom teacher and the principal who confirmed it, and every
+    person signing the document has a name (the seal signs with the school's name in its title)."""
+    years: list[SchoolYear | PrimaryYear] = [*t.years, *t.primary_years]
+    for y in years:
+        at = _Year(t, y, problems)
+        if not y.homeroom_teacher:
+            at.add("thiếu họ tên giáo viên chủ nhiệm xác nhận năm học", "the homeroom teacher's name is missing")
+        if not y.principal:
+            at.add(
+                "thiếu họ tên hiệu trưởng (hoặc phó hiệu trưởng) xác nhận năm học", "the principal's name is missing"
+            )
+    for s in t.signatories:
+        if s.role != "seal" and not s.name:
+            problems.append(
+                ValidationProblem(
+                    f"{t.holder.full_name}, người ký '{s.title}'",
+                    _m("thiếu họ tên người ký", "a signatory without a name is never issued"),
+                )
+            )
+
+
 def complete_transcript(t: Transcript) -> tuple[Transcript, list[ValidationProblem]]:
     """Return the transcript with every computed field filled in, and every contradiction with the law found."""
     problems: list[ValidationProblem] = []
+    _names(t, problems)
     if t.level == "primary":
         primary = tuple(_primary_year(t, y, problems) for y in t.primary_years)
         if t.completion is not None:

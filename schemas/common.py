@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from errors import PermanentError
+
 
 def nfc(text: str) -> str:
     """Normalise Vietnamese text to NFC so that 'Hằng' typed on any keyboard is stored as the same bytes."""
@@ -91,7 +93,7 @@ class ValidationProblem:
         return f"{self.where}: {self.message}" if self.where else self.message
 
 
-class SchemaError(ValueError):
+class SchemaError(PermanentError, ValueError):
     """Input that does not describe a valid document. Carries every problem found, not only the first."""
 
     def __init__(self, problems: list[ValidationProblem]):

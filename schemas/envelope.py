@@ -30,7 +30,8 @@ def signed_data(signed_xml: bytes) -> bytes:
 
 def exc_c14n(element: etree._Element) -> bytes:
     """Exclusive XML canonicalisation: the same bytes wherever the element sits (what every digest here uses)."""
-    return etree.tostring(element, method="c14n", exclusive=True)
+    canonical: bytes = etree.tostring(element, method="c14n", exclusive=True)
+    return canonical
 
 
 def canonical_bytes(element: etree._Element) -> bytes:

@@ -183,7 +183,7 @@ def _key(value: Any) -> str:
 def column_letter(index: int) -> str:
     from openpyxl.utils import get_column_letter
 
-    return get_column_letter(index + 1)
+    return str(get_column_letter(index + 1))
 
 
 def _m(vi: str, en: str) -> str:
@@ -418,8 +418,8 @@ def _pupil(
             grade=grade,
             class_name=sheet.class_name,
             subjects=tuple(subjects),
-            learning=Results(**learning),
-            conduct=Results(**conduct),
+            learning=Results.model_validate(learning),
+            conduct=Results.model_validate(conduct),
             homeroom_comment=ident.get("comment", ""),
             promoted=ident.get("promoted"),
             sessions_absent=ident.get("sessions_absent", 0),
@@ -590,6 +590,9 @@ def read_sheet(sheet: Sheet, ctx: ClassContext, report: _Report, seen: dict[str,
                          f", ô {column_letter(c)}{header_row}")  # fmt: skip
             continue
         cols.append(col)
+    if not ctx.homeroom_teacher or not ctx.principal:
+        report.sheet(sheet.name, "cần họ tên giáo viên chủ nhiệm và hiệu trưởng xác nhận năm học (--homeroom-teacher, "
+                     "--principal)", "the homeroom teacher's and the principal's names are needed")  # fmt: skip
     named = {c.field for c in cols if c.field}
     for needed, label in (("student_code", "Mã học sinh"), ("birth_date", "Ngày sinh")):
         if needed not in named:

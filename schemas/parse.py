@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from typing import Annotated, Any
 
@@ -19,11 +20,48 @@ _ADAPTER: TypeAdapter[Transcript | Diploma | CertifiedCopy] = TypeAdapter(AnyDoc
 MAX_INPUT_BYTES = 5 * 1024 * 1024
 
 
+# Pydantic's error types said as a teacher reads them (Vietnamese), with our own English beside; never its text.
+_SAID = {
+    "missing": ("thiếu", "missing"),
+    "extra_forbidden": ("trường không có trong mẫu dữ liệu", "not a field of this document"),
+    "string_pattern_mismatch": ("không đúng dạng", "not in the expected form"),
+    "string_too_short": ("trống", "empty"),
+    "literal_error": ("không phải một giá trị cho phép", "not one of the allowed values"),
+    "enum": ("không phải một giá trị cho phép", "not one of the allowed values"),
+    "decimal_parsing": ("không phải số (ví dụ 7,5)", "not a number"),
+    "decimal_type": ("không phải số (ví dụ 7,5)", "not a number"),
+    "int_parsing": ("không phải số nguyên", "not a whole number"),
+    "int_type": ("không phải số nguyên", "not a whole number"),
+    "int_from_float": ("không phải số nguyên", "not a whole number"),
+    "bool_parsing": ("không phải có/không (true/false)", "not true/false"),
+    "date_from_datetime_parsing": ("không phải ngày (năm-tháng-ngày, ví dụ 2010-03-14)", "not a date (YYYY-MM-DD)"),
+    "date_parsing": ("không phải ngày (năm-tháng-ngày, ví dụ 2010-03-14)", "not a date (YYYY-MM-DD)"),
+    "date_type": ("không phải ngày (năm-tháng-ngày, ví dụ 2010-03-14)", "not a date (YYYY-MM-DD)"),
+    "greater_than_equal": ("nhỏ hơn mức cho phép", "below the allowed minimum"),
+    "less_than_equal": ("lớn hơn mức cho phép", "above the allowed maximum"),
+    "too_short": ("thiếu phần tử", "too few items"),
+    "string_type": ("không phải chữ", "not text"),
+    "model_type": ("sai cấu trúc", "not the expected structure"),
+    "tuple_type": ("phải là một danh sách", "must be a list"),
+    "list_type": ("phải là một danh sách", "must be a list"),
+}
+
+
 def _problems(exc: ValidationError) -> list[ValidationProblem]:
     out = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"])
-        out.append(ValidationProblem(where, f"{err['msg']} (giá trị: {str(err.get('input'))[:60]!r})"))
+        vi, en = _SAID.get(err["type"], ("không hợp lệ", "not valid"))
+        if err["type"] == "value_error":  # our own validators' messages (schemas.transcript) are already ours
+            vi, en = "không hợp lệ", str(err.get("ctx", {}).get("error", "not valid"))
+        allowed = err.get("ctx", {}).get("expected")
+        if allowed:
+            vi, en = f"{vi}: {allowed.replace(' or ', ' hoặc ')}", f"{en}: {allowed}"
+        shown = str(err.get("input"))[:60] if err["type"] != "missing" else ""
+        if re.fullmatch(r"-?\d+\.\d+", shown):
+            shown = shown.replace(".", ",")
+        value = f" (giá trị: '{shown}')" if shown else ""
+        out.append(ValidationProblem(where, f"{vi}{value} / {en}"))
     return out
 
 

@@ -76,3 +76,4 @@ class PrimaryYear(Model):
     principal: Text = ""
     sessions_absent: int | None = Field(default=None, ge=0, description="Tổng số buổi nghỉ")
     awards: Text = Field(default="", description="Khen thưởng")
+    principal_title: Text = Field(default="", description="e.g. 'KT. HIỆU TRƯỞNG / PHÓ HIỆU TRƯỞNG'")

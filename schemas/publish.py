@@ -103,7 +103,7 @@ def xsd(kind: str) -> bytes:
     top = etree.SubElement(builder.root, f"{{{XS}}}element", name=ROOTS[kind])
     ct = etree.SubElement(top, f"{{{XS}}}complexType")
     builder.fields(MODELS[kind], ct, skip=("kind",))
-    return etree.tostring(builder.root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
+    return bytes(etree.tostring(builder.root, pretty_print=True, xml_declaration=True, encoding="UTF-8"))
 
 
 def json_schema(kind: str) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from urllib.parse import unquote
 
 from ada_url import URL, idna_to_unicode
 
+from errors import PermanentError
+
 TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """The tokens SealTrail issues (26 characters of base32) and anything of that alphabet up to the QR page's limit."""
 DIGEST_BYTES = 8
@@ -27,7 +29,7 @@ DIGEST_BYTES = 8
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
-class LinkError(ValueError):
+class LinkError(PermanentError, ValueError):
     """The QR's text is not a SealTrail verification link. The message is Vietnamese, then English.
 
     ``browser_host`` is the host a browser would open for this text (None when it would open none)."""

@@ -27,6 +27,7 @@ import cbor2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from errors import PermanentError
 from schemas.qrlink import LinkError, QrLink, parse_link
 
 PREFIX = "ST1:"
@@ -41,7 +42,7 @@ PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
-class SealError(ValueError):
+class SealError(PermanentError, ValueError):
     """The seal is not genuine or not readable. The message is Vietnamese, then English."""
 
 

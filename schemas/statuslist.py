@@ -16,6 +16,8 @@ import re
 from datetime import date
 from urllib.parse import quote, unquote, urlparse
 
+from errors import PermanentError
+
 LIST_SIZE = 131_072  # entries: the spec's minimum for herd privacy (16 KB uncompressed)
 MAX_COMPRESSED = 2 * 1024 * 1024  # a list larger than this when compressed is refused before decompressing
 PURPOSE = "revocation"
@@ -25,7 +27,7 @@ STATUS_INDEX = "index.json"
 _YEAR = re.compile(r"^\d{4}-\d{4}$")
 
 
-class StatusListError(ValueError):
+class StatusListError(PermanentError, ValueError):
     """A status list or status entry is malformed; the message says what is wrong."""
 
 

@@ -76,6 +76,9 @@ class SchoolYear(Model):
         default=None, description="Kết quả rèn luyện trong hè, Đạt / Chưa đạt (Thông tư 22, Điều 14)"
     )
     awards: Text = Field(default="", description="Khen thưởng")
+    principal_title: Text = Field(
+        default="", description="Who confirmed the year for the principal, e.g. 'KT. HIỆU TRƯỞNG / PHÓ HIỆU TRƯỞNG'"
+    )
 
 
 class ThcsCompletion(Model):
@@ -103,6 +106,11 @@ class Transcript(Model):
     completion: ThcsCompletion | None = Field(
         default=None, description="Xác nhận hoàn thành chương trình THCS (Luật 123/2025/QH15)"
     )
+    register_number: Text = Field(default="", description="Số đăng bộ")
+    residence: Text = Field(default="", description="Nơi ở hiện nay")
+    father_name: Text = Field(default="", description="Họ và tên cha (hotencha)")
+    mother_name: Text = Field(default="", description="Họ và tên mẹ (hotenme)")
+    guardian_name: Text = Field(default="", description="Người giám hộ (hotennguoigiamho)")
 
     @model_validator(mode="after")
     def _years_match_level(self) -> Transcript:

@@ -58,7 +58,7 @@ def ob_schema_for_vc2() -> dict[str, Any]:
     context followed by an OB 3.0 context, and ``type`` holds VerifiableCredential and AchievementCredential (or
     OpenBadgeCredential). Every nested rule (AchievementSubject, Achievement, IdentityObject, Profile, Evidence,
     CredentialStatus …) is checked as published. schemas/vc/README.md says why the file itself is not newer."""
-    schema = copy.deepcopy(load(OB_SCHEMA))
+    schema: dict[str, Any] = copy.deepcopy(load(OB_SCHEMA))
     props = schema["properties"]
     props["validFrom"] = {**props.pop("issuanceDate"), "description": "Timestamp of when the credential becomes valid."}
     props["validUntil"] = {**props.pop("expirationDate"), "description": "When the credential stops being valid."}

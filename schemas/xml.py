@@ -61,7 +61,8 @@ def to_xml(doc: BaseModel) -> bytes:
             _append(root, ns, field, getattr(doc, field))
     # Canonical bytes: an XML declaration and exclusive C14N (empty elements as start+end tag, fixed attribute
     # and namespace order), so the same data always hashes the same, also after a round trip through a parser.
-    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + etree.tostring(root, method="c14n", exclusive=True)
+    body: bytes = etree.tostring(root, method="c14n", exclusive=True)
+    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + body
 
 
 def secure_parser() -> etree.XMLParser:

@@ -1,4 +1,6 @@
-"""`sealtrail demo`: a sample school with issued, signed and logged documents on a fresh checkout."""
+"""`sealtrail demo`: a sample school with issued, signed and logged documents on a fresh checkout.
+
+The demo only supplies development settings and sample data; the issuer is built by the Deployment."""
 
 from __future__ import annotations
 
@@ -6,36 +8,13 @@ import json
 from pathlib import Path
 
 import typer
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 import schemas
 from registry.records import DocumentRecord, DocumentStatus
 from sealtrail.deployment import Deployment
-from signer.issue import Issuer
-from signer.pdf import PadesSigner
-from signer.render import Renderer
 
 DEMO_SAMPLES = ("class_9a1", "diploma_thpt", "diploma_bachelor")
-
-
-def issuer_for(dep: Deployment) -> Issuer:
-    from sealtrail.ledgerwiring import ledger_for
-
-    pki = dep.dev_pki
-    ledger, _vkey = ledger_for(dep)
-    return Issuer(
-        engine=dep.engine,
-        renderer=Renderer(dep.settings.template_dir),
-        pades=PadesSigner(trust_roots=dep.trust_roots, other_certs=dep.intermediates, timestamp_urls=[pki.tsa_url]),
-        keys=dep.signing_keys,
-        qr_key=dep.qr_private_key,
-        ledger=ledger,
-        blobs=dep.blobs,
-        verify_base_url=dep.settings.public_base_url,
-        timestamp_urls=[pki.tsa_url],
-        lookup_key=dep.lookup_key,
-        pending_dir=dep.settings.resolved_data_dir / "pending",
-    )
 
 
 def _sample_documents() -> list[schemas.Document]:
@@ -48,9 +27,7 @@ def _sample_documents() -> list[schemas.Document]:
 
 
 def _write_trust(dep: Deployment, trust_dir: Path) -> None:
-    from verifier.offline import export_trust
-
-    export_trust(dep, trust_dir)
+    dep.export_trust(trust_dir)
 
 
 def run_demo(dep: Deployment, out: Path | None) -> None:
@@ -67,7 +44,7 @@ def run_demo(dep: Deployment, out: Path | None) -> None:
     else:
         services = dep.start_dev_pki_services()
         try:
-            issuer = issuer_for(dep)
+            issuer = dep.make_issuer()
             for doc in _sample_documents():
                 issued = issuer.issue(doc)
                 typer.echo(f"  issued {issued.doc_id} ({doc.kind}) for {doc.holder.masked_name}")
@@ -80,7 +57,7 @@ def run_demo(dep: Deployment, out: Path | None) -> None:
         records = session.exec(
             select(DocumentRecord)
             .where(DocumentRecord.status == DocumentStatus.ISSUED)
-            .order_by(DocumentRecord.leaf_index)
+            .order_by(col(DocumentRecord.leaf_index))
         ).all()
         for record in records:
             session.expunge(record)

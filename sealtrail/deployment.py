@@ -1,4 +1,11 @@
-"""Builds SealTrail's working parts (database, keys, signers, ledger, verifier) from Settings, once."""
+"""The one composition root: builds SealTrail's working parts (database, keys, the issuer, the ledger, the
+verifiers, the trust list) from Settings, once.
+
+Domain packages never import this module: they receive a Deployment (or the part they need) and describe what they
+use of it as a small Protocol of their own (``signer.host``, ``verifier.host``, ``workflow.host``, ``jobs.host``).
+In development the keys, the trust anchors and the timestamp authority come from the dev PKI (``sealtrail.devpki``);
+in production from the HSM and the settings, and the dev PKI is refused.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +18,27 @@ from asn1crypto import pem, x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Engine
 
+from errors import PermanentError
 from hsm_adapters.base import KeyBackend, KeyBackendError
 from hsm_adapters.pkcs11 import Pkcs11Config, Pkcs11KeyBackend
 from hsm_adapters.soft import SoftKeyBackend
+from ledger.store import Ledger
+from registry.records import DocumentRecord
 from sealtrail.db import make_engine, migrate
 from sealtrail.devpki import SIGNER_ROLES, DevPki, PkiServices, create_dev_pki, dev_revocation, port_is_open
 from sealtrail.settings import Settings
+from signer.issue import Issuer
 from signer.metrics import TimedKey
+from signer.pdf import PadesSigner
+from signer.render import Renderer
 from signer.storage import Blobs, BlobStore, S3BlobStore
 from verifier.pdf import PdfVerifier
 from verifier.revocation import CRL_DIR, LocalRevocation, read_crls
+from verifier.trustlist import TrustList, build_trust_list
 from verifier.xml import XmlVerifier
 
 
-class DeploymentError(Exception):
+class DeploymentError(PermanentError):
     """The installation is not set up the way this command needs; the message says what to do."""
 
 
@@ -40,6 +54,8 @@ class Deployment:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._signing_keys: dict[str, KeyBackend] | None = None
+        self._signing_keys_failure: tuple[int | None, KeyBackendError] | None = None
 
     @cached_property
     def engine(self) -> Engine:
@@ -93,12 +109,32 @@ class Deployment:
         return [self.dev_pki.tsa_url]
 
     @cached_property
-    def trust_roots(self) -> list[x509.Certificate]:
-        return [self.dev_pki.root]
+    def trust_list(self) -> TrustList:
+        """The one trust list every checker reads (verifier/trustlist.py): SEALTRAIL_TRUST_DIR, the shipped national
+        list when SEALTRAIL_TRUST_NATIONAL is set, and in development the dev PKI's root and issuing CA."""
+        s = self.settings
+        dev = self.dev_pki if s.mode == "development" else None
+        return build_trust_list(
+            dev_roots=[dev.root] if dev else [],
+            dev_intermediates=[dev.issuing_ca] if dev else [],
+            national=s.trust_national,
+            directory=s.trust_dir,
+        )
 
-    @cached_property
+    @property
+    def trust_roots(self) -> list[x509.Certificate]:
+        roots = self.trust_list.roots
+        if not roots:
+            raise DeploymentError(
+                "Chưa có danh sách tin cậy: đặt SEALTRAIL_TRUST_DIR (thư mục chứng thư gốc) hoặc "
+                "SEALTRAIL_TRUST_NATIONAL=true / no trust list: set SEALTRAIL_TRUST_DIR to a folder of trusted root "
+                "certificates or SEALTRAIL_TRUST_NATIONAL=true"
+            )
+        return roots
+
+    @property
     def intermediates(self) -> list[x509.Certificate]:
-        return [self.dev_pki.issuing_ca]
+        return self.trust_list.intermediates
 
     def pkcs11_config(self, key_label: str) -> Pkcs11Config:
         s = self.settings
@@ -115,8 +151,27 @@ class Deployment:
             pool_size=s.pkcs11_pool_size,
         )
 
-    @cached_property
+    @property
     def signing_keys(self) -> dict[str, KeyBackend]:
+        """The signing keys, built once. A permanent failure (a wrong or locked PIN) is remembered and raised again
+        without logging in again until the PIN file changes: a token locks after a few wrong PINs, and /readyz asks
+        every few seconds."""
+        if self._signing_keys is not None:
+            return self._signing_keys
+        pin_file = self.settings.pkcs11_pin_file
+        stamp = pin_file.stat().st_mtime_ns if pin_file is not None and pin_file.exists() else None
+        if self._signing_keys_failure is not None and self._signing_keys_failure[0] == stamp:
+            raise self._signing_keys_failure[1]
+        try:
+            self._signing_keys = self._make_signing_keys()
+        except KeyBackendError as exc:
+            transient = getattr(exc, "transient", None)
+            if transient is False or (transient is None and "PIN" in str(exc)):
+                self._signing_keys_failure = (stamp, exc)
+            raise
+        return self._signing_keys
+
+    def _make_signing_keys(self) -> dict[str, KeyBackend]:
         if self.settings.key_backend == "pkcs11":
             missing = [role for role in SIGNER_ROLES if role not in self.settings.pkcs11_keys]
             if missing:
@@ -206,7 +261,8 @@ class Deployment:
         OCSP answers for its signers (made locally, never fetched). Re-made every 10 minutes."""
 
         def load() -> tuple[list[Any], list[Any]]:
-            crls, ocsps = read_crls(self.settings.resolved_data_dir / CRL_DIR), []
+            crls: list[Any] = list(read_crls(self.settings.resolved_data_dir / CRL_DIR))
+            ocsps: list[Any] = []
             if self.settings.mode != "production":
                 dev_crls, ocsps = dev_revocation(self.dev_pki)
                 crls += dev_crls
@@ -217,3 +273,97 @@ class Deployment:
     @property
     def verify_hosts(self) -> list[str]:
         return self.settings.registered_verify_hosts or [urlparse(self.settings.public_base_url).netloc]
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The public log, signed with this installation's log key."""
+        from sealtrail.ledgerwiring import ledger_for
+
+        return ledger_for(self)[0]
+
+    @property
+    def log_vkey(self) -> str:
+        return self.ledger.verifier.vkey
+
+    def make_issuer(self) -> Issuer:
+        """A new Issuer (render, sign, store, log) for this installation; one per thread (batch workers)."""
+        urls = self.timestamp_urls
+        return Issuer(
+            engine=self.engine,
+            renderer=Renderer(self.settings.template_dir),
+            pades=PadesSigner(trust_roots=self.trust_roots, other_certs=self.intermediates, timestamp_urls=urls),
+            keys=self.signing_keys,
+            qr_key=self.qr_private_key,
+            ledger=self.ledger,
+            blobs=self.blobs,
+            verify_base_url=self.settings.public_base_url,
+            timestamp_urls=urls,
+            lookup_key=self.lookup_key,
+            pending_dir=self.settings.resolved_data_dir / "pending",
+        )
+
+    def publish_checkpoint(self) -> bytes:
+        """Sign a checkpoint of the log (witnessed when configured) and remember it outside the database."""
+        from sealtrail.ledgerwiring import publish_checkpoint
+
+        return publish_checkpoint(self)
+
+    def prove_record(self, record: DocumentRecord) -> bool:
+        """Prove the record's issue entry against the latest signed checkpoint; False when it cannot be."""
+        from sealtrail.ledgerwiring import prove_record
+
+        return prove_record(self, record)
+
+    def signed_status_list(self, name: str) -> str | None:
+        """The school-year status list ``name`` signed now with the seal key; None when the key is unreachable
+        (then a credential's status is unknown, never valid)."""
+        import logging
+
+        from schemas.statuslist import StatusListError
+        from signer.credentials import status_list_jwt
+
+        try:
+            return status_list_jwt(self, name)
+        except (KeyBackendError, StatusListError) as exc:
+            logging.getLogger(__name__).warning("status list %s could not be signed: %s", name, exc)
+            return None
+
+    def export_trust(self, directory: Path) -> None:
+        """Write this installation's trust bundle for offline verifiers (``verifier.offline``): roots, QR seal
+        keys, log key and checkpoint, hosts, the revocation data it knows, and every school-year status list signed
+        now under a signed "status as of" manifest (signer.statusmanifest)."""
+        from signer.credentials import write_status_lists
+        from verifier.offline import write_trust_bundle
+
+        with self.engine.connect() as conn:
+            checkpoint = self.ledger.latest_checkpoint(conn)
+        write_trust_bundle(
+            directory,
+            roots=self.trust_roots,
+            intermediates=self.intermediates,
+            qr_public_keys=[self.qr_private_key.public_key()],  # type: ignore[attr-defined]
+            hosts=self.verify_hosts,
+            log_vkey=self.log_vkey,
+            checkpoint=checkpoint,
+        )
+        from verifier.revocation import write_revocation
+
+        write_revocation(directory / CRL_DIR, self.local_revocation.get())  # the signers' certificate status
+        if self.settings.mode == "production" and self.settings.key_backend != "pkcs11":
+            return  # a verification-only instance has no seal key to sign status lists with
+        from signer.statusmanifest import write_status_manifest
+
+        write_status_lists(self, directory)
+        write_status_manifest(self, directory)  # last: signs the time and the hash of every status file above
+
+
+def _default_for_jobs() -> Deployment:
+    return Deployment(Settings())
+
+
+def wire_jobs() -> None:
+    """Batch tasks that run in a process that chose no deployment build one from the environment."""
+    from jobs import batches
+
+    if batches.default_deployment is None:
+        batches.default_deployment = _default_for_jobs

@@ -6,19 +6,36 @@ import json
 import logging
 import threading
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from sqlalchemy import Engine
 
-from ledger import tlog
 from ledger.entry import Entry
 from ledger.note import NoteSigner, open_checkpoint
 from ledger.store import Ledger, LedgerError, LedgerForkError
 from ledger.witness import CosignatureVerifier, add_checkpoint_body
 from registry.records import DocumentRecord
-from sealtrail.deployment import Deployment
+from sealtrail.settings import Settings
+from signer.storage import Blobs
 
 log = logging.getLogger(__name__)
+
+
+class Deployment(Protocol):
+    """What the ledger's wiring uses of ``sealtrail.deployment.Deployment`` (which calls into this module)."""
+
+    settings: Settings
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def blobs(self) -> Blobs: ...
+
+    @property
+    def log_private_key(self) -> object: ...
 
 
 def ledger_for(dep: Deployment) -> tuple[Ledger, str]:
@@ -36,23 +53,9 @@ def published_checkpoint_path(dep: Deployment) -> Path:
 
 def prove_record(dep: Deployment, record: DocumentRecord) -> bool:
     """Prove the record's issue entry against the latest signed checkpoint; False when it cannot be proven."""
-    if record.leaf_index is None:
-        return False
-    ledger, _ = ledger_for(dep)
-    with dep.engine.connect() as conn:
-        note = ledger.latest_checkpoint(conn)
-        if note is None:
-            return False
-        checkpoint = open_checkpoint(note, ledger.verifier, ledger.origin)
-        if record.leaf_index >= checkpoint.size:
-            return False
-        proof = ledger.prove_inclusion(conn, record.leaf_index, checkpoint.size)
-        data = ledger.entry(conn, record.leaf_index)
-    entry = Entry.parse(data)
-    if entry.doc_id != record.id or entry.pdf_sha256 != record.sha256_pdf or entry.xml_sha256 != record.sha256_xml:
-        return False
-    tlog.verify_inclusion(record.leaf_index, checkpoint.size, tlog.leaf_hash(data), proof, checkpoint.root)
-    return True
+    from verifier.proofcache import prove_record as prove
+
+    return prove(dep.engine, ledger_for(dep)[0], record)
 
 
 def _witness_state(dep: Deployment) -> dict[str, int]:

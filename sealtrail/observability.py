@@ -6,6 +6,7 @@ import ipaddress
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -78,6 +79,22 @@ def _tsa_probe(url: str, timeout: float) -> tuple[str, str]:
     return OK, f"{url}: reachable (HTTP {response.status_code})"
 
 
+def trust_check(dep: Deployment) -> tuple[str, str]:
+    """The trust list every checker reads: its size, root fingerprints and earliest root expiry (fail when empty)."""
+    summary = dep.trust_list.summary()
+    if not summary["roots"]:
+        dep.trust_roots  # noqa: B018 - raises the DeploymentError that names the settings to add
+    fingerprints = ",".join(str(f) for f in summary["root_fingerprints"])  # type: ignore[attr-defined]
+    detail = (
+        f"{summary['roots']} roots, {summary['intermediates']} intermediates "
+        f"({summary['expired_intermediates']} expired, kept for old documents); earliest root expiry "
+        f"{summary['earliest_root_expiry']}; sha256 {fingerprints}"
+    )
+    if summary["rejected"]:
+        return WARN, f"{detail}; {len(summary['rejected'])} look-alike or conflicting roots rejected"  # type: ignore[arg-type]
+    return OK, detail
+
+
 def readiness(dep: Deployment) -> dict[str, dict[str, str]]:
     """Every check by name, each {status: ok|warn|fail, detail}. Nothing here signs anything or logs a secret."""
     s = dep.settings
@@ -89,12 +106,19 @@ def readiness(dep: Deployment) -> dict[str, dict[str, str]]:
         return OK, dep.engine.dialect.name
 
     checks["database"] = _check(database)
+    checks["trust"] = _check(lambda: trust_check(dep))
 
-    try:
-        keys = dep.signing_keys
-    except Exception as exc:
-        checks["keys"] = {"status": FAIL, "detail": f"{exc.__class__.__name__}: {exc}"[:300]}
-        keys = {}
+    from sealtrail.install import issuing_missing
+
+    missing = issuing_missing(dep)
+    keys: dict[str, Any] = {}
+    if missing:  # a verification-only instance: ready to verify, and says what issuing still lacks
+        checks["issuing"] = {"status": WARN, "detail": "; ".join(missing)}
+    else:
+        try:
+            keys = dep.signing_keys
+        except Exception as exc:
+            checks["keys"] = {"status": FAIL, "detail": f"{exc.__class__.__name__}: {exc}"[:300]}
     ocsp_targets: dict[str, tuple[Any, Any]] = {}
     try:
         intermediates = list(dep.intermediates)
@@ -131,7 +155,7 @@ def readiness(dep: Deployment) -> dict[str, dict[str, str]]:
             ocsp_targets[f"ocsp:{role}"] = (urls[0], (key.certificate, issuer))
 
     for name, (url, (cert, issuer)) in ocsp_targets.items():
-        checks[name] = _check(lambda u=url, c=cert, i=issuer: _ocsp_probe(u, c, i, s.readiness_timeout))
+        checks[name] = _check(partial(_ocsp_probe, url, cert, issuer, s.readiness_timeout))
 
     try:
         tsa_urls = dep.timestamp_urls
@@ -139,13 +163,17 @@ def readiness(dep: Deployment) -> dict[str, dict[str, str]]:
         checks["tsa"] = {"status": FAIL, "detail": str(exc)}
         tsa_urls = []
     for n, url in enumerate(tsa_urls):
-        checks[f"tsa:{n}"] = _check(lambda u=url: _tsa_probe(u, s.readiness_timeout))
+        checks[f"tsa:{n}"] = _check(partial(_tsa_probe, url, s.readiness_timeout))
     if tsa_urls and all(checks[f"tsa:{n}"]["status"] == FAIL for n in range(len(tsa_urls))):
         checks["tsa"] = {"status": FAIL, "detail": "no timestamp authority is reachable"}
     elif tsa_urls:  # one failing authority of several is a warning: signing fails over to the next
         for n in range(len(tsa_urls)):
             if checks[f"tsa:{n}"]["status"] == FAIL:
                 checks[f"tsa:{n}"]["status"] = WARN
+    if missing:  # timestamps are needed to issue, not to verify: a verification-only instance only warns
+        for name, check in checks.items():
+            if name.startswith("tsa") and check["status"] == FAIL:
+                check["status"] = WARN
     return checks
 
 
@@ -172,7 +200,9 @@ class DatabaseCollector(Collector):
     def _families(self) -> Iterator[Any]:
         engine = self.dep.engine
         with engine.connect() as conn:
-            by_status = dict(conn.execute(text("SELECT status, COUNT(*) FROM documents GROUP BY status")).all())
+            by_status: dict[str, int] = dict(
+                conn.execute(text("SELECT status, COUNT(*) FROM documents GROUP BY status")).all()
+            )
             issued = conn.execute(text("SELECT COUNT(*) FROM documents WHERE issued_at IS NOT NULL")).scalar_one()
             size = conn.execute(text("SELECT size FROM ledger_state WHERE id = 1")).scalar_one_or_none() or 0
             latest = conn.execute(

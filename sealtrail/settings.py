@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     )
     pkcs11_pool_size: int = Field(default=4, ge=1, le=64, description="Logged-in sessions kept per key")
 
+    trust_dir: Path | None = Field(
+        default=None,
+        description="Folder of trusted roots and intermediates (PEM/DER/P7B): in production the whole trust list "
+        "(with the national list if SEALTRAIL_TRUST_NATIONAL), in development added to the dev roots",
+    )
+    trust_national: bool = Field(
+        default=False,
+        description="Also trust Vietnam's national roots and issuing CAs shipped in verifier/trust/vietnam",
+    )
     timestamp_urls: list[str] = Field(
         default_factory=list, description="RFC 3161 timestamp authorities, tried in order (default: the dev PKI's)"
     )

@@ -25,13 +25,14 @@ from typing import Any
 import httpx
 from lxml import etree
 
+from errors import PermanentError
 from hsm_adapters.base import KeyBackendError
 from hsm_adapters.token import TokenCertificate, TokenGoneError, UsbToken
 
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_TOKEN_GONE, EXIT_REJECTED, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
 
 
-class AgentError(Exception):
+class AgentError(PermanentError):
     """Something the signer must fix before anything can be signed; the message says what."""
 
     def __init__(self, message: str, code: int = EXIT_CONFIG) -> None:

@@ -30,7 +30,7 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import CRLValidationError, OCSPValidationError, PathError, ValidationError
 from pyhanko_certvalidator.path import ValidationPath
 
-from signer.pdf import FailoverTimeStamper, SigningError
+from signer.pdf import FailoverTimeStamper, SigningError, UnreadablePdfError
 
 _MD_ALGORITHM = "sha256"
 _CERT_ERRORS = (PathError, ValidationError, CRLValidationError, OCSPValidationError)
@@ -73,19 +73,22 @@ def extend_to_lta(
     except TimestampRequestError as exc:
         raise SigningError(
             f"The timestamp service could not be reached, so the document was not archived: {exc}. "
-            "Check the timestamp authority settings or try again later; the document was not changed."
+            "Check the timestamp authority settings or try again later; the document was not changed.",
+            transient=True,
         ) from exc
     except _CERT_ERRORS as exc:
         raise SigningError(
             f"Fresh validation data could not be gathered, so the document was not archived: {exc}. "
             "Check that the OCSP and CRL services are reachable and that the certificates are still valid; "
-            "the document was not changed."
+            "the document was not changed.",
+            transient=True,
         ) from exc
     except (PdfError, PyHankoSigningError, ValueError, KeyError, TypeError) as exc:
         raise SigningError(f"The document could not be archived: {exc}. The document was not changed.") from exc
     except OSError as exc:
         raise SigningError(
-            f"A network error stopped the archival timestamp: {exc}. Try again later; the document was not changed."
+            f"A network error stopped the archival timestamp: {exc}. Try again later; the document was not changed.",
+            transient=True,
         ) from exc
 
 
@@ -147,7 +150,7 @@ def needs_renewal(pdf: bytes, *, within_days: int = 365, now: datetime | None = 
     if not timestamps:
         return True
     expires = _tsa_certificate(timestamps[-1]).not_valid_after
-    return expires - timedelta(days=within_days) <= now
+    return bool(expires - timedelta(days=within_days) <= now)
 
 
 def _tsa_certificate(timestamp: EmbeddedPdfSignature) -> x509.Certificate:
@@ -165,5 +168,8 @@ def _read(pdf: bytes) -> PdfFileReader:
         reader = PdfFileReader(BytesIO(pdf), strict=False)
         reader.embedded_signatures  # noqa: B018 -- parse the signature fields now, so broken ones fail here
     except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        raise SigningError(f"The file is not a readable PDF: {exc}. Check that the right file was given.") from exc
+        raise UnreadablePdfError(
+            "Tệp không phải PDF đọc được; kiểm tra đã chọn đúng tệp",
+            f"The file is not a readable PDF: {exc}. Check that the right file was given.",
+        ) from exc
     return reader

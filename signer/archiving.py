@@ -20,9 +20,8 @@ from sqlmodel import Session, select
 from ledger.entry import Entry
 from ledger.store import Ledger, LedgerError
 from registry.records import DocumentRecord, DocumentStatus
-from sealtrail.deployment import Deployment
-from sealtrail.ledgerwiring import ledger_for
 from signer.archive import extend_to_lta, needs_renewal
+from signer.host import Installation
 from signer.pdf import SigningError
 
 
@@ -39,7 +38,7 @@ class _Changed(Exception):
     """The record changed while its new version was being made; the transaction is rolled back."""
 
 
-def renew_archives(dep: Deployment, *, within_days: int = 365, now: datetime | None = None) -> ArchiveReport:
+def renew_archives(dep: Installation, *, within_days: int = 365, now: datetime | None = None) -> ArchiveReport:
     """Extend every issued document that is due (see ``needs_renewal``) to B-LTA and record the new version.
 
     ``now`` only decides what is due (for tests and dry reasoning); the timestamps themselves are real.
@@ -49,7 +48,7 @@ def renew_archives(dep: Deployment, *, within_days: int = 365, now: datetime | N
         raise ValueError("within_days cannot be negative")
     timestamp_urls = dep.timestamp_urls
     trust_roots, other_certs = dep.trust_roots, dep.intermediates
-    ledger, _ = ledger_for(dep)
+    ledger = dep.ledger
     blobs = dep.blobs
     report = ArchiveReport()
     with Session(dep.engine) as session:
@@ -93,7 +92,7 @@ def renew_archives(dep: Deployment, *, within_days: int = 365, now: datetime | N
 
 
 def _record_new_version(
-    dep: Deployment, ledger: Ledger, record: DocumentRecord, *, current_archived: str | None, digest: str
+    dep: Installation, ledger: Ledger, record: DocumentRecord, *, current_archived: str | None, digest: str
 ) -> None:
     """Log the archive entry and point the registry at ``digest`` in one transaction, if the record is unchanged."""
     when = datetime.now(UTC)

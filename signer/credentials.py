@@ -19,12 +19,13 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from errors import PermanentError
 from ledger.store import LedgerError
 from registry.records import DocumentRecord, DocumentStatus
 from registry.statusindex import list_names, status_bits
 from schemas.statuslist import STATUS_DIR, STATUS_INDEX, split_name
 from schemas.xml import from_xml
-from sealtrail.deployment import Deployment
+from signer.host import Installation
 from signer.vc import CredentialError, LedgerLink, document_credential, issuer_id, sign_jwt, status_list_credential
 from signer.xades import signed_data
 
@@ -34,7 +35,7 @@ _cache: dict[tuple[str, str], tuple[bytes, str, datetime]] = {}
 _lock = threading.Lock()
 
 
-class ExportError(Exception):
+class ExportError(PermanentError):
     """A credential cannot be exported; the message is for the person asking (Vietnamese first)."""
 
 
@@ -42,11 +43,11 @@ class DocumentNotFoundError(ExportError):
     """No such document (or not the asking school's: the same answer, so ids of other schools are not revealed)."""
 
 
-def seal_kid(dep: Deployment, school_code: str) -> str:
+def seal_kid(dep: Installation, school_code: str) -> str:
     return f"{issuer_id(dep.settings.public_base_url, school_code)}#seal"
 
 
-def status_list_jwt(dep: Deployment, name: str) -> str:
+def status_list_jwt(dep: Installation, name: str) -> str:
     """The signed BitstringStatusListCredential for list ``name`` (school/year), as the registry stands now."""
     school, _year = split_name(name)
     bits = status_bits(dep.engine, name)
@@ -70,7 +71,7 @@ def status_list_jwt(dep: Deployment, name: str) -> str:
     return token
 
 
-def write_status_lists(dep: Deployment, directory: Path) -> list[Path]:
+def write_status_lists(dep: Installation, directory: Path) -> list[Path]:
     """Write every school-year list under ``directory/status/<school>/<year>/revocation.jwt``, and
     ``status/index.json`` mapping each issued file's SHA-256 (signed PDF, signed XML, newest archived PDF) to its
     list position, so a file can be checked offline. The hashes are already public in the log; no personal data."""
@@ -101,11 +102,9 @@ def write_status_lists(dep: Deployment, directory: Path) -> list[Path]:
     return written
 
 
-def _ledger_link(dep: Deployment, record: DocumentRecord) -> LedgerLink:
-    from sealtrail.ledgerwiring import ledger_for, publish_checkpoint
-
+def _ledger_link(dep: Installation, record: DocumentRecord) -> LedgerLink:
     assert record.leaf_index is not None and record.sha256_pdf and record.sha256_xml
-    ledger, _ = ledger_for(dep)
+    ledger = dep.ledger
     with dep.engine.connect() as conn:
         entry = ledger.entry(conn, record.leaf_index)
         try:
@@ -113,7 +112,7 @@ def _ledger_link(dep: Deployment, record: DocumentRecord) -> LedgerLink:
         except LedgerError:
             proof = None
     if proof is None:  # no checkpoint covers the entry yet: sign one now so the credential carries its proof
-        publish_checkpoint(dep)
+        dep.publish_checkpoint()
         with dep.engine.connect() as conn:
             try:
                 proof = ledger.tlog_proof(conn, record.leaf_index)
@@ -122,7 +121,7 @@ def _ledger_link(dep: Deployment, record: DocumentRecord) -> LedgerLink:
     return LedgerLink(record.id, ledger.origin, record.leaf_index, record.sha256_pdf, record.sha256_xml, entry, proof)
 
 
-def credential_for(dep: Deployment, doc_id: str, school_code: str | None = None) -> dict[str, Any]:
+def credential_for(dep: Installation, doc_id: str, school_code: str | None = None) -> dict[str, Any]:
     """The unsigned credential of an issued document (``school_code`` limits it to that school's documents)."""
     with Session(dep.engine) as session:
         record = session.get(DocumentRecord, doc_id)
@@ -145,7 +144,7 @@ def credential_for(dep: Deployment, doc_id: str, school_code: str | None = None)
         raise ExportError(str(exc)) from None
 
 
-def export_vc(dep: Deployment, doc_id: str, school_code: str | None = None) -> str:
+def export_vc(dep: Installation, doc_id: str, school_code: str | None = None) -> str:
     """The document as a signed credential (compact JWS, application/vc+jwt), checked against its schemas."""
     from schemas.vcschema import credential_errors
 

@@ -40,18 +40,18 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hsm_adapters.base import KeyBackendError, SignatureMechanism
+from schemas.envelope import DS_NS, exc_c14n
+from schemas.envelope import q as _q
 from schemas.xml import parse_xml_securely
+from signer._pyhanko_adapter import failure_is_transient
 from signer.pdf import PadesSigner, SignatureRequest, SigningError, open_for_signing, signature_metadata
 from signer.xades import (
-    DS_NS,
     XadesSigner,
     XmlSignatureRequest,
     _add_signature_timestamp,
     _add_validation_data,
     _method,
-    _q,
     _set_ids,
-    exc_c14n,
     open_envelope,
     xades_signer,
 )
@@ -62,7 +62,7 @@ DIGEST_ALGORITHM = "sha256"
 DEFERRED_RESERVATION = 48 * 1024
 
 
-class StaleSignatureError(SigningError):
+class StaleSignatureError(SigningError):  # permanent: prepare again
     """The returned signature does not belong to what was prepared (wrong key, wrong digest, changed document)."""
 
 
@@ -176,6 +176,7 @@ class DeferredPades:
             PdfCMSSignedAttributes(cades_signed_attrs=meta.cades_signed_attr_spec),  # the signed role
             use_pades=True,
         )
+        assert isinstance(output, BytesIO)  # pyHanko's digest step writes into a fresh in-memory buffer
         return PreparedPdf(
             output.getvalue(), prep.document_digest, prep.reserved_region_start, prep.reserved_region_end, attrs.dump()
         )
@@ -194,7 +195,10 @@ class DeferredPades:
         except SigningError:
             raise
         except Exception as exc:  # TSA or OCSP unreachable, container too small: nothing is returned
-            raise SigningError(f"Could not finish the PDF signature: {exc.__class__.__name__} {exc}") from exc
+            raise SigningError(
+                f"Could not finish the PDF signature: {exc.__class__.__name__} {exc}",
+                transient=failure_is_transient(exc),
+            ) from exc
 
     async def _finish(self, prepared: PreparedPdf, identity: SignerIdentity, signature: bytes) -> bytes:
         external = _external(identity, signature)
@@ -312,13 +316,13 @@ class DeferredXades:
             if self.xades.trust_roots:
                 _add_validation_data(
                     node,
-                    _CertOnly(identity),  # type: ignore[arg-type]
+                    _CertOnly(identity),
                     token,
                     self.xades.trust_roots,
                     self.xades.other_certs,
                     self.xades.revocation,
                 )
-        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
 class _CertOnly:

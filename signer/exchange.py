@@ -21,11 +21,11 @@ from registry.records import DocumentRecord, DocumentStatus
 from schemas.exchange import ApplyResult, apply_records, parse_time, records_to_transcripts, transcript_to_records
 from schemas.transcript import Transcript
 from schemas.xml import from_xml
-from sealtrail.deployment import Deployment
+from signer.host import Installation
 from signer.xades import signed_data
 
 
-def _documents(dep: Deployment, school_code: str) -> list[tuple[DocumentRecord, Transcript]]:
+def _documents(dep: Installation, school_code: str) -> list[tuple[DocumentRecord, Transcript]]:
     with Session(dep.engine) as session:
         rows = session.exec(
             select(DocumentRecord)
@@ -45,7 +45,7 @@ def _documents(dep: Deployment, school_code: str) -> list[tuple[DocumentRecord, 
     return out
 
 
-def school_records(dep: Deployment, school_code: str, since: datetime | None = None) -> list[dict[str, Any]]:
+def school_records(dep: Installation, school_code: str, since: datetime | None = None) -> list[dict[str, Any]]:
     """The school's records as they stand now, one per pupil and school year (newer than ``since`` if given)."""
     by_record: dict[str, list[tuple[DocumentRecord, Transcript]]] = defaultdict(list)
     for row, doc in _documents(dep, school_code):

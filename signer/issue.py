@@ -30,9 +30,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 import schemas
+from errors import PermanentError
 from hsm_adapters.base import KeyBackend
 from ledger.entry import Entry, EntryType
 from ledger.store import Ledger
+from registry import lifecycle
 from registry.lookup import lookup_columns
 from registry.records import DocumentRecord, DocumentStatus
 from registry.statusindex import add_with_status_index
@@ -56,7 +58,7 @@ ROLE_TITLES = {
 ID_PREFIX = {"transcript": "HB", "diploma": "VB", "copy": "BS"}
 
 
-class AlreadyIssued(RuntimeError):
+class AlreadyIssued(PermanentError, RuntimeError):
     """The document under this id is no longer pending (issued by an earlier or concurrent run)."""
 
     def __init__(self, doc_id: str) -> None:
@@ -245,6 +247,7 @@ class Issuer:
         any other existing row raises AlreadyIssued."""
         doc = job.doc
         holder, school = _holder(doc), _school(doc)
+        lookup = lookup_columns(self.lookup_key, doc) if self.lookup_key else {}
         record = DocumentRecord(
             id=job.doc_id,
             token=token,
@@ -255,7 +258,8 @@ class Issuer:
             issue_date=doc.issue_date,
             status=DocumentStatus.PENDING.value,
             translation_of=doc.original_doc_id if isinstance(doc, schemas.Translation) else None,
-            **(lookup_columns(self.lookup_key, doc) if self.lookup_key else {}),
+            lookup_number=lookup.get("lookup_number"),
+            lookup_holder=lookup.get("lookup_holder"),
         )
         with Session(self.engine) as session:
             existing = session.get(DocumentRecord, job.doc_id)
@@ -341,23 +345,11 @@ class Issuer:
             time=now,
             refers=refers,
         )
-        table = DocumentRecord.__table__  # type: ignore[attr-defined]
-        with self.engine.begin() as conn:
-            (leaf_index,) = self.ledger.append(conn, [entry])  # holds the log's lock until commit
-            flipped = conn.execute(
-                table.update()
-                .where(table.c.id == doc_id, table.c.status == DocumentStatus.PENDING.value)
-                .values(
-                    status=DocumentStatus.ISSUED.value,
-                    sha256_pdf=sha_pdf,
-                    sha256_xml=sha_xml,
-                    leaf_index=leaf_index,
-                    signers=[{k: v for k, v in s.items() if k != "cert_sha256"} for s in signers],
-                    issued_at=now,
-                )
-            ).rowcount
-            if flipped != 1:  # another run issued it first: roll back this entry too
-                raise AlreadyIssued(doc_id)
+        named = [{k: v for k, v in s.items() if k != "cert_sha256"} for s in signers]
+        try:
+            leaf_index = lifecycle.publish(self.engine, self.ledger, entry, signers=named, at=now)
+        except lifecycle.StatusChanged:  # another run issued it first: this entry rolled back too
+            raise AlreadyIssued(doc_id) from None
         with Session(self.engine) as session:
             stored = session.get(DocumentRecord, doc_id)
             assert stored is not None

@@ -7,14 +7,11 @@ token gone, container too small) leaves nothing half-written.
 
 from __future__ import annotations
 
-import binascii
 import hashlib
-import re
 import ssl
 import threading
 import time
-import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -26,9 +23,7 @@ import certifi
 from asn1crypto import cms, tsp, x509
 from asn1crypto.x509 import GeneralName
 from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.content import ImportedPdfPage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.misc import PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import attributes, fields, signers
@@ -40,10 +35,17 @@ from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
-from pyhanko_certvalidator.fetchers.aiohttp_fetchers.util import LazySession
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from errors import SealTrailError
 from hsm_adapters.base import KeyBackend, KeyBackendError
+from signer._pyhanko_adapter import (
+    ImportedPdfBytes,
+    ProviderReplacingSigner,
+    SharedTlsSession,
+    needed_space,
+    signing_failure_is_transient,
+)
 from signer.metrics import TSA_ERRORS
 from signer.render import AppearanceRenderer, keep_xmp
 
@@ -63,17 +65,16 @@ def _http_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=_tls_context()))
 
 
-class _SharedTlsSession(LazySession):
-    """pyHanko's lazy per-event-loop HTTP session, but built on the shared TLS context."""
+class SigningError(SealTrailError):
+    """Signing failed; the document was left as it was. The message says what to do.
 
-    def get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = _http_session()
-        return self._session
+    Permanent unless raised with ``transient=True`` (a timestamp, OCSP or CRL service or the key's device did not
+    answer); a key backend's error keeps the backend's flag.
+    """
 
 
-class SigningError(Exception):
-    """Signing failed; the document was left as it was. The message says what to do."""
+class UnreadablePdfError(SigningError):
+    """The file given to be signed is not a PDF that can be read (permanent: the same file fails again)."""
 
 
 class _EncodedSigningCertificateV2(attributes.SigningCertificateV2Provider):
@@ -93,7 +94,7 @@ class _EncodedSigningCertificateV2(attributes.SigningCertificateV2Provider):
         return cms.CMSAttribute.load(self._der)
 
 
-class BackendSigner(signers.Signer):
+class BackendSigner(ProviderReplacingSigner):
     """pyHanko signer that hashes the signed attributes itself and asks a KeyBackend to sign the digest.
 
     Built once per key and reused (PadesSigner keeps one per backend): the certificate registry and the
@@ -104,15 +105,9 @@ class BackendSigner(signers.Signer):
         registry = SimpleCertificateStore.from_certs([backend.certificate, *backend.chain])
         super().__init__(signing_cert=backend.certificate, cert_registry=registry, embed_roots=True)
         self.backend = backend
-        self._signing_cert_attr = _EncodedSigningCertificateV2(backend.certificate)
-
-    def _signed_attr_providers(self, *args: object, **kwargs: object) -> Iterable[attributes.CMSAttributeProvider]:
-        # pyHanko's internal hook (PAdES and generic CMS alike take their providers from here).
-        for provider in super()._signed_attr_providers(*args, **kwargs):  # type: ignore[arg-type]
-            if type(provider) is attributes.SigningCertificateV2Provider:
-                yield self._signing_cert_attr
-            else:
-                yield provider
+        self.replaced_providers = {
+            attributes.SigningCertificateV2Provider: _EncodedSigningCertificateV2(backend.certificate)
+        }
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
         digest = hashlib.new(digest_algorithm, data).digest()
@@ -123,30 +118,11 @@ class BackendSigner(signers.Signer):
         return self.backend.sign_digest(digest, digest_algorithm)
 
 
-class _ImportedPdfBytes(ImportedPdfPage):
-    """A page of an already parsed PDF, imported as a form XObject (pyHanko's version wants a file name).
-
-    The reader is shared by every signature that uses the same stamp, so its objects are parsed only once.
-    """
-
-    def __init__(self, reader: PdfFileReader, page_ix: int = 0) -> None:
-        super().__init__("", page_ix=page_ix)
-        self.reader = reader
-
-    def render(self) -> bytes:
-        xobj = self._ensure_writer.import_page_as_xobject(self.reader, page_ix=self.page_ix)
-        resource_name = b"/Import" + binascii.hexlify(uuid.uuid4().bytes)
-        self.resources.xobject[resource_name.decode("ascii")] = xobj
-        x1, y1, x2, y2 = xobj.get_object()["/BBox"]
-        self.box = BoxConstraints(width=abs(x1 - x2), height=abs(y1 - y2))
-        return resource_name + b" Do"
-
-
 class FailoverTimeStamper(TimeStamper):
     """Asks each RFC 3161 timestamp authority in turn until one answers."""
 
     def __init__(self, urls: Sequence[str], timeout: float = 10) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # pyHanko's TimeStamper.__init__ is unannotated
         if not urls:
             raise ValueError("at least one timestamp authority URL is needed")
         self.urls = list(urls)
@@ -181,14 +157,6 @@ class SignatureRequest:
     def signed_role(self) -> str:
         """The role this signature claims in its signed attributes (see ``role_attributes``)."""
         return self.role or self.field_name.removeprefix("sig_")
-
-
-def _needed_space(message: str) -> int | None:
-    """The size pyHanko says a signature container needed, when it did not fit the space reserved for it."""
-    match = re.search(r"contents required (\d+) bytes", message)
-    if match:
-        return int(match.group(1))
-    return 2 * _FIRST_RESERVATION if "not enough space" in message.lower() else None
 
 
 def _field_box(writer: IncrementalPdfFileWriter, field_name: str) -> tuple[float, float] | None:
@@ -233,7 +201,7 @@ def open_for_signing(
     try:
         writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
     except (PdfReadError, ValueError) as exc:
-        raise SigningError(f"The file is not a readable PDF: {exc}") from exc
+        raise UnreadablePdfError("Tệp không phải PDF đọc được", f"The file is not a readable PDF: {exc}") from exc
     keep_xmp(writer)
     if not request.lock_document or _lock_field(writer, request.field_name):
         return writer, None
@@ -319,7 +287,8 @@ class PadesSigner:
         now = time.monotonic()
         cached = getattr(self._local, "context", None)
         if cached is not None and now - cached[0] < self.revocation_reuse_seconds:
-            return cached[1]
+            reused: ValidationContext = cached[1]
+            return reused
         from signer.fetching import signing_fetchers
 
         tsa_urls = self.timestamper.urls if self.timestamper is not None else ()
@@ -331,7 +300,8 @@ class PadesSigner:
             fetcher_backend=signing_fetchers(
                 [*self.trust_roots, *self.other_certs],
                 tsa_urls,
-                inner=AIOHttpFetcherBackend(session=_SharedTlsSession()),
+                # pyHanko annotates `session` as a ClientSession, but takes a LazySession too (one per event loop).
+                inner=AIOHttpFetcherBackend(session=SharedTlsSession(_http_session)),  # type: ignore[arg-type]
             ),
         )
         self._local.context = (now, context)
@@ -348,13 +318,17 @@ class PadesSigner:
             try:
                 return self._sign_once(pdf, backend, request, reserved)
             except PyHankoSigningError as exc:
-                needed = _needed_space(str(exc))
+                needed = needed_space(exc, fallback=2 * _FIRST_RESERVATION)
                 if needed is not None and reserved < _MAX_RESERVATION:
                     reserved = min(_MAX_RESERVATION, max(reserved * 2, needed + needed // 4))
                     reserved += reserved % 2  # pyHanko wants an even number of bytes (hex digits come in pairs)
                     continue
                 self._local.context = None
-                raise SigningError(f"Could not sign the document in field {request.field_name}: {exc}") from exc
+                raise SigningError(
+                    f"Không ký được văn bản ở ô chữ ký {request.field_name}",
+                    f"Could not sign the document in field {request.field_name}: {exc}",
+                    transient=signing_failure_is_transient(exc),
+                ) from exc
             except Exception:
                 self._local.context = None
                 raise
@@ -391,7 +365,7 @@ class PadesSigner:
                 self._stamps.clear()
             pdf = self._appearances.render(request.signer_name, key[1], *size)
             appearance = self._stamps[key] = PdfFileReader(BytesIO(pdf))
-        return StaticStampStyle(background=_ImportedPdfBytes(appearance), border_width=0)
+        return StaticStampStyle(background=ImportedPdfBytes(appearance), border_width=0)
 
     @staticmethod
     def _run(pdf_signer: signers.PdfSigner, writer: IncrementalPdfFileWriter, reserved: int) -> bytes:
@@ -399,14 +373,23 @@ class PadesSigner:
         try:
             pdf_signer.sign_pdf(writer, output=out, bytes_reserved=reserved)
         except KeyBackendError as exc:
-            raise SigningError(f"{exc} The document was not changed.") from exc
+            raise SigningError(
+                f"{exc} Văn bản không bị thay đổi / the document was not changed.",
+                transient=exc.transient,
+            ) from exc
         except TimestampRequestError as exc:
             raise SigningError(
+                "Không kết nối được dịch vụ cấp dấu thời gian nên văn bản chưa được ký; thử lại sau.",
                 f"The timestamp service could not be reached, so the document was not signed: {exc}. "
-                "Check the timestamp authority settings or try again later."
+                "Check the timestamp authority settings or try again later.",
+                transient=True,
             ) from exc
         except OSError as exc:
-            raise SigningError(f"A network or device error stopped the signature: {exc}") from exc
+            raise SigningError(
+                "Lỗi mạng hoặc thiết bị đã làm dừng việc ký",
+                f"A network or device error stopped the signature: {exc}",
+                transient=True,
+            ) from exc
         return out.getvalue()
 
 

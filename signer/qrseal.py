@@ -40,4 +40,5 @@ def make_seal(claims: SealClaims, key: PrivateKey | KeyBackend) -> str:
         r, s = decode_dss_signature(der)
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     cose = cbor2.dumps(cbor2.CBORTag(18, [protected, {}, payload, signature]))
-    return PREFIX + base45.b45encode(zlib.compress(cose, 9)).decode("ascii")
+    encoded: bytes = base45.b45encode(zlib.compress(cose, 9))
+    return PREFIX + encoded.decode("ascii")

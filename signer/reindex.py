@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from registry.lookup import lookup_columns
 from registry.records import DocumentRecord
 from schemas.xml import from_xml
-from sealtrail.deployment import Deployment
+from signer.host import Installation
 from signer.xades import signed_data
 
 
@@ -21,7 +21,7 @@ class ReindexReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def reindex(dep: Deployment) -> ReindexReport:
+def reindex(dep: Installation) -> ReindexReport:
     key = dep.lookup_key
     blobs = dep.blobs
     report = ReindexReport()

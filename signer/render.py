@@ -235,7 +235,8 @@ class Renderer:
                     continue
                 role = anchor.removeprefix("slot-")
                 box = (x1 * PX_TO_PT, (page.height - y2) * PX_TO_PT, x2 * PX_TO_PT, (page.height - y1) * PX_TO_PT)
-                slots.append(SignatureSlot(role, f"sig_{role}", page_no, tuple(round(v, 2) for v in box)))  # type: ignore[arg-type]
+                rounded = (round(box[0], 2), round(box[1], 2), round(box[2], 2), round(box[3], 2))
+                slots.append(SignatureSlot(role, f"sig_{role}", page_no, rounded))
         return tuple(slots)
 
     @staticmethod
@@ -244,10 +245,15 @@ class Renderer:
         keep_xmp(writer)
         _dedupe_associated_files(writer)
         for slot in slots:
-            lock = {}
-            if slot.role == LOCKING_ROLE:
-                lock = {"field_mdp_spec": FieldMDPSpec(FieldMDPAction.ALL), "doc_mdp_update_value": MDPPerm.NO_CHANGES}
-            append_signature_field(writer, SigFieldSpec(slot.field_name, on_page=slot.page, box=slot.box, **lock))
+            locking = slot.role == LOCKING_ROLE
+            spec = SigFieldSpec(
+                slot.field_name,
+                on_page=slot.page,
+                box=slot.box,  # type: ignore[arg-type]  # pyHanko annotates int boxes; PDF rectangles are real numbers
+                field_mdp_spec=FieldMDPSpec(FieldMDPAction.ALL) if locking else None,
+                doc_mdp_update_value=MDPPerm.NO_CHANGES if locking else None,
+            )
+            append_signature_field(writer, spec)
         out = io.BytesIO()
         writer.write(out)
         return out.getvalue()
@@ -288,6 +294,7 @@ class AppearanceRenderer:
             f"<p>Thời gian ký / Signed at:<br>{escape(when)}</p>"
         )
         css = CSS(string=self.CSS % {"w": width, "h": height}, font_config=self.font_config)
-        return HTML(string=f"<html lang='vi'><body>{html}</body></html>", url_fetcher=NO_FETCHING).write_pdf(
+        pdf: bytes = HTML(string=f"<html lang='vi'><body>{html}</body></html>", url_fetcher=NO_FETCHING).write_pdf(
             stylesheets=[css], font_config=self.font_config
         )
+        return pdf

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from schemas.statuslist import STATUS_DIR
-from sealtrail.deployment import Deployment
+from signer.host import Installation
 from signer.vc import sign_jwt
 
 MANIFEST = "status-manifest.jwt"
@@ -31,7 +31,7 @@ def covered_files(directory: Path) -> dict[str, str]:
     return out
 
 
-def write_status_manifest(dep: Deployment, directory: Path, *, as_of: datetime | None = None) -> Path:
+def write_status_manifest(dep: Installation, directory: Path, *, as_of: datetime | None = None) -> Path:
     """Sign and write ``directory/status-manifest.jwt`` for the status files already written there."""
     moment = (as_of or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     payload = {

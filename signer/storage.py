@@ -14,11 +14,29 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from errors import SealTrailError
+
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class BlobStoreError(OSError):
-    """The store cannot be reached or refuses the request; the message says which."""
+class BlobStoreError(SealTrailError, OSError):
+    """The store cannot be reached or refuses the request; the message says which.
+
+    Transient when the store did not answer or answered with a server error; permanent when it refused (access
+    denied, no such bucket).
+    """
+
+    transient = True
+
+
+def _transient(exc: Exception) -> bool:
+    """An S3 failure that may pass: no answer (botocore's connection errors) or a server error or throttling."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return True  # BotoCoreError: the endpoint did not answer
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    code = str(response.get("Error", {}).get("Code", ""))
+    return status >= 500 or code in ("SlowDown", "Throttling", "RequestTimeout", "ServiceUnavailable")
 
 
 class Blobs(Protocol):
@@ -138,7 +156,9 @@ class S3BlobStore:
                 ChecksumSHA256=base64.b64encode(bytes.fromhex(digest)).decode(),
             )
         except (BotoCoreError, ClientError) as exc:
-            raise BlobStoreError(f"could not store {digest}.{ext} in bucket {self.bucket}: {exc}") from exc
+            raise BlobStoreError(
+                f"could not store {digest}.{ext} in bucket {self.bucket}: {exc}", transient=_transient(exc)
+            ) from exc
         return digest
 
     def discard(self, sha256: str, ext: str) -> None:
@@ -148,7 +168,9 @@ class S3BlobStore:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256, ext))
         except (BotoCoreError, ClientError) as exc:
-            raise BlobStoreError(f"could not delete {sha256}.{ext} from bucket {self.bucket}: {exc}") from exc
+            raise BlobStoreError(
+                f"could not delete {sha256}.{ext} from bucket {self.bucket}: {exc}", transient=_transient(exc)
+            ) from exc
 
     def _exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
@@ -170,7 +192,9 @@ class S3BlobStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 raise FileNotFoundError(f"stored file {sha256}.{ext} is missing from bucket {self.bucket}") from exc
-            raise BlobStoreError(f"could not read {sha256}.{ext} from bucket {self.bucket}: {exc}") from exc
+            raise BlobStoreError(
+                f"could not read {sha256}.{ext} from bucket {self.bucket}: {exc}", transient=_transient(exc)
+            ) from exc
         except BotoCoreError as exc:
             raise BlobStoreError(f"could not read {sha256}.{ext} from bucket {self.bucket}: {exc}") from exc
         return _checked(data, sha256, ext)

@@ -13,18 +13,17 @@ Decisions (README "English translations"):
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
 import schemas
+from errors import PermanentError
 from registry.records import DocumentRecord, DocumentStatus
 from schemas.xml import from_xml
-from sealtrail.deployment import Deployment
+from signer.host import Installation
 from signer.xades import signed_data
 
 if TYPE_CHECKING:
@@ -34,7 +33,7 @@ SUFFIX = "-EN"
 TRANSLATABLE = ("transcript", "diploma")
 
 
-class TranslationError(Exception):
+class TranslationError(PermanentError):
     """A translation that cannot be made; the message says why and what to do (Vietnamese / English)."""
 
     status_code = 409
@@ -55,7 +54,7 @@ def translation_id(original_id: str) -> str:
     return original_id + SUFFIX
 
 
-def _get(dep: Deployment, doc_id: str) -> DocumentRecord | None:
+def _get(dep: Installation, doc_id: str) -> DocumentRecord | None:
     with Session(dep.engine) as session:
         record = session.get(DocumentRecord, doc_id)
         if record is not None:
@@ -87,7 +86,7 @@ def _refuse_unless_issued(record: DocumentRecord) -> None:
 
 
 def translate(
-    dep: Deployment, doc_id: str, *, school_code: str | None = None, issuer: Issuer | None = None
+    dep: Installation, doc_id: str, *, school_code: str | None = None, issuer: Issuer | None = None
 ) -> Translated:
     """The signed English translation of issued document ``doc_id`` (``school_code``: only that school's)."""
     from signer.issue import AlreadyIssued
@@ -103,9 +102,7 @@ def translate(
         return existing
     pending = _get(dep, tid)
     if issuer is None:
-        from sealtrail.demo import issuer_for
-
-        issuer = issuer_for(dep)
+        issuer = dep.make_issuer()
     original = from_xml(signed_data(dep.blobs.get(record.sha256_xml, "xml")))
     school = original.school if isinstance(original, schemas.Transcript) else original.issuer
     original_qr = issuer._prepare(original, doc_id=record.id, token=record.token)[0].qr_payload
@@ -137,7 +134,7 @@ def translate(
     return Translated(issued.record, issued.pdf, True)
 
 
-def _existing(dep: Deployment, tid: str) -> Translated | None:
+def _existing(dep: Installation, tid: str) -> Translated | None:
     """The translation already issued under ``tid``; refuses one that was revoked on its own."""
     record = _get(dep, tid)
     if record is None or record.status == DocumentStatus.PENDING.value:
@@ -148,53 +145,3 @@ def _existing(dep: Deployment, tid: str) -> Translated | None:
         )
     assert record.sha256_pdf
     return Translated(record, dep.blobs.get(record.sha256_pdf, "pdf"), False)
-
-
-def embedded_translation(data: bytes) -> schemas.Translation | None:
-    """The translation data a signed PDF (its attached XML) or signed XML carries; None for other documents."""
-    from pyhanko.pdf_utils.reader import PdfFileReader
-
-    from verifier.pdf import attachments
-    from verifier.xml import looks_like_xml
-
-    try:
-        if looks_like_xml(data):
-            xml: bytes | None = signed_data(data)
-        else:
-            found = attachments(PdfFileReader(io.BytesIO(data), strict=False), keep_data=True)
-            xml = next((a.get("data") for a in found if a["name"] == "translation.xml"), None)
-        doc = from_xml(xml) if xml else None
-    except Exception:  # not one of ours, or damaged: the signature check says so
-        return None
-    return doc if isinstance(doc, schemas.Translation) else None
-
-
-@dataclass
-class _Probe:
-    """A report to read the original's offline status into (its verdict starts valid: only the status lowers it)."""
-
-    verdict: str = "valid"
-    reasons: list[Any] = field(default_factory=list)
-
-
-def follow_original_offline(
-    report: Any, translation: schemas.Translation, dep: Deployment | None, bundle: Path | None
-) -> Any:
-    """`sealtrail verify` of a translation: name its original and let the original's status lower the verdict,
-    from this installation's register (``dep``) or a trust bundle's signed status lists (``bundle``)."""
-    from verifier.pdf import Reason
-    from verifier.status import merge_standing, translation_standing
-
-    oid = translation.original_doc_id
-    named = Reason("TRANSLATION_OF", f"Bản dịch tiếng Anh của văn bản {oid}", f"English translation of document {oid}")
-    if bundle is not None:  # the original's bit in the bundle's signed lists, found by its PDF's SHA-256
-        from verifier.credentials import apply_offline_status
-        from verifier.status import DocumentStanding
-
-        probe = apply_offline_status(bundle, b"", _Probe(), digest=translation.original_sha256_pdf)
-        said = [Reason(r.code, f"Bản gốc {oid}: {r.vi}", f"Original {oid}: {r.en}") for r in probe.reasons]
-        return merge_standing(report, DocumentStanding(probe.verdict, (named, *said)))
-    if dep is None:  # trusted roots only, no status source: name the original, as the document itself is unchecked
-        report.reasons.append(named)
-        return report
-    return merge_standing(report, translation_standing(oid, _get(dep, oid)))

@@ -22,6 +22,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 import schemas
+from errors import PermanentError
 from hsm_adapters.base import KeyBackend, SignatureMechanism
 from schemas.statuslist import PURPOSE, encode, list_url
 from schemas.transcript import Results, SubjectYear
@@ -43,7 +44,7 @@ DIPLOMA_TYPES = {
 }
 
 
-class CredentialError(Exception):
+class CredentialError(PermanentError):
     """A credential cannot be made; the message says why (Vietnamese first)."""
 
 

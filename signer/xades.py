@@ -52,6 +52,7 @@ from schemas.envelope import canonical_bytes as canonical_bytes
 from schemas.envelope import q as _q
 from schemas.envelope import signed_data as signed_data
 from schemas.xml import parse_xml_securely
+from signer._signxml_adapter import InteroperableXAdESSigner
 from signer.fetching import signing_fetchers
 from signer.pdf import REVOCATION_REUSE_SECONDS, FailoverTimeStamper, SigningError
 
@@ -98,26 +99,13 @@ def envelope(canonical_xml: bytes) -> bytes:
     data = etree.SubElement(root, _q("DuLieu"), Id=DATA_ID)
     data.append(document)
     etree.SubElement(root, _q("ChuKySo"))
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
 @dataclass(frozen=True)
 class XmlSignatureRequest:
     role: str
     claimed_role: str
-
-
-class _InteroperableXAdESSigner(XAdESSigner):
-    """signxml digests SignedProperties and KeyInfo with the configured (exclusive) c14n but writes no Transform
-    for it; other verifiers (xmlsec1, DSS) then apply the XML-DSig default, inclusive c14n, and the digests
-    differ. Name the transform explicitly so every verifier computes the same digest."""
-
-    def _add_reference_to_signed_info(self, sig_root: Any, node_to_reference: Any, **attrs: Any) -> None:
-        super()._add_reference_to_signed_info(sig_root, node_to_reference, **attrs)
-        reference = self._find(sig_root, "SignedInfo")[-1]
-        transforms = etree.Element(f"{{{DS_NS}}}Transforms")
-        etree.SubElement(transforms, f"{{{DS_NS}}}Transform", Algorithm=self.c14n_alg.value)
-        reference.insert(0, transforms)
 
 
 class XadesSigner:
@@ -163,7 +151,7 @@ class XadesSigner:
                 _add_validation_data(signature, backend, token, self.trust_roots, self.other_certs, self.revocation)
         slot = etree.SubElement(slots, _q("ChuKy"), VaiTro=request.role)
         slot.append(signature)
-        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
 def open_envelope(signed_xml: bytes, role: str) -> tuple[etree._Element, etree._Element, list[str]]:
@@ -187,7 +175,7 @@ def xades_signer(request: XmlSignatureRequest, method: SignatureMethod) -> XAdES
     # SignerRole/ClaimedRoles sits inside SignedProperties: the role id first (what the verifier's signer policy
     # reads), then the title people read; the slot's VaiTro label outside the signature must agree with it.
     roles = list(dict.fromkeys([request.role, request.claimed_role]))
-    return _InteroperableXAdESSigner(
+    return InteroperableXAdESSigner(
         claimed_roles=roles,
         data_object_format=XAdESDataObjectFormat(
             Description="Học bạ / văn bằng số (SealTrail)", MimeType="application/xml"
@@ -204,7 +192,7 @@ def _set_ids(signature: etree._Element, sig_id: str) -> None:
     the Signature's Id except QualifyingProperties/@Target, which is updated with it."""
     old = signature.get("Id")
     signature.set("Id", sig_id)
-    signature.find(f"{{{DS_NS}}}SignatureValue").set("Id", f"{sig_id}-value")  # type: ignore[union-attr]
+    signature.find(f"{{{DS_NS}}}SignatureValue").set("Id", f"{sig_id}-value")
     props = signature.find(f".//{{{XADES_NS}}}QualifyingProperties")
     if props is None or props.get("Target") != f"#{old}":
         raise SigningError("unexpected XAdES layout from signxml")
@@ -219,7 +207,8 @@ def _add_signature_timestamp(signature: etree._Element, timestamper: FailoverTim
         token = asyncio.run(timestamper.async_timestamp(imprint, "sha256"))
     except Exception as exc:  # any failure of every TSA: nothing is added, the caller keeps the old document
         raise SigningError(
-            f"No timestamp authority answered, so the XML was not signed: {exc}. Try again later."
+            f"No timestamp authority answered, so the XML was not signed: {exc}. Try again later.",
+            transient=True,
         ) from exc
     props = signature.find(f".//{{{XADES_NS}}}QualifyingProperties")
     assert props is not None
@@ -319,7 +308,8 @@ def _add_validation_data(
         found = [revocation.lookup(cert, trust_roots, known, hosts) for cert in signers]
     except Exception as exc:  # revocation data is required for B-LT: without it nothing is added
         raise SigningError(
-            f"The certificate status (OCSP/CRL) could not be obtained, so the XML was not signed: {exc}"
+            f"The certificate status (OCSP/CRL) could not be obtained, so the XML was not signed: {exc}",
+            transient=True,
         ) from exc
     usp = signature.find(f".//{{{XADES_NS}}}UnsignedSignatureProperties")
     assert usp is not None
@@ -355,5 +345,5 @@ def _tst_signer(token: cms.ContentInfo) -> asn1_x509.Certificate:
             and cert.issuer == sid.chosen["issuer"]
             and (cert.serial_number == sid.chosen["serial_number"].native)
         ):
-            return cert  # type: ignore[no-any-return]
+            return cert
     raise SigningError("The timestamp token does not carry its signer's certificate")

@@ -34,9 +34,7 @@ def dep(tmp_path: Path, database_url: str) -> Iterator[Deployment]:
 
 
 def _issue(dep: Deployment, sample: str) -> str:
-    from sealtrail.demo import issuer_for
-
-    doc_id = issuer_for(dep).issue(schemas.parse_document(schemas.load_sample(sample))).doc_id
+    doc_id = dep.make_issuer().issue(schemas.parse_document(schemas.load_sample(sample))).doc_id
     publish_checkpoint(dep)
     return doc_id
 

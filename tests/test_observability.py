@@ -54,7 +54,6 @@ def _metrics(client: TestClient) -> dict[str, float]:
 def inst(
     tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None, softhsm: SoftHsm
 ) -> Iterator[Installation]:
-    from sealtrail.demo import issuer_for
     from sealtrail.logs import configure_logging
     from sealtrail.web.app import create_app
     from signer.issue import _holder
@@ -110,7 +109,7 @@ def inst(
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(Renderer, "render", chatty_render)
             configure_logging(settings, stream=stream)
-            issued = issuer_for(dep).issue(doc)
+            issued = dep.make_issuer().issue(doc)
         from sealtrail.ledgerwiring import publish_checkpoint
 
         publish_checkpoint(dep)

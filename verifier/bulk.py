@@ -23,6 +23,7 @@ from typing import Any
 
 from lxml import etree
 
+from errors import PermanentError
 from verifier.pdf import Reason, Verdict
 
 RECEIPT_NS = "urn:sealtrail:receipt:1"
@@ -33,7 +34,7 @@ MAX_TOTAL_BYTES = 500 * 1024 * 1024
 MAX_RATIO = 50
 
 
-class BulkError(ValueError):
+class BulkError(PermanentError, ValueError):
     """The upload as a whole cannot be checked; the message is for the person who uploaded it."""
 
 
@@ -158,7 +159,8 @@ def receipt_xml(items: list[BulkItem], *, service: str, checked_at: datetime | N
         etree.SubElement(el, f"{{{RECEIPT_NS}}}verdict").text = item.verdict
         for reason in item.reasons:
             etree.SubElement(el, f"{{{RECEIPT_NS}}}reason", code=reason.code).text = f"{reason.vi} / {reason.en}"
-    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + etree.tostring(root, method="c14n", exclusive=True)
+    body: bytes = etree.tostring(root, method="c14n", exclusive=True)
+    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + body
 
 
 def validate_receipt(data: bytes) -> None:

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sealtrail.deployment import Deployment
 from verifier.bulk import BulkError, BulkItem, Check, item_json, iter_zip, open_zip, to_csv
+from verifier.host import Installation
 from verifier.lookup import LookupResult, lookup_rows, parse_lookup_csv, result_json, results_csv
 
 NDJSON = "application/x-ndjson"
@@ -45,7 +45,7 @@ class BulkJob:
     items: Iterator[tuple[dict[str, Any], BulkItem, LookupResult | None]]
 
 
-def prepare(dep: Deployment, data: bytes, check: Check, filename: str = "") -> BulkJob:
+def prepare(dep: Installation, data: bytes, check: Check, filename: str = "") -> BulkJob:
     """Raise BulkError or LookupCsvError for an upload that cannot be checked at all."""
     if is_zip(data, filename):
         archive, entries, budget = open_zip(data)

@@ -13,7 +13,7 @@ from sqlalchemy import LargeBinary, bindparam, func
 from sqlmodel import Session, select
 
 from registry.records import DocumentRecord, original_of
-from sealtrail.deployment import Deployment
+from verifier.host import Installation
 from verifier.status import apply_standing
 from verifier.xml import looks_like_xml
 
@@ -26,7 +26,7 @@ class UploadCheck:
     archive_leaf: int | None = None  # the log's archive entry that names this file, for an older archived version
 
 
-def find_record(dep: Deployment, data: bytes, fmt: str) -> DocumentRecord | None:
+def find_record(dep: Installation, data: bytes, fmt: str) -> DocumentRecord | None:
     """The register's row for this exact file: the issued PDF or XML, or the newest archived PDF version."""
     digest = hashlib.sha256(data).hexdigest()
     table = DocumentRecord.__table__.c  # type: ignore[attr-defined]
@@ -41,7 +41,7 @@ def find_record(dep: Deployment, data: bytes, fmt: str) -> DocumentRecord | None
     return record
 
 
-def find_archived_version(dep: Deployment, data: bytes) -> tuple[DocumentRecord, int] | None:
+def find_archived_version(dep: Installation, data: bytes) -> tuple[DocumentRecord, int] | None:
     """An archived (B-LTA) PDF version that is neither the issued nor the newest one, found through the log's
     ``archive`` entries (each names the new version's SHA-256 and the issue entry it extends).
 
@@ -78,13 +78,12 @@ def find_archived_version(dep: Deployment, data: bytes) -> tuple[DocumentRecord,
     return None
 
 
-def prove_entry(dep: Deployment, index: int) -> bool:
+def prove_entry(dep: Installation, index: int) -> bool:
     """Entry ``index`` proven included in the log's latest signed checkpoint."""
     from ledger import tlog
     from ledger.note import open_checkpoint
-    from sealtrail.ledgerwiring import ledger_for
 
-    ledger, _ = ledger_for(dep)
+    ledger = dep.ledger
     with dep.engine.connect() as conn:
         note = ledger.latest_checkpoint(conn)
         if note is None:
@@ -98,19 +97,17 @@ def prove_entry(dep: Deployment, index: int) -> bool:
     return True
 
 
-def prove(dep: Deployment, record: DocumentRecord) -> bool | None:
+def prove(dep: Installation, record: DocumentRecord) -> bool | None:
     """The record's log entry proven against the latest checkpoint; None when the log cannot be read now."""
-    from sealtrail.ledgerwiring import prove_record
-
     if record.leaf_index is None:
         return None
     try:
-        return prove_record(dep, record)
+        return dep.prove_record(record)
     except Exception:  # the log cannot be read now: "cannot be confirmed", never "valid"
         return None
 
 
-def check_upload(dep: Deployment, data: bytes, *, at: datetime | None = None) -> UploadCheck:
+def check_upload(dep: Installation, data: bytes, *, at: datetime | None = None) -> UploadCheck:
     """Signatures, then the registry and the log. ``at`` checks the signatures as of another moment (default now)."""
     fmt = "xml" if looks_like_xml(data) else "pdf"
     report = dep.xml_verifier.verify(data) if fmt == "xml" else dep.pdf_verifier.verify(data, at=at)
@@ -132,7 +129,7 @@ def check_upload(dep: Deployment, data: bytes, *, at: datetime | None = None) ->
     return UploadCheck(apply_standing(report, record, proven, original), fmt, record, archive_leaf)
 
 
-def apply_register(dep: Deployment, data: bytes, report: Any, fmt: str) -> Any:
+def apply_register(dep: Installation, data: bytes, report: Any, fmt: str) -> Any:
     """``sealtrail verify`` on an installation: a file this register issued takes the register's status (revoked
     or superseded → invalid, with the reason; pending → not valid); a file it does not know keeps its offline
     verdict (it may come from another installation). The log proof is the public pages' and the bundle's part
@@ -148,7 +145,7 @@ def apply_register(dep: Deployment, data: bytes, report: Any, fmt: str) -> Any:
     return merge_standing(report, _own_standing(record, True))
 
 
-def register_status_lines(dep: Deployment, doc_id: str) -> tuple[bool, list[str]]:
+def register_status_lines(dep: Installation, doc_id: str) -> tuple[bool, list[str]]:
     """``sealtrail verify-qr`` on an installation: (the register says the document stands, lines to print)."""
     from verifier.status import document_standing
 

@@ -11,7 +11,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hsm_adapters.base import KeyBackendError
 from ledger import tlog
 from ledger.entry import Entry
 from ledger.note import NoteError, NoteVerifier, open_checkpoint
@@ -26,7 +25,7 @@ from schemas.statuslist import (
     name_from_url,
     split_name,
 )
-from sealtrail.deployment import Deployment
+from verifier.host import Installation
 from verifier.vc import JwsError, LedgerCheck, StatusSource, VcVerifier
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ def offline_revoked(bundle_dir: Path, key: str) -> bool | None:
     return bit(decode(str(listing["credentialSubject"].get("encodedList", ""))), int(number))
 
 
-def online_status_source(dep: Deployment) -> StatusSource:
+def online_status_source(dep: Installation) -> StatusSource:
     base = dep.settings.public_base_url
 
     def source(url: str) -> str | None:
@@ -84,21 +83,13 @@ def online_status_source(dep: Deployment) -> StatusSource:
             return None
         if url != list_url(base, name):
             return None  # another installation's list: never fetched
-        try:
-            from signer.credentials import status_list_jwt
-
-            return status_list_jwt(dep, name)
-        except (KeyBackendError, StatusListError) as exc:  # the seal key is unreachable: status unknown, not valid
-            log.warning("status list %s could not be signed: %s", name, exc)
-            return None
+        return dep.signed_status_list(name)  # None when the seal key is unreachable: status unknown, not valid
 
     return source
 
 
-def online_ledger_check(dep: Deployment) -> LedgerCheck:
-    from sealtrail.ledgerwiring import ledger_for
-
-    ledger, _ = ledger_for(dep)
+def online_ledger_check(dep: Installation) -> LedgerCheck:
+    ledger = dep.ledger
 
     def check(link: dict[str, Any], entry: Entry) -> bool | None:
         if link.get("logOrigin") != ledger.origin or not isinstance(link.get("leafIndex"), int):
@@ -161,7 +152,7 @@ def offline_ledger_check(log_vkey: str | None) -> LedgerCheck:
     return check
 
 
-def online_verifier(dep: Deployment) -> VcVerifier:
+def online_verifier(dep: Installation) -> VcVerifier:
     from schemas.vcschema import credential_errors
 
     return VcVerifier(

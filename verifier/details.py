@@ -35,8 +35,10 @@ def _rows(doc: Any) -> list[tuple[str, str, str]]:
         ]
     elif isinstance(doc, schemas.Transcript):
         rows.append(("Mã học sinh", "Student code", doc.student_code))
-        for year in (*doc.primary_years, *doc.years):
-            rows.append((f"Năm học {year.school_year}", f"School year {year.school_year}", f"Lớp {year.class_name}"))
+        for school_year, class_name in [(y.school_year, y.class_name) for y in doc.primary_years] + [
+            (y.school_year, y.class_name) for y in doc.years
+        ]:
+            rows.append((f"Năm học {school_year}", f"School year {school_year}", f"Lớp {class_name}"))
     return rows
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from errors import PermanentError
 from registry.lookup import holder_hash, normalise_name, normalise_number, number_hash
 from registry.records import DocumentRecord, DocumentStatus
 from verifier.bulk import safe_cell
@@ -44,7 +45,7 @@ COLUMNS = {
 DATE_FORMATS = ("%d/%m/%Y", "%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y")
 
 
-class LookupCsvError(ValueError):
+class LookupCsvError(PermanentError, ValueError):
     """The CSV cannot be looked up; ``problems`` are (line, message) pairs, Vietnamese then English."""
 
     def __init__(self, problems: list[tuple[int, str]]) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from asn1crypto import pem, x509
 from cryptography.hazmat.primitives import serialization
 
-from sealtrail.deployment import Deployment
+from errors import PermanentError
 from verifier.qrseal import PublicKey, QrCheck, SealError, check_qr, load_public_keys
 
 ROOTS = "root.pem"
@@ -37,7 +37,7 @@ CHECKPOINT = "checkpoint"
 HOSTS = "verify-hosts.txt"
 
 
-class TrustBundleError(Exception):
+class TrustBundleError(PermanentError):
     """The trust bundle is missing or damaged; the message names the file."""
 
 
@@ -113,31 +113,6 @@ def write_trust_bundle(
     (directory / LOG_VKEY).write_text(log_vkey + "\n", encoding="utf-8")
     if checkpoint is not None:
         (directory / CHECKPOINT).write_bytes(checkpoint)
-
-
-def export_trust(dep: Deployment, directory: Path) -> None:
-    """Write this installation's trust bundle (see the module docstring)."""
-    from sealtrail.ledgerwiring import ledger_for
-
-    ledger, vkey = ledger_for(dep)
-    with dep.engine.connect() as conn:
-        checkpoint = ledger.latest_checkpoint(conn)
-    write_trust_bundle(
-        directory,
-        roots=dep.trust_roots,
-        intermediates=dep.intermediates,
-        qr_public_keys=[dep.qr_private_key.public_key()],  # type: ignore[attr-defined]
-        hosts=dep.verify_hosts,
-        log_vkey=vkey,
-        checkpoint=checkpoint,
-    )
-    from signer.credentials import write_status_lists
-    from signer.statusmanifest import write_status_manifest
-    from verifier.revocation import CRL_DIR, write_revocation
-
-    write_status_lists(dep, directory)
-    write_revocation(directory / CRL_DIR, dep.local_revocation.get())  # the signers' certificate status, offline
-    write_status_manifest(dep, directory)  # last: signs the time and the hash of every status file above
 
 
 def read_qr(text_or_image: str) -> str:

@@ -19,13 +19,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from errors import SealTrailError
+
 PDFTOTEXT_TIMEOUT = 20  # seconds
 MAX_PAGES = 60
 MAX_TEXT_CHARS = 2_000_000
 
 
-class PageTextUnavailable(Exception):
-    """The page text could not be extracted (pdftotext missing, too slow or failing)."""
+class PageTextUnavailable(SealTrailError):
+    """The page text could not be extracted (pdftotext missing, too slow or failing); transient only when it was
+    too slow (a busy machine)."""
 
 
 def normalise(text: str) -> str:
@@ -48,7 +51,7 @@ def page_text(pdf: bytes) -> str:
         except FileNotFoundError as exc:
             raise PageTextUnavailable("pdftotext is not installed (Debian package poppler-utils)") from exc
         except subprocess.TimeoutExpired as exc:
-            raise PageTextUnavailable(f"pdftotext took longer than {PDFTOTEXT_TIMEOUT} s") from exc
+            raise PageTextUnavailable(f"pdftotext took longer than {PDFTOTEXT_TIMEOUT} s", transient=True) from exc
     if result.returncode != 0:
         raise PageTextUnavailable(f"pdftotext failed: {result.stderr[:200].decode('utf-8', 'replace')}")
     return normalise(result.stdout[: MAX_TEXT_CHARS * 4].decode("utf-8", "replace")[:MAX_TEXT_CHARS])

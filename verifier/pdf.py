@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from io import BytesIO
-from typing import Any, Literal
+from typing import Any
 
 from asn1crypto import x509
 from pyhanko.pdf_utils.misc import PdfError
@@ -29,18 +29,11 @@ from pyhanko.sign.validation import (
 from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
-Verdict = Literal["valid", "invalid", "indeterminate"]
+from verifier.reasons import Reason as Reason
+from verifier.reasons import Verdict as Verdict
+
 MAX_PDF_BYTES = 50 * 1024 * 1024
 EOF_WINDOW = 1024  # the %%EOF marker must be within the last KiB
-
-
-@dataclass(frozen=True)
-class Reason:
-    """One finding, in Vietnamese first and English second. ``code`` follows ETSI TS 119 102-1 sub-indications."""
-
-    code: str
-    vi: str
-    en: str
 
 
 @dataclass
@@ -322,6 +315,10 @@ def structure_problem(pdf: bytes) -> Reason | None:
         return Reason(R_AMBIGUOUS[0], f"{R_AMBIGUOUS[1]}: {exc.vi}", f"{R_AMBIGUOUS[2]}: {exc.en}")
     except PolicyViolation as exc:
         return Reason(R_MODIFIED[0], f"{R_MODIFIED[1]}: {exc.vi}", f"{R_MODIFIED[2]}: {exc.en}")
+    except (TypeError, KeyError, IndexError, AttributeError, ValueError, RecursionError, OverflowError) as exc:
+        # a shape the strict reading does not expect (a number where a dictionary belongs, …): not a clean file
+        detail = f"{exc.__class__.__name__}"
+        return Reason(R_AMBIGUOUS[0], f"{R_AMBIGUOUS[1]} ({detail})", f"{R_AMBIGUOUS[2]} ({detail})")
     return None
 
 

@@ -21,14 +21,17 @@ from typing import Any
 
 from lxml import etree
 
+from errors import PermanentError
 from verifier.pdfstructure import Name, PdfStructure, Ref, Revision, Stream, walk
 
 N = Name
 
 
-class PolicyViolation(ValueError):
+class PolicyViolation(PermanentError, ValueError):
+    """A revision after the first signature changes more than allowed: ``vi`` and ``en`` say what."""
+
     def __init__(self, vi: str, en: str) -> None:
-        super().__init__(en)
+        super().__init__(vi, en)
         self.vi = vi
         self.en = en
 
@@ -425,4 +428,4 @@ def _xmp_canonical(data: bytes) -> bytes:
             del el.attrib[attr]
         if el.tag in _XMP_VOLATILE and el.getparent() is not None:
             el.getparent().remove(el)
-    return etree.tostring(root, method="c14n")
+    return bytes(etree.tostring(root, method="c14n"))

@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from errors import PermanentError
+
 MAX_DEPTH = 32  # nesting of arrays and dictionaries
 MAX_OBJECTS = 50_000
 MAX_INFLATED = 32 * 1024 * 1024  # bytes inflated from xref and object streams, in total
@@ -35,11 +37,11 @@ MAX_REVISIONS = 200
 MAX_VALUES = 500_000  # numbers, names, strings, … in all (an issued document has about 3,000)
 
 
-class AmbiguousStructure(ValueError):
+class AmbiguousStructure(PermanentError, ValueError):
     """The file can be read in more than one way (or not strictly at all): ``vi`` and ``en`` say where."""
 
     def __init__(self, vi: str, en: str) -> None:
-        super().__init__(en)
+        super().__init__(vi, en)
         self.vi = vi
         self.en = en
 
@@ -151,7 +153,7 @@ class _Reader:
     def __init__(self, data: bytes, budget: list[int]) -> None:
         self.data = data
         self.budget = budget  # [objects, inflated bytes, values] left, shared by every reader of one file
-        self.refs: set[int] = set()
+        self.refs: set[Ref] = set()
 
     def skip(self, pos: int) -> int:
         m = _SKIP.match(self.data, pos)
@@ -191,7 +193,7 @@ class _Reader:
         m = _REF.match(data, pos)
         if m:
             ref = Ref(int(m.group(1)), int(m.group(2)))
-            self.refs.add(ref.num)
+            self.refs.add(ref)
             return ref, m.end()
         m = _NUMBER.match(data, pos)
         if m:
@@ -320,7 +322,7 @@ def read_structure(data: bytes) -> PdfStructure:
     reader = _Reader(data, budget)
     revisions: list[Revision] = []
     refs_before: set[int] = set()  # every object number referenced by an earlier revision
-    used: set[int] = set()  # the object numbers in use after the revisions read so far
+    used: dict[int, int] = {}  # the object numbers in use after the revisions read so far, with their generation
     pos, start = 0, 0
     while True:
         pos = _skip_top(data, pos)
@@ -334,7 +336,7 @@ def read_structure(data: bytes) -> PdfStructure:
                 "/Prev không trỏ tới bảng tham chiếu chéo của lần cập nhật trước",
                 "/Prev does not point at the previous revision's cross-reference section",
             )
-        introduced = {n for n, e in rev.entries.items() if e.kind != "f"} - used
+        introduced = {n for n, e in rev.entries.items() if e.kind != "f"} - set(used)
         late = sorted(introduced & refs_before)
         if late:
             raise _fail(
@@ -342,9 +344,23 @@ def read_structure(data: bytes) -> PdfStructure:
                 f"{len(revisions)}",
                 f"object {late[0]} is referenced by an earlier revision but defined only in update {len(revisions)}",
             )
-        refs_before |= refs
+        refs_before |= {ref.num for ref in refs}
         for num, entry in rev.entries.items():
-            (used.discard if entry.kind == "f" else used.add)(num)
+            gen = entry.b if entry.kind == "n" else 0
+            if entry.kind == "f":
+                used.pop(num, None)
+            elif used.setdefault(num, gen) != gen:
+                raise _fail(
+                    f"đối tượng {num} đổi số thế hệ mà không được giải phóng",
+                    f"object {num} changes its generation without being freed",
+                )
+        mismatched = sorted(ref for ref in refs if ref.num in used and used[ref.num] != ref.gen)
+        if mismatched:
+            num, gen = mismatched[0]
+            raise _fail(
+                f"tham chiếu {num} {gen} R không khớp với số thế hệ của đối tượng {num}",
+                f"the reference {num} {gen} R does not match object {num}'s generation",
+            )
         revisions.append(rev)
         pos = start = rev.end
     if not revisions:
@@ -363,12 +379,12 @@ def _skip_top(data: bytes, pos: int) -> int:
         return pos
 
 
-def _read_revision(reader: _Reader, start: int, pos: int, index: int) -> tuple[Revision, set[int]]:
+def _read_revision(reader: _Reader, start: int, pos: int, index: int) -> tuple[Revision, set[Ref]]:
     data = reader.data
     offsets: dict[int, tuple[int, int]] = {}  # offset -> (num, gen) of each "N G obj" in this revision
     values: dict[int, Any] = {}
     gens: dict[int, int] = {}
-    refs: set[int] = set()
+    refs: set[Ref] = set()
     table: dict[int, Entry] | None = None
     table_at = -1
     trailer: dict[Name, Any] | None = None
@@ -549,7 +565,7 @@ def _match_entries(
     offsets: dict[int, tuple[int, int]],
     values: dict[int, Any],
     gens: dict[int, int],
-    refs: set[int],
+    refs: set[Ref],
 ) -> None:
     """Each in-use entry names an object of this revision, and each object of the revision has its entry."""
     listed: set[int] = set()
@@ -592,7 +608,7 @@ def _match_entries(
 
 
 def _object_stream(
-    reader: _Reader, stm: int, stream: Stream, members: dict[int, int], refs: set[int]
+    reader: _Reader, stm: int, stream: Stream, members: dict[int, int], refs: set[Ref]
 ) -> dict[int, Any]:
     if Name("/Extends") in stream.dict:
         raise _fail("luồng đối tượng dùng /Extends", "an object stream uses /Extends")

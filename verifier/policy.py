@@ -26,7 +26,7 @@ from typing import Protocol
 
 from asn1crypto import cms, x509
 
-from verifier.pdf import Reason
+from verifier.reasons import Reason
 
 ROLE_URI_PREFIX = "urn:sealtrail:role:"
 SEAL = "seal"
@@ -296,5 +296,5 @@ def issuer_code(root: object) -> str | None:
     for path in ("school/code", "issuer/code"):
         found = root.find("/".join(f"{{{ns}}}{part}" for part in path.split("/")))
         if found is not None and found.text:
-            return found.text.strip()
+            return str(found.text).strip()
     return None

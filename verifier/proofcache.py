@@ -1,6 +1,6 @@
 """Log proofs for the public QR page, cached per signed checkpoint (the page's hot path; docs/performance.md).
 
-`prove_record` (sealtrail.ledgerwiring) does, on every request: read the latest checkpoint and verify its
+`prove_record` (below) does, on every request: read the latest checkpoint and verify its
 signature, count the checkpoints of that size, read every tree node of the inclusion path one SELECT at a time,
 read the entry, and re-check it all. For a given signed checkpoint the answer never changes (the log is append
 only), so this keeps:
@@ -18,20 +18,22 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from sqlalchemy import Engine
+
 from ledger import tlog
 from ledger.entry import Entry
 from ledger.note import Checkpoint, open_checkpoint
+from ledger.store import Ledger
 from registry.records import DocumentRecord
-from sealtrail.deployment import Deployment
-from sealtrail.ledgerwiring import ledger_for
+from verifier.host import Installation
 
 
 class CachedProver:
     """`prove_record` with the verified checkpoint and proven entries cached; thread-safe."""
 
-    def __init__(self, dep: Deployment, max_entries: int = 100_000) -> None:
+    def __init__(self, dep: Installation, max_entries: int = 100_000) -> None:
         self.dep = dep
-        self.ledger, _ = ledger_for(dep)
+        self.ledger = dep.ledger
         self.max_entries = max_entries
         self._lock = threading.Lock()
         self._checkpoint: tuple[bytes, Checkpoint] | None = None
@@ -72,3 +74,23 @@ class CachedProver:
             and entry.pdf_sha256 == record.sha256_pdf
             and (entry.xml_sha256 == record.sha256_xml)
         )
+
+
+def prove_record(engine: Engine, ledger: Ledger, record: DocumentRecord) -> bool:
+    """Prove the record's issue entry against the latest signed checkpoint; False when it cannot be proven."""
+    if record.leaf_index is None:
+        return False
+    with engine.connect() as conn:
+        note = ledger.latest_checkpoint(conn)
+        if note is None:
+            return False
+        checkpoint = open_checkpoint(note, ledger.verifier, ledger.origin)
+        if record.leaf_index >= checkpoint.size:
+            return False
+        proof = ledger.prove_inclusion(conn, record.leaf_index, checkpoint.size)
+        data = ledger.entry(conn, record.leaf_index)
+    entry = Entry.parse(data)
+    if entry.doc_id != record.id or entry.pdf_sha256 != record.sha256_pdf or entry.xml_sha256 != record.sha256_xml:
+        return False
+    tlog.verify_inclusion(record.leaf_index, checkpoint.size, tlog.leaf_hash(data), proof, checkpoint.root)
+    return True

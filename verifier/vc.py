@@ -29,6 +29,7 @@ from cryptography.x509 import load_der_x509_certificate
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathError, RevokedError, ValidationError
 
+from errors import PermanentError
 from ledger.entry import Entry, EntryError
 from schemas.statuslist import PURPOSE, StatusListError, bit, decode, name_from_url
 from verifier.pdf import Reason, Verdict
@@ -73,8 +74,12 @@ R_LEDGER_MISMATCH = (
 )
 
 
-class JwsError(ValueError):
+class JwsError(PermanentError, ValueError):
     """A compact JWS is malformed or its signature does not verify."""
+
+
+class JwsSignatureInvalid(JwsError):
+    """A well-formed compact JWS whose signature does not verify."""
 
 
 def _b64url(text: str) -> bytes:
@@ -132,7 +137,7 @@ def open_jws(token: str) -> OpenedJws:
         else:
             raise JwsError(f"the certificate's key does not match the algorithm {alg}")
     except InvalidSignature as exc:
-        raise JwsError("the signature does not verify") from exc
+        raise JwsSignatureInvalid("the signature does not verify") from exc
     return OpenedJws(header, payload, certs[0], certs[1:])
 
 
@@ -252,7 +257,7 @@ class VcVerifier:
 
     @staticmethod
     def _jws_reason(exc: JwsError) -> Reason:
-        if "signature does not verify" in str(exc):
+        if isinstance(exc, JwsSignatureInvalid):
             return _reason(R_BAD_SIGNATURE)
         return Reason(R_MALFORMED[0], f"{R_MALFORMED[1]}: {exc}", f"{R_MALFORMED[2]}: {exc}")
 

@@ -21,8 +21,8 @@ from lxml import etree
 from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko.sign.validation.status import TimestampSignatureStatus
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
-from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError, RevokedError
-from signxml import InvalidInput, InvalidSignature
+from pyhanko_certvalidator.errors import InsufficientRevinfoError, PathBuildingError, PathValidationError, RevokedError
+from signxml import InvalidDigest, InvalidInput, InvalidSignature
 from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
 
 from schemas.common import SchemaError
@@ -240,7 +240,7 @@ class XmlVerifier(TrustListVerifier):
                 root, x509_cert=cx509.load_der_x509_certificate(cert.dump()), expect_config=config
             )
         except InvalidSignature as exc:
-            reason = R_XML_HASH if "digest" in str(exc).lower() else R_CRYPTO
+            reason = R_XML_HASH if isinstance(exc, InvalidDigest) else R_CRYPTO
             report.reasons.append(Reason(*reason))
             return report, value_id, unknown
         except (InvalidInput, ValueError, etree.LxmlError):  # e.g. signxml's XAdES schema check: DocumentInvalid
@@ -299,7 +299,7 @@ class XmlVerifier(TrustListVerifier):
         except RevokedError:
             report.reasons.append(Reason(*R_XML_REVOKED))
         except (PathBuildingError, PathValidationError) as exc:
-            if "revocation" in str(exc).lower():
+            if isinstance(exc, InsufficientRevinfoError):  # nothing (enough) proves the signer's status
                 report.reasons.append(Reason(*(R_NO_REVOCATION if embedded else R_NO_REVINFO)))
             else:
                 report.reasons.append(Reason(*R_UNTRUSTED))

@@ -3,26 +3,32 @@ corrections that supersede, and signed revocations. The rules themselves live in
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
-from fastapi import Request
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 import schemas
 from accounts.permissions import Actor
+from errors import is_transient
+from hsm_adapters.base import KeyBackendError
 from ledger.entry import Entry
+from registry import lifecycle
 from registry.records import DocumentRecord, DocumentStatus
-from sealtrail.web.deps import AccountsContext
+from signer.deferred import StaleSignatureError
+from signer.pdf import UnreadablePdfError
+from workflow.audit import AuditTrail
 from workflow.states import (
     SYSTEM,
+    ConflictError,
+    NotFoundError,
     State,
     Transition,
     WorkflowError,
@@ -32,6 +38,9 @@ from workflow.states import (
     new_item_id,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from workflow.signing import FlowState
 
 log = logging.getLogger(__name__)
 REVISABLE = (State.DRAFT, State.CHECKED, State.TEACHER_SIGNING, State.TEACHER_SIGNED)
@@ -52,8 +61,8 @@ def _class_and_year(doc: schemas.Document) -> tuple[str, str]:
 
 
 def submit(
-    ctx: AccountsContext,
-    request: Request | None,
+    ctx: AuditTrail,
+    client: str | None,
     actor: Actor,
     school: str,
     payloads: Sequence[Any],
@@ -65,13 +74,13 @@ def submit(
     problems: list[str] = []
     for i, payload in enumerate(payloads):
         try:
-            doc = schemas.parse_document(payload)
+            parsed = schemas.parse_document(payload)
         except schemas.SchemaError as exc:
             problems += [f"#{i}: {p}" for p in exc.problems]
             continue
-        if _school_of(doc).code != school:
-            problems.append(f"#{i}: văn bản của trường khác ({_school_of(doc).code}) / another school's document")
-        docs.append(doc)
+        if _school_of(parsed).code != school:
+            problems.append(f"#{i}: văn bản của trường khác ({_school_of(parsed).code}) / another school's document")
+        docs.append(parsed)
     if problems:
         raise WorkflowError("; ".join(problems))
     items: list[WorkItem] = []
@@ -126,7 +135,7 @@ def submit(
             session.expunge(item)
     withdraw_documents(ctx.dep, withdrawn)
     for item in items:
-        ctx.record(request, actor, "workflow.submit", org=school, target=item.id, detail={"version": item.version})
+        ctx.record(client, actor, "workflow.submit", org=school, target=item.id, detail={"version": item.version})
     return items
 
 
@@ -147,7 +156,7 @@ def _transition(item: WorkItem, action: str, target: State, actor: Actor | str, 
     )
 
 
-def get_item(ctx: AccountsContext, school: str, item_id: str) -> WorkItem | None:
+def get_item(ctx: AuditTrail, school: str, item_id: str) -> WorkItem | None:
     with Session(ctx.engine) as session:
         item = session.get(WorkItem, item_id)
         if item is None or item.school_code != school:  # another school's item does not exist for this caller
@@ -156,7 +165,7 @@ def get_item(ctx: AccountsContext, school: str, item_id: str) -> WorkItem | None
         return item
 
 
-def diff(ctx: AccountsContext, item: WorkItem) -> list[tuple[str, Any, Any]]:
+def diff(ctx: AuditTrail, item: WorkItem) -> list[tuple[str, Any, Any]]:
     """What changed, field by field (each subject's scores too), against the version before: the earlier draft of
     this item, or for a correction the document it supersedes (its work item's data, or else the data inside its
     signed XML when it was issued without the workflow)."""
@@ -181,7 +190,7 @@ def diff(ctx: AccountsContext, item: WorkItem) -> list[tuple[str, Any, Any]]:
     return changes(before.model_dump(mode="json"), after.model_dump(mode="json"))
 
 
-def history(ctx: AccountsContext, item_id: str) -> list[Transition]:
+def history(ctx: AuditTrail, item_id: str) -> list[Transition]:
     with Session(ctx.engine) as session:
         rows = session.exec(select(Transition).where(Transition.item_id == item_id).order_by(col(Transition.id))).all()
         for row in rows:
@@ -190,8 +199,8 @@ def history(ctx: AccountsContext, item_id: str) -> list[Transition]:
 
 
 def move(
-    ctx: AccountsContext,
-    request: Request | None,
+    ctx: AuditTrail,
+    client: str | None,
     actor: Actor,
     school: str,
     item_ids: Sequence[str],
@@ -241,13 +250,11 @@ def move(
             session.expunge(item)
     withdraw_documents(ctx.dep, withdrawn)
     for item in moved:
-        ctx.record(request, actor, f"workflow.{action}", org=school, target=item.id, detail={"note": note[:200]})
+        ctx.record(client, actor, f"workflow.{action}", org=school, target=item.id, detail={"note": note[:200]})
     return moved
 
 
-def queue(
-    ctx: AccountsContext, school: str, class_name: str = "", school_year: str = "", state: str = ""
-) -> list[WorkItem]:
+def queue(ctx: AuditTrail, school: str, class_name: str = "", school_year: str = "", state: str = "") -> list[WorkItem]:
     with Session(ctx.engine) as session:
         query = select(WorkItem).where(WorkItem.school_code == school)
         if class_name:
@@ -262,7 +269,7 @@ def queue(
         return list(rows)
 
 
-def filters(ctx: AccountsContext, school: str) -> tuple[list[str], list[str]]:
+def filters(ctx: AuditTrail, school: str) -> tuple[list[str], list[str]]:
     """The classes and school years that have work items in this school (for the queue's filter menus)."""
     with Session(ctx.engine) as session:
         rows = session.exec(
@@ -274,23 +281,49 @@ def filters(ctx: AccountsContext, school: str) -> tuple[list[str], list[str]]:
 # --- signing: the teacher's step, the principal's approval as a batch job ----------------------------------------
 
 
-def advice(reason: str) -> str:
-    """A failure's reason with what to do next (Vietnamese first)."""
-    if reason.startswith("WorkflowError: "):  # the workflow's own refusals already say what to do
-        return reason.removeprefix("WorkflowError: ")
-    low = reason.lower()
-    if "timestamp" in low or "tsa" in low or "dấu thời gian" in low:
-        return f"Máy chủ dấu thời gian không trả lời: thử ký lại sau ít phút / the timestamp server failed ({reason})"
-    if "ocsp" in low or "crl" in low or "revocation" in low:
-        return f"Không kiểm tra được chứng thư (OCSP/CRL): thử ký lại sau ít phút / revocation check failed ({reason})"
-    if "keybackend" in low or "pin" in low or "token" in low or "pkcs" in low:
+class FailureKind(StrEnum):
+    """What kind of failure stopped a signature, judged by the error's type (never by its text)."""
+
+    REFUSED = "refused"  # the workflow's own refusal: its message already says what to do
+    DATA = "data"  # the data is invalid, changed since the teacher signed, or its PDF unreadable: back to the teacher
+    KEY = "key"  # the signing key: PIN, token, HSM, remote signing service
+    SERVICE = "service"  # a timestamp, OCSP/CRL service or the network did not answer: try again later
+    UNEXPECTED = "unexpected"  # nobody foresaw it: the reason already says whom to tell
+    OTHER = "other"
+
+
+def failure_kind(exc: BaseException | None) -> FailureKind:
+    """The kind of ``exc`` (None: an error the job runner did not foresee)."""
+    if exc is None:
+        return FailureKind.UNEXPECTED
+    if isinstance(exc, WorkflowError):
+        return FailureKind.REFUSED
+    if isinstance(exc, schemas.SchemaError | StaleSignatureError | UnreadablePdfError):
+        return FailureKind.DATA
+    if isinstance(exc, KeyBackendError) or isinstance(exc.__cause__, KeyBackendError):
+        return FailureKind.KEY
+    if is_transient(exc) or isinstance(exc, OSError | TimeoutError):
+        return FailureKind.SERVICE
+    return FailureKind.OTHER
+
+
+def advice(reason: str, exc: BaseException | None = None) -> str:
+    """A failure's reason with what to do next (Vietnamese first), chosen by the type of ``exc``; without it (a
+    reason read back from storage) the reason is shown as it is: its text is never parsed."""
+    kind = failure_kind(exc)
+    if kind in (FailureKind.REFUSED, FailureKind.UNEXPECTED):
+        return reason
+    if kind is FailureKind.SERVICE:
+        return (
+            "Máy chủ dấu thời gian hoặc kiểm tra chứng thư (OCSP/CRL) không trả lời: thử ký lại sau ít phút / a "
+            f"timestamp or certificate-status service did not answer, sign again in a few minutes ({reason})"
+        )
+    if kind is FailureKind.KEY:
         return (
             f"Khoá ký (HSM/USB token) chưa sẵn sàng: kiểm tra thiết bị rồi ký lại / the signing key failed ({reason})"
         )
-    if "dữ liệu" in low or "invalid data" in low or "đã thay đổi" in low:
+    if kind is FailureKind.DATA:
         return f"Dữ liệu có vấn đề: trả lại cho GVCN kiểm tra và ký lại / return it to the teacher ({reason})"
-    if "lỗi không lường trước" in low:
-        return reason
     return f"Lỗi khi ký: thử ký lại; nếu lặp lại, báo quản trị / signing failed, retry or tell the admin ({reason})"
 
 
@@ -299,14 +332,12 @@ def signing_flow(dep: Any, issuer: Any = None) -> Any:
     from workflow.signing import SigningFlow
 
     if issuer is None:
-        from sealtrail.demo import issuer_for
-
-        issuer = issuer_for(dep)
+        issuer = dep.make_issuer()
     return SigningFlow(issuer, dep.intermediates)
 
 
 def teacher_sign(
-    ctx: AccountsContext, request: Request | None, actor: Actor, school: str, item_ids: Sequence[str]
+    ctx: AuditTrail, client: str | None, actor: Actor, school: str, item_ids: Sequence[str]
 ) -> tuple[list[WorkItem], list[str]]:
     """The homeroom teacher signs each checked item now: the document is rendered and the teacher's signature is
     applied with the key the server holds for teachers (HSM), or prepared for the teacher's own registered key
@@ -339,7 +370,7 @@ def teacher_sign(
             continue
         except Exception as exc:  # the key, the TSA, OCSP: nothing was signed for this item
             log.warning("teacher signature for %s failed: %s", item_id, exc)
-            problems.append(f"{item.holder_name}: {advice(f'{type(exc).__name__}: {exc}')}")
+            problems.append(f"{item.holder_name}: {advice(str(exc), exc)}")
             continue
         with Session(ctx.engine) as session:
             session.add(_transition(item, step.action, step.target, actor, role, doc_id))
@@ -357,22 +388,27 @@ def teacher_sign(
             flow.cancel(doc_id)
             problems.append(f"{item.holder_name}: hồ sơ vừa được người khác xử lý / changed meanwhile")
             continue
-        ctx.record(request, actor, f"workflow.{step.action}", org=school, target=item.id, detail={"doc_id": doc_id})
+        ctx.record(client, actor, f"workflow.{step.action}", org=school, target=item.id, detail={"doc_id": doc_id})
         done.append(item)
     return done, problems
 
 
+def _flow_error(exc: Exception) -> WorkflowError:
+    """The signing flow's refusal as a workflow error of the same kind (not found, conflict, or not allowed)."""
+    status = getattr(exc, "status", 400)
+    kind = NotFoundError if status == 404 else ConflictError if status == 409 else WorkflowError
+    return kind(str(exc))
+
+
 def start_deferred(
-    ctx: AccountsContext,
-    request: Request | None,
+    ctx: AuditTrail,
+    client: str | None,
     actor: Actor,
     school: str,
     payload: dict[str, Any],
     signers: dict[str, str],
-) -> tuple[str, str]:
+) -> tuple[str, FlowState]:
     """School software starts a document signed with its signers' own keys: (document id, its state)."""
-    from fastapi import HTTPException
-
     from workflow.signing import SigningFlowError
 
     try:
@@ -387,15 +423,13 @@ def start_deferred(
         doc_id = flow.start(doc, signers)
         state = flow.advance(doc_id)
     except SigningFlowError as exc:
-        raise HTTPException(exc.status if exc.status != 400 else 422, str(exc)) from None
-    ctx.record(request, actor, "signing.start", org=school, target=doc_id, detail={"roles": sorted(signers)})
+        raise _flow_error(exc) from None
+    ctx.record(client, actor, "signing.start", org=school, target=doc_id, detail={"roles": sorted(signers)})
     return doc_id, state
 
 
-def cancel_deferred(ctx: AccountsContext, request: Request | None, actor: Actor, school: str, doc_id: str) -> None:
+def cancel_deferred(ctx: AuditTrail, client: str | None, actor: Actor, school: str, doc_id: str) -> None:
     """Withdraw a deferred document of this school that is not issued (its prepared draft files are deleted)."""
-    from fastapi import HTTPException
-
     from workflow.signing import SigningFlowError
 
     with Session(ctx.engine) as session:
@@ -403,49 +437,16 @@ def cancel_deferred(ctx: AccountsContext, request: Request | None, actor: Actor,
         item = session.exec(select(WorkItem).where(WorkItem.doc_id == doc_id)).first()
     flow = signing_flow(ctx.dep)
     if record is None or record.school_code != school or not flow.tasks(doc_id):
-        raise HTTPException(404, "Không có văn bản chờ ký này / no such document awaiting signatures")
+        raise NotFoundError("Không có văn bản chờ ký này / no such document awaiting signatures")
     if item is not None:
-        raise HTTPException(
-            409, "Văn bản thuộc quy trình duyệt: hãy trả lại hồ sơ / it belongs to the approval workflow: return it"
+        raise ConflictError(
+            "Văn bản thuộc quy trình duyệt: hãy trả lại hồ sơ / it belongs to the approval workflow: return it"
         )
     try:
         flow.cancel(doc_id)
     except SigningFlowError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
-    ctx.record(request, actor, "signing.cancel", org=school, target=doc_id)
-
-
-def own_key_signed(dep: Any, task_id: str) -> None:
-    """After a signer's own key returned the signature of step ``task_id``: an item waiting for its teacher's
-    token moves on to the principal's queue; an approved one signed by the principal's token (then sealed and
-    issued) finishes its batch item."""
-    from jobs import batches as jobs
-    from workflow.signing import SigningTask
-
-    with Session(dep.engine) as session:
-        task = session.get(SigningTask, task_id)
-        if task is None:
-            return
-        doc_id = task.doc_id
-        item = session.exec(select(WorkItem).where(WorkItem.doc_id == doc_id)).first()
-        if item is not None and item.state == State.APPROVED.value:
-            session.close()
-            jobs.token_signed(dep, doc_id)
-            return
-        if item is None or item.state != State.TEACHER_SIGNING.value:
-            return
-        tasks = signing_flow(dep).tasks(doc_id)
-        if not any(t.role == "homeroom_teacher" and t.status == "done" for t in tasks):
-            return
-        step = find_move("teacher_key_signed", item.state, SYSTEM)
-        session.add(_transition(item, step.action, step.target, SYSTEM, SYSTEM, doc_id))
-        session.execute(
-            update(WorkItem)
-            .where(col(WorkItem.id) == item.id, col(WorkItem.state) == step.source.value)
-            .values(state=step.target.value, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        session.commit()
+        raise _flow_error(exc) from None
+    ctx.record(client, actor, "signing.cancel", org=school, target=doc_id)
 
 
 def withdraw_documents(dep: Any, doc_ids: Sequence[str]) -> None:
@@ -486,43 +487,7 @@ def check_unchanged(flow: Any, item: WorkItem) -> None:
 PRINCIPAL_SIGNER = "principal_signer"  # a batch item's input: the principal's own registered key signs it
 
 
-def start_batch(
-    ctx: AccountsContext, request: Request | None, actor: Actor, school: str, item_ids: Sequence[str]
-) -> str:
-    """Approve the chosen items (all must be teacher-signed) and queue them as one batch job that adds the
-    principal's signature and the seal and issues each document. Returns the batch id. An item whose data
-    changed after the teacher signed is refused by the job (``check_unchanged``): it fails with what to do and
-    the rest of the class goes on. A principal with their own registered key gets the principal's steps handed
-    to it (the items wait for ``sealtrail agent``; the seal follows as each one is signed)."""
-    from jobs import batches as jobs
-    from workflow.signing import signer_of_person
-
-    if not item_ids:
-        raise WorkflowError("Chưa chọn hồ sơ nào / choose at least one document")
-    own = signer_of_person(ctx.engine, actor.person_id, school, "principal")
-    moved = move(ctx, request, actor, school, item_ids, "approve")
-    tokens = _tokens(ctx, [str(i.doc_id) for i in moved])
-    extra = {PRINCIPAL_SIGNER: own.id} if own is not None else {}
-    rows = [
-        {
-            "doc_id": i.doc_id,
-            "token": tokens[str(i.doc_id)],
-            "kind": i.kind,
-            "input": {jobs.WORKFLOW_INPUT: i.id, **extra},
-        }
-        for i in moved
-    ]
-    try:
-        submitted = jobs.submit_rows(ctx.dep, rows, school, actor.name)
-    except Exception:
-        for item in moved:
-            _system_move(ctx.engine, item.id, "signing_failed", "không xếp được vào hàng đợi / could not be queued")
-        raise
-    ctx.record(request, actor, "sign.batch", org=school, target=submitted.batch_id, detail={"items": len(rows)})
-    return submitted.batch_id
-
-
-def _tokens(ctx: AccountsContext, doc_ids: list[str]) -> dict[str, str]:
+def _tokens(ctx: AuditTrail, doc_ids: list[str]) -> dict[str, str]:
     with Session(ctx.engine) as session:
         rows = session.exec(select(DocumentRecord.id, DocumentRecord.token).where(col(DocumentRecord.id).in_(doc_ids)))
         return {doc_id: token for doc_id, token in rows}
@@ -551,13 +516,6 @@ def _system_move(engine: Any, item_id: str, action: str, note: str, error: str |
         return True
 
 
-def _job_context(rt: Any) -> AccountsContext:
-    ctx = getattr(rt, "accounts", None)
-    if ctx is None:
-        ctx = rt.accounts = AccountsContext(rt.dep)
-    return ctx  # type: ignore[no-any-return]
-
-
 def _item_of(engine: Any, row: Any) -> WorkItem:
     with Session(engine) as session:
         item = session.get(WorkItem, row["input"]["workflow_item"])
@@ -567,90 +525,7 @@ def _item_of(engine: Any, row: Any) -> WorkItem:
         return item
 
 
-def run_job_item(rt: Any, row: Any) -> bool:
-    """A batch job's step for an approved item: add the principal's signature and the seal to the teacher-signed
-    document and publish it (``Issuer.publish`` flips pending → issued once). Exceptions are the job's to judge.
-    True when the principal's step went to their own key instead: the document waits for their token."""
-    item = _item_of(rt.dep.engine, row)
-    if item.state != State.APPROVED.value:
-        raise WorkflowError(f"{item.holder_name}: hồ sơ không còn ở trạng thái đã duyệt ({item.state}) / not approved")
-    flow = signing_flow(rt.dep, rt.issuer())
-    check_unchanged(flow, item)
-    own = row["input"].get(PRINCIPAL_SIGNER)
-    state = flow.release(str(item.doc_id), {"principal": own} if own else None)
-    if own and state == "awaiting principal":
-        return True
-    if state != "issued":
-        raise WorkflowError(f"{item.holder_name}: văn bản chưa cấp được ({state}) / not issued ({state})")
-    return False
-
-
-def job_item_issued(rt: Any, row: Any) -> None:
-    """The document is published: the work item becomes sealed and issued and a corrected document supersedes
-    its original. Safe to run again (each step is conditional)."""
-    ctx = _job_context(rt)
-    item = _item_of(rt.dep.engine, row)
-    if item.state == State.APPROVED.value:
-        for action in ("seal", "issue"):
-            _system_move(rt.dep.engine, item.id, action, str(item.doc_id))
-    with Session(rt.dep.engine) as session:
-        record = session.get(DocumentRecord, str(item.doc_id))
-        old = session.get(DocumentRecord, item.supersedes) if item.supersedes else None
-        for row_ in (record, old):
-            if row_ is not None:
-                session.expunge(row_)
-    if record is None:
-        return
-    if old is not None and old.status == DocumentStatus.ISSUED.value:
-        with contextlib.suppress(WorkflowError):  # superseded by a run that died just after; logged once
-            supersede(ctx, old.id, record, _batch_actor(rt, row))
-    if item.state == State.APPROVED.value:
-        ctx.record(
-            None, _batch_actor(rt, row), "sign.issued", org=item.school_code, target=record.id,
-            detail={"item": item.id, "leaf_index": record.leaf_index},
-        )  # fmt: skip
-
-
-def job_item_failed(rt: Any, row: Any, reason: str) -> None:
-    """The job gave up on an approved item: it goes back to the principal's queue with what to do."""
-    try:
-        item = _item_of(rt.dep.engine, row)
-    except WorkflowError:
-        return
-    text = advice(reason)[:1000]
-    if _system_move(rt.dep.engine, item.id, "signing_failed", text, error=text):
-        _job_context(rt).record(
-            None, _batch_actor(rt, row), "sign.failed", org=item.school_code, target=item.id, outcome="failed",
-            detail={"error": reason[:300]},
-        )  # fmt: skip
-
-
-def _batch_actor(rt: Any, row: Any) -> str:
-    from jobs import batches as jobs
-
-    with rt.dep.engine.connect() as conn:
-        name = conn.execute(select(jobs.batches.c.created_by).where(jobs.batches.c.id == row["batch_id"])).scalar()
-    return str(name or SYSTEM)
-
-
-def cancel_batch(ctx: AccountsContext, request: Request | None, actor: Actor, school: str, batch_id: str) -> int:
-    """Cancel the batch's items not started yet; their work items go back to the principal (teacher-signed)."""
-    from jobs import batches as jobs
-
-    jobs.cancel_batch(ctx.dep, batch_id)
-    progress = jobs.batch_progress(ctx.dep, batch_id, school)
-    assert progress is not None
-    cancelled = [d["id"] for d in progress["documents"] if d["state"] == "cancelled"]
-    n = 0
-    with Session(ctx.engine) as session:
-        ids = [i.id for i in session.exec(select(WorkItem).where(col(WorkItem.doc_id).in_(cancelled)))]
-    for item_id in ids:
-        n += _system_move(ctx.engine, item_id, "withdraw", "lô bị huỷ / batch cancelled")
-    ctx.record(request, actor, "sign.cancel", org=school, target=batch_id, detail={"items": n})
-    return n
-
-
-def retryable(ctx: AccountsContext, progress: dict[str, Any], items: Sequence[WorkItem]) -> list[str]:
+def retryable(ctx: AuditTrail, progress: dict[str, Any], items: Sequence[WorkItem]) -> list[str]:
     """The batch's failed or cancelled items that can simply be approved again: back in the queue as
     teacher-signed, with data unchanged since the teacher signed (the others must go back to the teacher)."""
     ended = {d["id"] for d in progress["documents"] if d["state"] in ("failed", "cancelled")}
@@ -666,25 +541,10 @@ def retryable(ctx: AccountsContext, progress: dict[str, Any], items: Sequence[Wo
     return out
 
 
-def batch_progress(ctx: AccountsContext, school: str, batch_id: str) -> tuple[dict[str, Any], list[WorkItem]] | None:
-    """The job's progress (counts, failures with reasons) and the work items of its documents."""
-    from jobs import batches as jobs
-
-    progress = jobs.batch_progress(ctx.dep, batch_id, school)
-    if progress is None:
-        return None
-    doc_ids = [d["id"] for d in progress["documents"]]
-    with Session(ctx.engine) as session:
-        items = session.exec(select(WorkItem).where(col(WorkItem.doc_id).in_(doc_ids))).all()
-        for item in items:
-            session.expunge(item)
-    return progress, sorted(items, key=lambda i: i.holder_name)
-
-
 # --- after issue: corrections and revocations ------------------------------------------------------------------
 
 
-def supersede(ctx: AccountsContext, old_id: str, new: DocumentRecord, actor: str) -> None:
+def supersede(ctx: AuditTrail, old_id: str, new: DocumentRecord, actor: str) -> None:
     """Mark ``old_id`` superseded by ``new`` and log a ``supersede`` entry naming the old issue entry's leaf."""
     with Session(ctx.engine) as session:
         old = session.get(DocumentRecord, old_id)
@@ -699,40 +559,29 @@ def supersede(ctx: AccountsContext, old_id: str, new: DocumentRecord, actor: str
         time=datetime.now(UTC),
         refers=old_leaf,
     )
-    table = DocumentRecord.__table__  # type: ignore[attr-defined]
-    with ctx.engine.begin() as conn:
-        (leaf,) = ctx.ledger.append(conn, [entry])
-        changed = conn.execute(
-            table.update()
-            .where(table.c.id == old_id, table.c.status == DocumentStatus.ISSUED.value)
-            .values(
-                status=DocumentStatus.SUPERSEDED.value,
-                superseded_by=new.id,
-                status_changed_at=entry.time,
-                status_reason=f"Đính chính bằng {new.id}",
-            )
-        ).rowcount
-        if changed != 1:  # superseded (or revoked) meanwhile: this entry rolls back with the transaction
-            raise WorkflowError(f"Văn bản {old_id} không còn hiệu lực / {old_id} is no longer issued")
+    try:
+        leaf = lifecycle.supersede(ctx.engine, ctx.ledger, entry, old_id, new.id)
+    except lifecycle.StatusChanged:  # superseded (or revoked) meanwhile: the entry rolled back with it
+        raise WorkflowError(f"Văn bản {old_id} không còn hiệu lực / {old_id} is no longer issued") from None
     ctx.record(
         None, actor, "document.supersede", org=new.school_code, target=old_id, detail={"by": new.id, "leaf_index": leaf}
     )
 
 
 def start_correction(
-    ctx: AccountsContext, request: Request | None, actor: Actor, school: str, doc_id: str, payload: Any
+    ctx: AuditTrail, client: str | None, actor: Actor, school: str, doc_id: str, payload: Any
 ) -> WorkItem:
     """A corrected version of an issued document: a new work item that will supersede it once issued."""
     record = _issued_record(ctx, school, doc_id)
-    (item,) = submit(ctx, request, actor, school, [payload], supersedes=record.id)
+    (item,) = submit(ctx, client, actor, school, [payload], supersedes=record.id)
     return item
 
 
-def _issued_record(ctx: AccountsContext, school: str, doc_id: str) -> DocumentRecord:
+def _issued_record(ctx: AuditTrail, school: str, doc_id: str) -> DocumentRecord:
     with Session(ctx.engine) as session:
         record = session.get(DocumentRecord, doc_id)
         if record is None or record.school_code != school:
-            raise LookupError(doc_id)
+            raise NotFoundError(f"Không có văn bản {doc_id} / no document {doc_id}")
         session.expunge(record)
     if record.status != DocumentStatus.ISSUED.value:
         raise WorkflowError(f"Văn bản {doc_id} không còn hiệu lực ({record.status}) / the document is {record.status}")
@@ -761,9 +610,7 @@ def revocation_statement(record: DocumentRecord, reason: str, when: datetime, by
     ).encode()
 
 
-def revoke(
-    ctx: AccountsContext, request: Request | None, actor: Actor, school: str, doc_id: str, reason: str
-) -> Revocation:
+def revoke(ctx: AuditTrail, client: str | None, actor: Actor, school: str, doc_id: str, reason: str) -> Revocation:
     """Revoke an issued document: a statement signed with the school's seal (XAdES, timestamped), stored, and a
     ``revoke`` log entry naming the issue entry's leaf, written with the registry change in one transaction."""
     reason = reason.strip()
@@ -789,18 +636,12 @@ def revoke(
         time=now,
         refers=record.leaf_index,
     )
-    table = DocumentRecord.__table__  # type: ignore[attr-defined]
-    with ctx.engine.begin() as conn:
-        (leaf,) = ctx.ledger.append(conn, [entry])
-        changed = conn.execute(
-            table.update()
-            .where(table.c.id == record.id, table.c.status == DocumentStatus.ISSUED.value)
-            .values(status=DocumentStatus.REVOKED.value, status_reason=reason[:500], status_changed_at=now)
-        ).rowcount
-        if changed != 1:  # revoked meanwhile by someone else: roll back the log entry with it
-            raise WorkflowError(f"Văn bản {doc_id} vừa bị thay đổi / the document changed meanwhile")
+    try:
+        leaf = lifecycle.revoke(ctx.engine, ctx.ledger, entry, record.id, reason)
+    except lifecycle.StatusChanged:  # revoked meanwhile by someone else: the log entry rolled back with it
+        raise WorkflowError(f"Văn bản {doc_id} vừa bị thay đổi / the document changed meanwhile") from None
     ctx.record(
-        request,
+        client,
         actor,
         "document.revoke",
         org=school,

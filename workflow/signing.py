@@ -25,6 +25,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from asn1crypto import pem, x509
@@ -32,6 +33,7 @@ from sqlalchemy import JSON, Column, DateTime, Engine, Text, UniqueConstraint, u
 from sqlmodel import Field, Session, SQLModel, select
 
 import schemas
+from errors import PermanentError
 from registry.records import DocumentRecord, DocumentStatus
 from signer.deferred import (
     DeferredPades,
@@ -39,16 +41,50 @@ from signer.deferred import (
     PreparedPdf,
     PreparedXml,
     SignerIdentity,
-    SigningError,
     StaleSignatureError,
 )
 from signer.issue import ROLE_ORDER, ROLE_TITLES, Issuer
-from signer.pdf import SignatureRequest, signing_time_text
+from signer.pdf import SignatureRequest, SigningError, signing_time_text
 from signer.xades import XadesSigner, XmlSignatureRequest, envelope
 
 log = logging.getLogger("sealtrail.signing")
 
 WAITING, AWAITING, DONE, HELD = "waiting", "awaiting", "done", "held"
+
+
+class Stage(StrEnum):
+    """Where a document stands in its signing steps after the flow moved it on as far as it could."""
+
+    AWAITING = AWAITING  # a registered signer's step is prepared: it waits for their key
+    HELD = HELD  # held until the principal approves (the approval workflow)
+    ISSUED = "issued"  # every step signed and the document published
+    DELAYED = "delayed"  # a signature was accepted, but the server's next step failed; `signing resume` retries it
+
+
+@dataclass(frozen=True)
+class FlowState:
+    """A document's state in the signing flow: its stage, whose step it is (awaiting/held) and, when the next step
+    was delayed, the error type that delayed it. ``str()`` gives the form the API and the CLI print."""
+
+    stage: Stage
+    role: str | None = None
+    delayed_by: str | None = None
+
+    def __str__(self) -> str:
+        if self.stage is Stage.ISSUED:
+            return "issued"
+        if self.stage is Stage.DELAYED:
+            return f"signed; next step delayed ({self.delayed_by})"
+        return f"{self.stage.value} {self.role}"
+
+    @property
+    def issued(self) -> bool:
+        return self.stage is Stage.ISSUED
+
+    def awaiting(self, role: str) -> bool:
+        return self.stage is Stage.AWAITING and self.role == role
+
+
 KIND_TITLES = {"transcript": "Học bạ", "diploma": "Văn bằng", "copy": "Bản sao"}
 
 
@@ -107,7 +143,7 @@ class SigningTask(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
-class SigningFlowError(Exception):
+class SigningFlowError(PermanentError):
     """A request the workflow cannot honour; ``status`` is the HTTP status it maps to."""
 
     def __init__(self, message: str, status: int = 400) -> None:
@@ -295,9 +331,10 @@ class SigningFlow:
         return doc_id
 
     # -- moving on ----------------------------------------------------------------------------------------------
-    def advance(self, doc_id: str) -> str:
+    def advance(self, doc_id: str) -> FlowState:
         """Do everything that can be done now for ``doc_id``: sign server-held steps, prepare the next person's
-        step, publish when all are done. Returns the document's state: 'awaiting <role>' or 'issued'."""
+        step, publish when all are done. Returns the document's state: awaiting or held (with the role), or
+        issued."""
         while True:
             with Session(self.engine) as session:
                 tasks = list(session.exec(select(SigningTask).where(SigningTask.doc_id == doc_id).order_by("step")))
@@ -306,9 +343,9 @@ class SigningFlow:
             current = next((t for t in tasks if t.status != DONE), None)
             if current is None:
                 self._publish(doc_id, tasks)
-                return "issued"
+                return FlowState(Stage.ISSUED)
             if current.status in (AWAITING, HELD):
-                return f"{current.status} {current.role}"
+                return FlowState(Stage(current.status), current.role)
             if current.input_pdf_sha256 is None or current.input_xml_sha256 is None:
                 previous = tasks[current.step - 1]
                 current.input_pdf_sha256, current.input_xml_sha256 = (
@@ -319,7 +356,7 @@ class SigningFlow:
                 self._sign_on_server(current)
             else:
                 self._prepare(current)
-                return f"awaiting {current.role}"
+                return FlowState(Stage.AWAITING, current.role)
 
     def tasks(self, doc_id: str) -> list[SigningTask]:
         """The document's signing steps in the law's order."""
@@ -329,7 +366,7 @@ class SigningFlow:
                 session.expunge(row)
         return rows
 
-    def release(self, doc_id: str, signers: Mapping[str, str] | None = None) -> str:
+    def release(self, doc_id: str, signers: Mapping[str, str] | None = None) -> FlowState:
         """Let the held steps go on (the principal approved), optionally to registered signers (role → signer id),
         and advance. Releasing twice is harmless."""
         with self.engine.begin() as conn:
@@ -511,7 +548,7 @@ class SigningFlow:
         xml_to_sign: str,
         pdf_signature: bytes,
         xml_signature: bytes,
-    ) -> str:
+    ) -> FlowState:
         """Embed a signer's two signatures; all or nothing. Returns the document's state after advancing."""
         with Session(self.engine) as session:
             task = session.get(SigningTask, task_id)
@@ -559,9 +596,9 @@ class SigningFlow:
             return self.advance(task.doc_id)
         except Exception as exc:  # the signature is kept; the next step is retried by `sealtrail signing resume`
             log.warning("document %s: next step not reached yet: %s", task.doc_id, exc)
-            return f"signed; next step delayed ({exc.__class__.__name__})"
+            return FlowState(Stage.DELAYED, delayed_by=exc.__class__.__name__)
 
-    def resume_all(self) -> dict[str, str]:
+    def resume_all(self) -> dict[str, FlowState]:
         """Advance every pending document (after a restart or a failed server-side step)."""
         with Session(self.engine) as session:
             ids = sorted(

@@ -25,6 +25,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime
 from sqlmodel import Field, SQLModel
 
+from errors import PermanentError
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -82,8 +84,16 @@ TRANSITIONS: tuple[Move, ...] = (
 )
 
 
-class WorkflowError(Exception):
+class WorkflowError(PermanentError):
     """A transition that the state machine does not allow; the message says why, in Vietnamese and English."""
+
+
+class NotFoundError(WorkflowError, LookupError):
+    """No such document or work item (or not this school's: the same answer, so other schools' ids stay hidden)."""
+
+
+class ConflictError(WorkflowError):
+    """The document is not in a state where this can be done (e.g. it belongs to the approval workflow)."""
 
 
 def find_move(action: str, source: str, role: str) -> Move:

@@ -189,6 +189,8 @@ def transcript_thcs_2026() -> Transcript:
     years = tuple(
         _year(rng, 2022 + i, 6 + i, f"{6 + i}A2", THCS_SCORED, THCS_COMMENT, 7.6, "Vũ Thị Ngọc") for i in range(4)
     )
+    deputy = {"principal": "Ngô Thị Thanh", "principal_title": "KT. HIỆU TRƯỞNG / PHÓ HIỆU TRƯỞNG"}
+    years = (*years[:2], years[2].model_copy(update={**deputy, "awards": "Học sinh Giỏi"}), years[3])
     t = Transcript(
         level="lower_secondary",
         record_id="HB001211078901",
@@ -206,6 +208,10 @@ def transcript_thcs_2026() -> Transcript:
         completion=ThcsCompletion(
             decision_number="112/QĐ-THCSND", decision_date=date(2026, 6, 10), principal="Lê Văn Hùng"
         ),
+        register_number="45/2022",
+        residence="18 Ngõ Huế, phường Hai Bà Trưng, Hà Nội",
+        father_name="Hoàng Văn Minh",
+        mother_name="Trần Thị Lan",
     )
     complete, problems = complete_transcript(t)
     assert not problems, problems

@@ -12,6 +12,8 @@ import typer
 
 from sealtrail.cli.accounts import register as _register_accounts
 from sealtrail.cli.common import _deployment, _quiet_libraries
+from sealtrail.cli.install import register as _register_install
+from sealtrail.cli.trust import register as _register_trust
 
 app = typer.Typer(
     help="SealTrail: học bạ số và văn bằng số — issue, sign, log and verify Vietnamese school records.",
@@ -36,6 +38,8 @@ batch_app = typer.Typer(help="Batch jobs: queue many documents at once, follow a
 app.add_typer(batch_app, name="batch")
 
 _register_accounts(app)
+_register_trust(app)
+_register_install(app)
 
 
 @app.command("dev-pki")
@@ -67,11 +71,18 @@ def serve(
     """Start the web service (public verification pages, public log, API)."""
     import uvicorn
 
+    from sealtrail.install import production_problems
     from sealtrail.ledgerwiring import Checkpointer
     from sealtrail.logs import configure_logging
     from sealtrail.web.app import create_app
 
     dep = _deployment()
+    problems = production_problems(dep.settings)
+    if problems:
+        typer.echo("Không khởi động được ở chế độ production / cannot start in production mode:", err=True)
+        for problem in problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(2)
     configure_logging(dep.settings)
     if dep.settings.mode == "development":
         dep.start_dev_pki_services()
@@ -88,7 +99,9 @@ def worker(
     """Run queued batch jobs. PostgreSQL: a procrastinate worker (start any number, on any machines; stop with
     Ctrl-C or SIGTERM). SQLite: `serve` runs batches itself; this runs the open ones to the end, then exits."""
     from jobs import batches as jobs
+    from sealtrail.deployment import wire_jobs
 
+    wire_jobs()
     dep = _deployment()
     services = dep.start_dev_pki_services() if dep.settings.mode == "development" else None
     try:
@@ -188,8 +201,6 @@ def issue(
     if doc.kind != kind:
         typer.echo(f"The file describes a {doc.kind}, not a {kind}.", err=True)
         raise typer.Exit(2)
-    from sealtrail.demo import issuer_for
-
     dep = _deployment()
     services = dep.start_dev_pki_services() if dep.settings.mode == "development" else None
     from sqlalchemy.exc import OperationalError
@@ -198,7 +209,7 @@ def issue(
 
     try:
         with _key_errors():
-            issued = issuer_for(dep).issue(doc)
+            issued = dep.make_issuer().issue(doc)
     except SigningError as exc:
         typer.echo(f"Chưa ký được, không có gì được phát hành / not signed, nothing was issued: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -226,6 +237,8 @@ def import_class(
     school_json: Annotated[Path, typer.Option("--school", help="JSON file describing the school")],
     school_year: Annotated[str, typer.Option(help="e.g. 2024-2025")],
     out: Annotated[Path, typer.Option(help="Folder for the validated transcripts (one JSON per pupil)")],
+    homeroom_teacher: Annotated[str, typer.Option(help="Họ tên giáo viên chủ nhiệm của lớp")] = "",
+    principal: Annotated[str, typer.Option(help="Họ tên hiệu trưởng xác nhận năm học")] = "",
 ) -> None:
     """Check a class sheet (all rows, every problem reported) and write one transcript JSON per pupil."""
     from datetime import date
@@ -235,7 +248,14 @@ def import_class(
 
     try:
         school = schemas.School.model_validate_json(school_json.read_text(encoding="utf-8"))
-        ctx = ClassContext(school=school, school_year=school_year, issue_date=date.today(), issue_place=school.province)
+        ctx = ClassContext(
+            school=school,
+            school_year=school_year,
+            issue_date=date.today(),
+            issue_place=school.province,
+            homeroom_teacher=homeroom_teacher,
+            principal=principal,
+        )
         docs = import_file(file, ctx)
     except schemas.SchemaError as exc:
         typer.echo(f"Không nhập được {file.name} / the import was refused; nothing was imported:", err=True)
@@ -342,8 +362,15 @@ def _file_report(data: bytes, trust: list[Path] | None):  # type: ignore[no-unty
         if len(bundles) == 1:  # the bundle's CRLs prove the signers' status where a signature carries none
             verifier.local_revocation = LocalRevocation.from_directory(bundles[0] / CRL_DIR)
     else:
+        from sealtrail.deployment import DeploymentError
+        from verifier.trustlist import TrustListError
+
         dep = _deployment()
-        verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
+        try:
+            verifier = dep.xml_verifier if is_xml else dep.pdf_verifier
+        except (DeploymentError, TrustListError) as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
     report = verifier.verify(data)
     translation = _translation_in(data, report)  # read before a status check may lower the verdict
     if len(bundles) == 1:  # a trust bundle carries the status lists: a revoked document is not valid offline
@@ -355,16 +382,16 @@ def _file_report(data: bytes, trust: list[Path] | None):  # type: ignore[no-unty
 
         report = apply_register(dep, data, report, "xml" if is_xml else "pdf")
     if translation is not None:  # a translation's verdict also follows its original's status
-        from signer.translation import follow_original_offline
+        from verifier.translation import follow_original_offline
 
         bundle = bundles[0] if len(bundles) == 1 else None
-        report = follow_original_offline(report, translation, None if trust else _deployment(), bundle)
+        report = follow_original_offline(report, translation, None if trust else _deployment().engine, bundle)
     return report
 
 
 def _translation_in(data: bytes, report):  # type: ignore[no-untyped-def]
     """The translation data a correctly signed file carries (None for other documents or a failed signature)."""
-    from signer.translation import embedded_translation
+    from verifier.translation import embedded_translation
 
     return embedded_translation(data) if report.verdict != "invalid" else None
 
@@ -506,9 +533,7 @@ def export_trust_command(
     directory: Annotated[Path, typer.Argument(help="Where to write the trust bundle")],
 ) -> None:
     """Write the trust bundle offline verifiers need: roots, QR seal keys, log key and checkpoint, hosts."""
-    from verifier.offline import export_trust
-
-    export_trust(_deployment(), directory)
+    _deployment().export_trust(directory)
     typer.echo(f"Trust bundle written to {directory} (give it to verifiers: sealtrail verify --trust {directory})")
 
 

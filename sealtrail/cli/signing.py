@@ -103,7 +103,7 @@ def signing_resume() -> None:
 
     dep = _deployment()
     for doc_id, state in flow_for(dep).resume_all().items():
-        if state == "issued":  # a principal's token signed it before the seal's step failed: its batch item finishes
+        if state.issued:  # a principal's token signed it before the seal's step failed: its batch item finishes
             jobs.token_signed(dep, doc_id)
         typer.echo(f"{doc_id}\t{state}")
 

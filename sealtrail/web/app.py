@@ -41,6 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=_errors(400, 401, 403, 404, 409),
     )
     app.state.deployment = deployment
+    from sealtrail.web import errors
+
+    errors.install(app)
     from sealtrail.limits import MULTIPART_OVERHEAD, BodySizeLimit
     from verifier.bulk import MAX_TOTAL_BYTES
 

@@ -8,45 +8,32 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import HTTPException, Request
-from sqlmodel import Session
 
 from accounts import service
-from accounts.models import AuditEvent, utcnow
+from accounts.models import AuditEvent
 from accounts.permissions import PERMISSIONS, Actor
-from ledger.entry import Entry
 from sealtrail.deployment import Deployment
 from verifier.ratelimit import RateLimiter
+from workflow.audit import LEDGER_ACTIONS as LEDGER_ACTIONS
+from workflow.audit import AuditTrail
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-LEDGER_ACTIONS = {  # also logged publicly
-    "role.grant", "role.revoke", "apikey.create", "apikey.revoke", "key.change", "password.reset", "totp.reset",
-    "parent.link", "parent.unlink",
-}  # fmt: skip
 
 
-class AccountsContext:
-    """What the account routers share: the deployment, cookie settings, limits."""
+class AccountsContext(AuditTrail):
+    """What the account routers share: the deployment, cookie settings, limits, and the audit trail (whose
+    ``record`` here also takes the request itself, to note the caller's address)."""
 
     def __init__(self, dep: Deployment) -> None:
-        self.dep = dep
-        self.engine = dep.engine
+        super().__init__(dep)
         self.secure_cookie = dep.settings.session_cookie_secure
         self.cookie_name = "__Host-st_session" if self.secure_cookie else "st_session"
         self.login_limit = RateLimiter(10 / 60, burst=10)  # per client address, on top of per-account lockout
-        self._ledger: Any = None
         self.sso: Any = None  # the OpenID provider (accounts.sso.Provider), made on first use
 
-    @property
-    def ledger(self) -> Any:
-        if self._ledger is None:
-            from sealtrail.ledgerwiring import ledger_for
-
-            self._ledger, _ = ledger_for(self.dep)
-        return self._ledger
-
-    def record(
+    def record(  # type: ignore[override]
         self,
-        request: Request | None,
+        request: Request | str | None,
         actor: Actor | str,
         action: str,
         *,
@@ -55,36 +42,8 @@ class AccountsContext:
         outcome: str = "ok",
         detail: dict[str, Any] | None = None,
     ) -> AuditEvent:
-        """Write one audit row; security-relevant actions also append a ``key`` entry to the public log in the
-        same transaction, carrying only the SHA-256 of the audit row (no personal data in the log)."""
-        name = actor if isinstance(actor, str) else actor.name
-        row = service.audit_row(
-            name, action, org_code=org, target=target, outcome=outcome, ip=client_ip(request), detail=detail
-        )
-        if action in LEDGER_ACTIONS and outcome == "ok":
-            row.at = utcnow().replace(microsecond=0)
-            entry = Entry(
-                type="key",
-                doc_id=f"{action}:{org or '-'}",
-                pdf_sha256="",
-                xml_sha256=service.audit_digest(row),
-                signer_cert_sha256="",
-                time=row.at,
-            )
-            with self.engine.begin() as conn:
-                (row.leaf_index,) = self.ledger.append(conn, [entry])
-                with Session(bind=conn) as session:
-                    session.add(row)
-                    session.commit()
-                    session.refresh(row)
-                    session.expunge(row)
-            return row
-        with Session(self.engine) as session:
-            session.add(row)
-            session.commit()
-            session.refresh(row)
-            session.expunge(row)
-        return row
+        client = request if isinstance(request, str) or request is None else client_ip(request)
+        return super().record(client, actor, action, org=org, target=target, outcome=outcome, detail=detail)
 
 
 def client_ip(request: Request | None) -> str:

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from accounts import people, service
 from accounts.permissions import ROLE_TITLES, VERIFIER_KINDS, VERIFY_SCOPE, Actor
 from sealtrail.web.deps import client_ip, context, require, require_signed_in
-from sealtrail.web.staff import page, set_session_cookie
+from sealtrail.web.pages import page, set_session_cookie
 
 Text = Annotated[str, Form(max_length=255)]
 Name = Annotated[str, Form(max_length=64)]

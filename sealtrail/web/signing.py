@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from sealtrail.deployment import Deployment
-from workflow.signing import RegisteredSigner, SigningFlow, SigningFlowError, signer_for_credential
+from workflow.signing import RegisteredSigner, SigningFlow, SigningFlowError, Stage, signer_for_credential
 
 
 class SignatureIn(BaseModel):
@@ -28,9 +28,7 @@ class SignatureIn(BaseModel):
 
 
 def flow_for(dep: Deployment) -> SigningFlow:
-    from sealtrail.demo import issuer_for
-
-    return SigningFlow(issuer_for(dep), dep.intermediates)
+    return SigningFlow(dep.make_issuer(), dep.intermediates)
 
 
 def make_signing_router(dep: Deployment) -> APIRouter:
@@ -105,10 +103,10 @@ def make_signing_router(dep: Deployment) -> APIRouter:
             )
         except SigningFlowError as exc:
             raise HTTPException(exc.status, str(exc)) from None
-        if state.startswith("held ") or state == "issued":  # an own key in the approval workflow: its item moves on
-            from workflow.operations import own_key_signed
+        if state.stage in (Stage.HELD, Stage.ISSUED):  # an own key in the approval workflow: its item moves on
+            from jobs.approval import own_key_signed
 
             await run_in_threadpool(own_key_signed, dep, task_id)
-        return {"task_id": task_id, "state": state}
+        return {"task_id": task_id, "state": str(state)}
 
     return router

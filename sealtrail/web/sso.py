@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from accounts import service, sso
+from accounts.models import Person
 from accounts.permissions import Actor
 from sealtrail.web.deps import AccountsContext, client_ip, context, require, require_signed_in
-from sealtrail.web.staff import page, set_session_cookie
+from sealtrail.web.pages import page, set_session_cookie
 
 FLOW_COOKIE = "st_sso_flow"
 FLOW_PATH = "/dang-nhap/sso"
@@ -20,7 +21,7 @@ FLOW_PATH = "/dang-nhap/sso"
 def _provider(ctx: AccountsContext) -> sso.Provider:
     if ctx.sso is None:
         try:
-            ctx.sso = sso.Provider(ctx.dep.settings)
+            ctx.sso = sso.Provider(sso.OidcConfig.from_settings(ctx.dep.settings))
         except sso.SsoError as exc:
             raise HTTPException(404, str(exc)) from None
     return ctx.sso  # type: ignore[no-any-return]
@@ -30,7 +31,7 @@ def _redirect_uri(ctx: AccountsContext, request: Request) -> str:
     return ctx.dep.settings.oidc_redirect_uri or str(request.url_for("sso_callback"))
 
 
-def _signed_in(ctx: AccountsContext, request: Request, person: service.Person, kind: str, to: str) -> Response:
+def _signed_in(ctx: AccountsContext, request: Request, person: Person, kind: str, to: str) -> Response:
     token = service.start_session(
         ctx.engine, person, kind, client_ip(request), replaces=request.cookies.get(ctx.cookie_name)
     )

@@ -11,55 +11,22 @@ import csv
 import io
 import json
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from accounts import service
 from accounts.permissions import ROLES, Actor
+from jobs import approval
 from registry.records import DocumentRecord
 from sealtrail.deployment import Deployment
 from sealtrail.web.deps import AccountsContext, client_ip, context, require, require_signed_in
+from sealtrail.web.pages import ItemIds, page, set_session_cookie
 from workflow import operations as wf
 from workflow.states import STATE_TEXT, WorkflowError
-
-TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html", "j2"])
-)
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-    "frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
-KINDS = {"transcript": "Học bạ", "diploma": "Văn bằng", "copy": "Bản sao"}
-STATE_TEXTS = {s.value: t for s, t in STATE_TEXT.items()}
-ItemIds = Annotated[list[str], Form()]
-
-
-def page(name: str, request: Request, actor: Actor | None, status: int = 200, **values: Any) -> HTMLResponse:
-    html = TEMPLATES.get_template(name).render(
-        actor=actor, csrf=actor.csrf_token if actor else "", kinds=KINDS, state_text=STATE_TEXTS, **values
-    )
-    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
-
-
-def set_session_cookie(ctx: AccountsContext, response: Response, token: str, path: str = "/") -> None:
-    response.set_cookie(
-        ctx.cookie_name,
-        token,
-        max_age=int(service.SESSION_LIFETIME.total_seconds()),
-        path=path,
-        secure=ctx.secure_cookie,
-        httponly=True,
-        samesite="strict",
-    )
 
 
 def make_staff_web_router() -> APIRouter:
@@ -179,7 +146,7 @@ def make_staff_web_router() -> APIRouter:
     def _moved(request: Request, actor: Actor, school: str, items: list[str], action: str, note: str = "") -> Response:
         ctx = context(request)
         try:
-            moved = wf.move(ctx, request, actor, school, items, action, note)
+            moved = wf.move(ctx, client_ip(request), actor, school, items, action, note)
         except WorkflowError as exc:
             return _back(school, str(exc), error=True)
         return _back(school, f"Đã chuyển {len(moved)} hồ sơ / {len(moved)} moved")
@@ -201,7 +168,7 @@ def make_staff_web_router() -> APIRouter:
         items: ItemIds = [],  # noqa: B006
     ) -> Response:
         """The homeroom teacher's signature, applied now (HSM key) or prepared for their own key (USB token)."""
-        done, problems = wf.teacher_sign(context(request), request, actor, school, items)
+        done, problems = wf.teacher_sign(context(request), client_ip(request), actor, school, items)
         text = f"Đã ký {len(done)} hồ sơ / {len(done)} signed"
         return _back(school, "; ".join([text, *problems]), error=bool(problems))
 
@@ -223,7 +190,7 @@ def make_staff_web_router() -> APIRouter:
         items: ItemIds = [],  # noqa: B006
     ) -> Response:
         try:
-            batch_id = wf.start_batch(context(request), request, actor, school, items)
+            batch_id = approval.start_batch(context(request), client_ip(request), actor, school, items)
         except WorkflowError as exc:
             return _back(school, str(exc), error=True)
         return RedirectResponse(f"/can-bo/{school}/lo-ky/{batch_id}", status_code=303)
@@ -232,7 +199,7 @@ def make_staff_web_router() -> APIRouter:
     def batch_page(
         request: Request, school: str, batch_id: str, actor: Annotated[Actor, Depends(require("workflow:read"))]
     ) -> HTMLResponse:
-        found = wf.batch_progress(context(request), school, batch_id)
+        found = approval.batch_progress(context(request), school, batch_id)
         if found is None:
             raise HTTPException(404, "Không có lô ký này / no such batch")
         progress, items = found
@@ -257,13 +224,13 @@ def make_staff_web_router() -> APIRouter:
     ) -> Response:
         """Approve and sign again the batch's documents that failed (they are back in the queue, teacher-signed)."""
         ctx = context(request)
-        found = wf.batch_progress(ctx, school, batch_id)
+        found = approval.batch_progress(ctx, school, batch_id)
         if found is None:
             raise HTTPException(404, "Không có lô ký này / no such batch")
         progress, items = found
         again = wf.retryable(ctx, progress, items)
         try:
-            new_batch = wf.start_batch(ctx, request, actor, school, again)
+            new_batch = approval.start_batch(ctx, client_ip(request), actor, school, again)
         except WorkflowError as exc:
             return _back(school, str(exc), error=True)
         return RedirectResponse(f"/can-bo/{school}/lo-ky/{new_batch}", status_code=303)
@@ -274,9 +241,9 @@ def make_staff_web_router() -> APIRouter:
     ) -> Response:
         """Cancel the documents not signed yet; those already issued stay issued, the rest return to the queue."""
         ctx = context(request)
-        if wf.batch_progress(ctx, school, batch_id) is None:
+        if approval.batch_progress(ctx, school, batch_id) is None:
             raise HTTPException(404, "Không có lô ký này / no such batch")
-        wf.cancel_batch(ctx, request, actor, school, batch_id)
+        approval.cancel_batch(ctx, client_ip(request), actor, school, batch_id)
         return RedirectResponse(f"/can-bo/{school}/lo-ky/{batch_id}", status_code=303)
 
     @router.post("/can-bo/{school}/van-ban/{doc_id}/thu-hoi")
@@ -288,7 +255,7 @@ def make_staff_web_router() -> APIRouter:
         reason: Annotated[str, Form(max_length=500)] = "",
     ) -> Response:
         try:
-            wf.revoke(context(request), request, actor, school, doc_id, reason)
+            wf.revoke(context(request), client_ip(request), actor, school, doc_id, reason)
         except LookupError:
             raise HTTPException(404, "Không có văn bản này / no such document") from None
         except WorkflowError as exc:
@@ -454,10 +421,7 @@ def make_workflow_api_router() -> APIRouter:
         items = payload if isinstance(payload, list) else [payload]
         if not items or len(items) > 200:
             raise HTTPException(422, "Gửi từ 1 đến 200 văn bản / send 1 to 200 documents")
-        try:
-            made = wf.submit(context(request), request, actor, school, items)
-        except WorkflowError as exc:
-            raise HTTPException(422, str(exc)) from None
+        made = wf.submit(context(request), client_ip(request), actor, school, items)
         return {"items": [{"id": i.id, "state": i.state, "version": i.version} for i in made]}
 
     @router.post("/documents/{doc_id}/correction", status_code=201)
@@ -468,12 +432,7 @@ def make_workflow_api_router() -> APIRouter:
         actor: Annotated[Actor, Depends(require("workflow:edit"))],
         payload: Any = Body(...),  # noqa: B008
     ) -> dict[str, Any]:
-        try:
-            item = wf.start_correction(context(request), request, actor, school, doc_id, payload)
-        except LookupError:
-            raise HTTPException(404, "Không có văn bản này / no such document") from None
-        except WorkflowError as exc:
-            raise HTTPException(422, str(exc)) from None
+        item = wf.start_correction(context(request), client_ip(request), actor, school, doc_id, payload)
         return {"id": item.id, "state": item.state, "supersedes": item.supersedes}
 
     @router.post("/signing/documents", status_code=201, responses=DEFERRED_ERRORS)
@@ -486,11 +445,9 @@ def make_workflow_api_router() -> APIRouter:
         """Start a document signed with its signers' own keys (USB token through `sealtrail agent`, or a remote
         signing service): it is rendered, its pending row written, and the first signer's step prepared. Roles not
         named in ``signers`` are signed with the server's keys when their turn comes."""
-        try:
-            doc_id, state = wf.start_deferred(context(request), request, actor, school, body.document, body.signers)
-        except WorkflowError as exc:
-            raise HTTPException(422, str(exc)) from None
-        return {"id": doc_id, "state": state}
+        ctx, client = context(request), client_ip(request)
+        doc_id, state = wf.start_deferred(ctx, client, actor, school, body.document, body.signers)
+        return {"id": doc_id, "state": str(state)}
 
     @router.post("/signing/documents/{doc_id}/cancel", responses=DEFERRED_ERRORS)
     def cancel_deferred(
@@ -498,7 +455,7 @@ def make_workflow_api_router() -> APIRouter:
     ) -> dict[str, Any]:
         """Withdraw a document prepared for its signers but not issued: its steps, prepared files and pending row
         are removed. An issued document is refused (409): revoke it instead."""
-        wf.cancel_deferred(context(request), request, actor, school, doc_id)
+        wf.cancel_deferred(context(request), client_ip(request), actor, school, doc_id)
         return {"id": doc_id, "state": "cancelled"}
 
     @router.post("/documents/{doc_id}/revoke")
@@ -509,12 +466,7 @@ def make_workflow_api_router() -> APIRouter:
         actor: Annotated[Actor, Depends(require("documents:revoke"))],
         payload: dict[str, str] = Body(...),  # noqa: B008
     ) -> dict[str, Any]:
-        try:
-            result = wf.revoke(context(request), request, actor, school, doc_id, payload.get("reason", ""))
-        except LookupError:
-            raise HTTPException(404, "Không có văn bản này / no such document") from None
-        except WorkflowError as exc:
-            raise HTTPException(422, str(exc)) from None
+        result = wf.revoke(context(request), client_ip(request), actor, school, doc_id, payload.get("reason", ""))
         return {"id": result.doc_id, "status": "revoked", "leaf_index": result.leaf_index}
 
     @router.get("/audit", response_model=None)

@@ -6,115 +6,24 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-import schemas
 from accounts import service
 from accounts.models import ShareLink, aware, utcnow
 from accounts.permissions import Actor
 from registry.records import DocumentRecord, DocumentStatus
 from sealtrail.web.deps import client_ip, context, require_student
-from workflow.states import State, Transition, WorkItem, new_item_id
-
-SHARE_FIELDS = {
-    "kind": "Loại văn bản",
-    "school": "Trường cấp",
-    "issue_date": "Ngày cấp",
-    "holder_name": "Họ và tên",
-    "birth_date": "Ngày sinh",
-    "results": "Kết quả học tập / xếp loại",
-    "pdf": "Tệp PDF gốc có chữ ký số",
-}
-MAX_SHARE_DAYS = 90
-
-
-def visible_holders(ctx: Any, actor: Actor) -> set[tuple[str, str]]:
-    """(personal id, school) pairs whose documents this portal user may see: their own, in the schools where they
-    are a pupil, and their children's, in the school that linked them (a parent sees nothing of other pupils)."""
-    from accounts.people import children_of
-
-    assert actor.person_id is not None
-    with Session(ctx.engine) as session:
-        person = session.get(service.Person, actor.person_id)
-        own = person.personal_id if person is not None else None
-    pairs = {(own, school) for school, roles in actor.roles.items() if "student" in roles and own}
-    children = children_of(ctx.engine, actor.person_id)
-    return pairs | {(pid, school) for pid, school in children if "parent" in actor.roles.get(school, set())}
-
-
-def _owned(ctx: Any, actor: Actor, doc_id: str) -> tuple[WorkItem, DocumentRecord]:
-    """A document the caller may see, or 404 (another pupil's document does not exist for this caller)."""
-    allowed = visible_holders(ctx, actor)
-    with Session(ctx.engine) as session:
-        item = session.exec(select(WorkItem).where(WorkItem.doc_id == doc_id)).first()
-        record = session.get(DocumentRecord, doc_id)
-        if item is None or record is None or (item.holder_personal_id, item.school_code) not in allowed:
-            raise HTTPException(404, "Không có văn bản này / no such document")
-        session.expunge(item)
-        session.expunge(record)
-        return item, record
-
-
-def my_documents(ctx: Any, actor: Actor) -> list[tuple[WorkItem, DocumentRecord]]:
-    allowed = visible_holders(ctx, actor)
-    if not allowed:
-        return []
-    with Session(ctx.engine) as session:
-        rows = session.exec(
-            select(WorkItem, DocumentRecord)
-            .join(DocumentRecord, DocumentRecord.id == WorkItem.doc_id)  # type: ignore[arg-type]
-            .where(col(WorkItem.holder_personal_id).in_({pid for pid, _ in allowed}))
-            .order_by(col(DocumentRecord.issue_date))
-        ).all()
-        mine = [(i, r) for i, r in rows if (i.holder_personal_id, i.school_code) in allowed]
-        for item, record in mine:
-            session.expunge(item)
-            session.expunge(record)
-        return mine
-
-
-def _shares(ctx: Any, actor: Actor) -> list[ShareLink]:
-    with Session(ctx.engine) as session:
-        rows = session.exec(
-            select(ShareLink).where(ShareLink.person_id == actor.person_id).order_by(col(ShareLink.created_at))
-        ).all()
-        for row in rows:
-            session.expunge(row)
-        return list(rows)
-
-
-def share_view(item: WorkItem, record: DocumentRecord, fields: list[str]) -> list[tuple[str, str]]:
-    """Exactly the chosen fields, as (label, value) pairs, in a fixed order."""
-    doc = schemas.parse_document(item.data)
-    values: dict[str, str] = {
-        "kind": {"transcript": "Học bạ", "diploma": "Văn bằng", "copy": "Bản sao điện tử"}.get(
-            record.kind, record.kind
-        ),
-        "school": record.school_name,
-        "issue_date": record.issue_date.strftime("%d/%m/%Y"),
-        "holder_name": doc.holder.full_name,
-        "birth_date": doc.holder.birth_date.strftime("%d/%m/%Y"),
-    }
-    if isinstance(doc, schemas.Transcript):
-        values["results"] = (
-            "; ".join(
-                f"{y.school_year}: học tập {getattr(y, 'learning', '')}, rèn luyện {getattr(y, 'conduct', '')}"
-                for y in doc.years
-            )
-            or "—"
-        )
-    elif isinstance(doc, schemas.Diploma):
-        values["results"] = str(getattr(doc, "classification", "") or "—")
-    return [(SHARE_FIELDS[f], values[f]) for f in SHARE_FIELDS if f in fields and f in values]
+from workflow import portal
+from workflow.states import WorkItem
 
 
 def make_student_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    from sealtrail.web.staff import page, set_session_cookie
+    from sealtrail.web.pages import page, set_session_cookie
 
     @router.get("/hoc-sinh/dang-nhap", response_class=HTMLResponse)
     def login_page(request: Request) -> HTMLResponse:
@@ -145,9 +54,9 @@ def make_student_router() -> APIRouter:
             "student_home.html.j2",
             request,
             actor,
-            docs=my_documents(ctx, actor),
-            shares=_shares(ctx, actor),
-            share_fields=SHARE_FIELDS,
+            docs=portal.my_documents(ctx, actor),
+            shares=portal.shares(ctx, actor),
+            share_fields=portal.SHARE_FIELDS,
             now=utcnow(),
             aware=aware,
             base=base,
@@ -160,7 +69,7 @@ def make_student_router() -> APIRouter:
         request: Request, doc_id: str, fmt: str, actor: Annotated[Actor, Depends(require_student())]
     ) -> Response:
         ctx = context(request)
-        _item, record = _owned(ctx, actor, doc_id)
+        _item, record = portal.owned(ctx, actor, doc_id)
         digest = {"pdf": record.sha256_pdf, "xml": record.sha256_xml}.get(fmt)
         if fmt not in ("pdf", "xml") or not digest:
             raise HTTPException(404, "Không có tệp này / no such file")
@@ -177,10 +86,10 @@ def make_student_router() -> APIRouter:
     @router.post("/hoc-sinh/van-ban/{doc_id}/ban-sao")
     def certified_copy(request: Request, doc_id: str, actor: Annotated[Actor, Depends(require_student())]) -> Response:
         ctx = context(request)
-        item, record = _owned(ctx, actor, doc_id)
+        item, record = portal.owned(ctx, actor, doc_id)
         if record.status != DocumentStatus.ISSUED.value or record.kind == "copy" or not record.sha256_pdf:
             raise HTTPException(422, "Chỉ cấp bản sao từ văn bản gốc còn hiệu lực / only from a valid original")
-        copy_id = issue_copy(ctx, actor, item, record)
+        copy_id = portal.issue_copy(ctx, actor, item, record)
         ctx.record(request, actor, "student.copy", org=item.school_code, target=copy_id, detail={"original": doc_id})
         return RedirectResponse(f"/hoc-sinh?tb=Đã cấp bản sao {copy_id}", status_code=303)
 
@@ -192,7 +101,7 @@ def make_student_router() -> APIRouter:
         from signer.translation import TranslationError, translate
 
         ctx = context(request)
-        item, record = _owned(ctx, actor, doc_id)
+        item, record = portal.owned(ctx, actor, doc_id)
         try:
             done = translate(ctx.dep, record.id, school_code=item.school_code)
         except TranslationError as exc:
@@ -214,12 +123,12 @@ def make_student_router() -> APIRouter:
         actor: Annotated[Actor, Depends(require_student())],
         doc_id: Annotated[str, Form(max_length=64)] = "",
         fields: Annotated[list[str], Form()] = [],  # noqa: B006
-        days: Annotated[int, Form(ge=1, le=MAX_SHARE_DAYS)] = 7,
+        days: Annotated[int, Form(ge=1, le=portal.MAX_SHARE_DAYS)] = 7,
         label: Annotated[str, Form(max_length=120)] = "",
     ) -> Response:
         ctx = context(request)
-        _owned(ctx, actor, doc_id)
-        chosen = [f for f in fields if f in SHARE_FIELDS]
+        portal.owned(ctx, actor, doc_id)
+        chosen = [f for f in fields if f in portal.SHARE_FIELDS]
         if not chosen:
             raise HTTPException(422, "Chọn ít nhất một mục để chia sẻ / choose at least one field")
         token = secrets.token_urlsafe(24)
@@ -275,7 +184,7 @@ def make_student_router() -> APIRouter:
             "shared.html.j2",
             request,
             None,
-            rows=share_view(item, record, link.fields),
+            rows=portal.share_view(item, record, link.fields),
             record=record,
             expires=aware(link.expires_at),
             allow_pdf="pdf" in link.fields,
@@ -284,61 +193,3 @@ def make_student_router() -> APIRouter:
         )
 
     return router
-
-
-def issue_copy(ctx: Any, actor: Actor, item: WorkItem, record: DocumentRecord) -> str:
-    """A certified copy of ``record``: generated, sealed by the school, logged as a ``copy`` entry."""
-    from sealtrail.demo import issuer_for
-
-    original = schemas.parse_document(item.data)
-    school = original.school if isinstance(original, schemas.Transcript) else original.issuer
-    with Session(ctx.engine) as session:
-        requester = session.get(service.Person, actor.person_id)
-    by_parent = requester is None or requester.personal_id != item.holder_personal_id
-    requested_by = f"{requester.full_name} (cha mẹ học sinh)" if by_parent and requester else original.holder.full_name
-    with Session(ctx.engine) as session:
-        number = 1 + len(
-            session.exec(select(WorkItem).where(WorkItem.kind == "copy", WorkItem.supersedes == record.id)).all()
-        )
-    copy = schemas.CertifiedCopy(
-        original_doc_id=record.id,
-        original_kind=record.kind,  # type: ignore[arg-type]
-        original_sha256_pdf=record.sha256_pdf or "",
-        holder=original.holder,
-        issuer=school,
-        copy_number=number,
-        issue_date=utcnow().date(),
-        issue_place=school.province,
-        requested_by=requested_by,
-    )
-    issued = issuer_for(ctx.dep).issue(copy, entry_type="copy")
-    with Session(ctx.engine) as session:
-        row = WorkItem(
-            id=new_item_id(),
-            school_code=item.school_code,
-            kind="copy",
-            class_name=item.class_name,
-            school_year=item.school_year,
-            holder_name=item.holder_name,
-            holder_personal_id=item.holder_personal_id,
-            state=State.ISSUED.value,
-            data=copy.model_dump(mode="json"),
-            doc_id=issued.doc_id,
-            supersedes=record.id,
-            created_by=actor.name,
-        )
-        session.add(row)
-        session.flush()
-        session.add(
-            Transition(
-                item_id=row.id,
-                action="copy",
-                from_state="",
-                to_state=State.ISSUED.value,
-                actor=actor.name,
-                role="parent" if by_parent else "student",
-                note=f"bản sao số {number} của {record.id}",
-            )
-        )
-        session.commit()
-    return issued.doc_id

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 import schemas
+from jobs import approval
 from jobs import batches as jobs
 from ledger.entry import Entry
 from ledger.models import entries
@@ -79,7 +80,7 @@ def test_a_worker_killed_mid_class_leaves_every_document_issued_exactly_once(
     dep = make_deployment(tmp_path, pg_url, dev_pki)
     world = World(dep, create_app(dep.settings), populate(dep))
     ids = teacher_signed(world, _class(5))
-    batch = wf.start_batch(world.app.state.accounts, None, staff_actor(world, "principal-a"), SCHOOL_A, ids)  # type: ignore[attr-defined]
+    batch = approval.start_batch(world.app.state.accounts, None, staff_actor(world, "principal-a"), SCHOOL_A, ids)  # type: ignore[attr-defined]
     with dep.engine.connect() as conn:  # one task per document, committed with the batch
         assert conn.exec_driver_sql("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'").scalar() == 5
     env = {

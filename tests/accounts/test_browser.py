@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 import schemas
 from accounts import service
+from jobs import approval
 from tests.accounts.conftest import (
     PASSWORD,
     SCHOOL_A,
@@ -30,7 +31,6 @@ from tests.accounts.conftest import (
 )
 from tests.browser import SCREENS, chromium
 from tests.conftest import free_port
-from workflow import operations as wf
 from workflow.states import WorkItem
 
 pytestmark = pytest.mark.slow
@@ -136,7 +136,7 @@ def test_student_requests_a_certified_copy_and_shares_it_in_the_browser(
     world, base = served
     ctx = world.app.state.accounts  # type: ignore[attr-defined]
     ids = _off_loop(teacher_signed, world, schemas.load_sample("class_9a1")[:1])
-    batch = wf.start_batch(ctx, None, staff_actor(world, "principal-a"), SCHOOL_A, ids)
+    batch = approval.start_batch(ctx, None, staff_actor(world, "principal-a"), SCHOOL_A, ids)
     assert finish_batch(world, batch)["counts"]["issued"] == 1
     code = service.issue_student_code(world.dep.engine, "student-a", SCHOOL_A)
     page = browser_page

@@ -21,6 +21,7 @@ from sqlmodel import Session
 import schemas
 from hsm_adapters.pkcs11 import Pkcs11KeyBackend, import_certificates, import_private_key
 from hsm_adapters.soft import SoftKeyBackend
+from jobs import approval
 from jobs import batches as jobs
 from ledger.entry import Entry
 from ledger.models import entries
@@ -104,7 +105,7 @@ def test_a_teacher_with_her_own_token_signs_first_and_the_principal_adds_his_sig
     signed = wf.get_item(ctx, SCHOOL_A, item.id)
     assert signed is not None and signed.state == "teacher_signed" and signed.doc_id == waiting.doc_id
 
-    batch = wf.start_batch(ctx, None, staff_actor(world, "principal-a"), SCHOOL_A, [item.id])
+    batch = approval.start_batch(ctx, None, staff_actor(world, "principal-a"), SCHOOL_A, [item.id])
     assert finish_batch(world, batch)["state"] == "done"
     with Session(dep.engine) as session:
         record = session.get(DocumentRecord, str(signed.doc_id))

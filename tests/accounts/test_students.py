@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 import schemas
 from accounts import service
 from accounts.models import ShareLink
+from jobs import approval
 from ledger.entry import Entry
 from registry.records import DocumentRecord
 from sealtrail.ledgerwiring import audit_deployment, ledger_for
@@ -29,7 +30,7 @@ def issue_class(world: World, payloads: list[dict]) -> list[str]:  # type: ignor
     """Take documents through the whole workflow (as the school's staff would) and return their document ids."""
     ctx = world.app.state.accounts  # type: ignore[attr-defined]
     ids = teacher_signed(world, payloads)
-    batch = wf.start_batch(ctx, None, staff_actor(world, "principal-a"), SCHOOL_A, ids)
+    batch = approval.start_batch(ctx, None, staff_actor(world, "principal-a"), SCHOOL_A, ids)
     progress = finish_batch(world, batch)
     assert progress["counts"]["issued"] == len(ids) and progress["state"] == "done", progress
     return [str(wf.get_item(ctx, SCHOOL_A, i).doc_id) for i in ids]  # type: ignore[union-attr]

@@ -14,6 +14,7 @@ from asn1crypto import pem
 from sqlmodel import Session, select
 
 import schemas
+from jobs import approval
 from jobs import batches as jobs
 from ledger.entry import Entry
 from registry.records import DocumentRecord
@@ -289,7 +290,7 @@ def test_two_principals_approving_the_same_items_at_once_move_them_once(
 
     def approve() -> None:
         try:
-            wf.start_batch(ctx, None, principal, SCHOOL_A, ids[:1])
+            approval.start_batch(ctx, None, principal, SCHOOL_A, ids[:1])
             outcomes.append("ok")
         except (WorkflowError, Exception) as exc:  # a database lock error is also a refusal
             outcomes.append(type(exc).__name__)

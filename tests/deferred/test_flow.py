@@ -29,9 +29,7 @@ from workflow.signing import (
 
 
 def flow_for(dep: Deployment) -> SigningFlow:
-    from sealtrail.demo import issuer_for
-
-    return SigningFlow(issuer_for(dep), dep.intermediates)
+    return SigningFlow(dep.make_issuer(), dep.intermediates)
 
 
 def _tasks(dep: Deployment, doc_id: str) -> list[SigningTask]:
@@ -40,13 +38,16 @@ def _tasks(dep: Deployment, doc_id: str) -> list[SigningTask]:
 
 
 def _sign(flow: SigningFlow, signer, key: SoftKeyBackend, item) -> str:  # type: ignore[no-untyped-def]
-    return flow.submit(
-        signer,
-        item.task_id,
-        pdf_to_sign=item.pdf_to_sign,
-        xml_to_sign=item.xml_to_sign,
-        pdf_signature=key.sign_digest(bytes.fromhex(item.pdf_to_sign), "sha256"),
-        xml_signature=key.sign_digest(bytes.fromhex(item.xml_to_sign), "sha256"),
+    """The state after the signature, as the API prints it."""
+    return str(
+        flow.submit(
+            signer,
+            item.task_id,
+            pdf_to_sign=item.pdf_to_sign,
+            xml_to_sign=item.xml_to_sign,
+            pdf_signature=key.sign_digest(bytes.fromhex(item.pdf_to_sign), "sha256"),
+            xml_signature=key.sign_digest(bytes.fromhex(item.xml_to_sign), "sha256"),
+        )
     )
 
 

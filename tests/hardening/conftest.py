@@ -88,7 +88,6 @@ class Signed:
 @pytest.fixture(scope="session")
 def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Signed]:
     """A deployment with a diploma and a transcript issued (B-LT PDF and XAdES XML) and a checkpoint published."""
-    from sealtrail.demo import issuer_for
     from sealtrail.ledgerwiring import publish_checkpoint
 
     settings = Settings(
@@ -100,7 +99,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Signed]:
     dep = Deployment(settings)
     services = dep.start_dev_pki_services()
     try:
-        issuer = issuer_for(dep)
+        issuer = dep.make_issuer()
         samples = ("diploma_thpt", "transcript_thcs")
         docs = [issuer.issue(schemas.parse_document(schemas.load_sample(n))) for n in samples]
         publish_checkpoint(dep)

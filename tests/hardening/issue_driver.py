@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 import schemas
-from sealtrail.demo import issuer_for
 from sealtrail.deployment import Deployment
 from sealtrail.settings import Settings
 
@@ -45,7 +44,7 @@ def trace(cls: type, method: str, step: str) -> None:
 def main() -> None:
     from signer.xades import XadesSigner
 
-    issuer = issuer_for(Deployment(Settings()))
+    issuer = Deployment(Settings()).make_issuer()
     if "--trace" in sys.argv:
         trace(type(issuer.renderer), "render", "render")
         trace(type(issuer.pades), "sign", "pdf-signature")

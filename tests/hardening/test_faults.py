@@ -64,12 +64,10 @@ def _records(dep: Deployment) -> list[DocumentRecord]:
 
 
 def test_a_stalled_tsa_gives_a_clear_error_and_a_retry_finishes_the_same_document(tmp_path, stalling_tsa) -> None:  # type: ignore[no-untyped-def]
-    from sealtrail.demo import issuer_for
-
     dep = _deployment(tmp_path)
     services = dep.start_dev_pki_services()
     try:
-        good = issuer_for(dep)
+        good = dep.make_issuer()
         stalled = dataclasses.replace(
             good,
             pades=PadesSigner(
@@ -107,7 +105,6 @@ def test_database_connections_killed_mid_batch(tmp_path, pg_url: str) -> None:  
     (pre-ping) or the issue fails clearly and the retry finishes it; nothing lost, nothing twice."""
     import sqlalchemy
 
-    from sealtrail.demo import issuer_for
     from tests.conftest import PG_ADMIN_URL
 
     dep = _deployment(tmp_path, pg_url)
@@ -126,7 +123,7 @@ def test_database_connections_killed_mid_batch(tmp_path, pg_url: str) -> None:  
             )
 
     try:
-        issuer = issuer_for(dep)
+        issuer = dep.make_issuer()
         docs = batch(4)
         issuer.issue(docs[0])
         assert terminate() >= 1  # the pool's idle connection is gone

@@ -46,11 +46,10 @@ def deployment_on(dev_pki, data_dir: Path, **settings: object) -> Deployment:  #
 
 @pytest.fixture(scope="module")
 def issued(dev_pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issued]:  # type: ignore[no-untyped-def]
-    from sealtrail.demo import issuer_for
     from sealtrail.ledgerwiring import publish_checkpoint
 
     dep = deployment_on(dev_pki, tmp_path_factory.mktemp("interop") / "data")
-    issuer = issuer_for(dep)
+    issuer = dep.make_issuer()
     diploma = issuer.issue(schemas.parse_document(schemas.load_sample("diploma_thpt")))
     transcript = issuer.issue(schemas.parse_document(schemas.load_sample("transcript_thcs")))
     publish_checkpoint(dep)

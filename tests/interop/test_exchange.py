@@ -120,14 +120,12 @@ def test_the_registry_exports_new_then_cancel_and_the_cli_round_trips(issued: Is
 
 
 def test_a_reissued_transcript_is_an_update_with_the_next_version(issued: Issued) -> None:
-    from sealtrail.demo import issuer_for
-
     # The school issues the học bạ again, corrected (identical data would return the first document: never twice).
     original = _sample()
     first = original.years[0]
     more = first.model_copy(update={"sessions_absent": (first.sessions_absent or 0) + 1})
     corrected = original.model_copy(update={"years": (more, *original.years[1:])})
-    issuer_for(issued.dep).issue(corrected)
+    issued.dep.make_issuer().issue(corrected)
     records = school_records(issued.dep, "01001503")
     assert {(r["sukien"], r["phienban"]) for r in records} == {("UPDATE", 2)}
     assert len(records) == 4

@@ -19,7 +19,6 @@ from schemas.vcschema import credential_errors
 from sealtrail.web.api import create_api_key
 from tests.interop.conftest import Issued
 from verifier.credentials import offline_verifier, online_verifier
-from verifier.offline import export_trust
 
 
 def _payload(token: str) -> dict:  # type: ignore[type-arg]
@@ -142,7 +141,7 @@ def test_round_trip_online_and_offline_then_revocation_makes_it_fail(
     assert (report.status, report.ledger, report.document_id) == ("active", "proven", issued.diploma.doc_id)
 
     before = tmp_path / "trust-before"
-    export_trust(dep, before)
+    dep.export_trust(before)
     record = issued.diploma.record
     assert (before / "status" / record.status_list / "revocation.jwt").is_file()
     assert offline_verifier(before).verify(diploma_vc).verdict == "valid"
@@ -169,7 +168,7 @@ def test_round_trip_online_and_offline_then_revocation_makes_it_fail(
         # An offline bundle is a snapshot: the old one still says valid, a fresh one says revoked.
         assert offline_verifier(before).verify(diploma_vc).verdict == "valid"
         after = tmp_path / "trust-after"
-        export_trust(dep, after)
+        dep.export_trust(after)
         assert offline_verifier(after).verify(diploma_vc).verdict == "invalid"
         # Without any status list offline, the answer is never "valid".
         for path in sorted((after / "status").rglob("*"), reverse=True):
@@ -325,13 +324,12 @@ def test_every_term_is_defined_by_the_shipped_json_ld_contexts(issued: Issued, d
 
 def test_round_trip_on_postgresql(dev_pki, pg_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import schemas
-    from sealtrail.demo import issuer_for
     from sealtrail.ledgerwiring import publish_checkpoint
     from signer.credentials import export_vc
     from tests.interop.conftest import deployment_on
 
     dep = deployment_on(dev_pki, tmp_path / "pg", database_url=pg_url)
-    doc = issuer_for(dep).issue(schemas.parse_document(schemas.load_sample("diploma_bachelor")))
+    doc = dep.make_issuer().issue(schemas.parse_document(schemas.load_sample("diploma_bachelor")))
     publish_checkpoint(dep)
     token = export_vc(dep, doc.doc_id)
     assert credential_errors(_payload(token)) == []
@@ -348,7 +346,7 @@ def test_signed_files_are_checked_against_the_bundles_status_lists_offline(issue
     pdf.write_bytes(issued.diploma.pdf)
     xml.write_bytes(issued.diploma.xml)
     before = tmp_path / "before"
-    export_trust(issued.dep, before)
+    issued.dep.export_trust(before)
     index = json.loads((before / "status" / "index.json").read_text())
     assert (
         index[issued.diploma.record.sha256_pdf]
@@ -361,7 +359,7 @@ def test_signed_files_are_checked_against_the_bundles_status_lists_offline(issue
     issued.set_status(issued.diploma.doc_id, DocumentStatus.REVOKED)
     try:
         after = tmp_path / "after"
-        export_trust(issued.dep, after)
+        issued.dep.export_trust(after)
         for path in (pdf, xml):
             result = runner.invoke(app, ["verify", str(path), "--trust", str(after), "--json"], env=env)
             report = json.loads(result.output)

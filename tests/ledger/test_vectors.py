@@ -10,7 +10,7 @@ import pytest
 
 from ledger import tlog
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "testvectors" / "merkle"
+VECTORS = Path(__file__).resolve().parent / "vectors" / "merkle"  # vendored, see vectors/README.md
 
 
 def _cases(kind: str) -> list[Path]:

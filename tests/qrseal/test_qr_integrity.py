@@ -174,11 +174,9 @@ def test_verify_qr_document_refuses_an_unsigned_altered_pdf_carrying_the_genuine
 def test_verify_qr_document_with_a_trust_bundle_checks_signatures_with_the_bundles_roots(
     issued: tuple[Deployment, list[IssuedDocument]], tmp_path: Path
 ) -> None:
-    from verifier.offline import export_trust
-
     dep, docs = issued
     bundle = tmp_path / "trust"
-    export_trust(dep, bundle)
+    dep.export_trust(bundle)
     (tmp_path / "genuine.pdf").write_bytes(docs[0].pdf)
     (tmp_path / "altered.pdf").write_bytes(_unsigned_altered_copy(docs[0].pdf))
     good = _verify_qr(dep, docs[0].qr_payload, "--trust", str(bundle), "--document", str(tmp_path / "genuine.pdf"))

@@ -374,3 +374,36 @@ def test_issued_documents_are_read_as_issued() -> None:
     with pytest.raises(schemas.SchemaError):
         schemas.parse_document(data)
     assert from_xml(to_xml(old)) == old
+
+
+def test_structural_errors_are_said_in_vietnamese_with_english_beside() -> None:
+    data = _thcs()
+    data["holder"]["birth_date"] = "không rõ"
+    data["years"][0]["learning"]["year"] = "Xuất sắc"
+    data["years"][0]["subjects"][0]["hk1"]["gk"] = "abc"
+    text = _problems(data)
+    assert "holder.birth_date: không phải ngày (năm-tháng-ngày, ví dụ 2010-03-14) (giá trị: 'không rõ')" in text
+    assert "không phải một giá trị cho phép: 'Tốt'" in text and "hoặc 'Kém'" in text
+    assert "hk1.gk: không phải số (ví dụ 7,5) (giá trị: 'abc') / not a number" in text
+    for python in ("Input should", "String should", "Field required", "valid date"):
+        assert python not in text
+
+
+def test_art9_cl3_adjustment_keeps_better_scores_never_worse() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    scores = st.decimals(min_value=0, max_value=10, places=1)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(scores, min_size=6, max_size=10), st.integers(0, 2), st.integers(0, 9))
+    def check(avgs: list[Decimal], fails: int, i: int) -> None:
+        comments = ["Chưa đạt"] * fails + ["Đạt"] * (4 - fails)
+        order = ("Tốt", "Khá", "Đạt", "Chưa đạt")
+        level, base = learning_level(avgs, comments), base_level(avgs, comments)
+        assert order.index(level) in (order.index(base), order.index(base) - 1)  # at most one level up
+        better = [*avgs]
+        better[i % len(avgs)] = min(better[i % len(avgs)] + 1, Decimal(10))
+        assert order.index(learning_level(better, comments)) <= order.index(level)
+
+    check()

@@ -69,8 +69,6 @@ class Installation:
 
 @pytest.fixture(scope="module")
 def inst(tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None) -> Iterator[Installation]:
-    from sealtrail.demo import issuer_for
-
     dep = Deployment(
         Settings(
             data_dir=tmp_path_factory.mktemp("arch"),
@@ -80,7 +78,7 @@ def inst(tmp_path_factory: pytest.TempPathFactory, module_database_url: str | No
     )
     services = dep.start_dev_pki_services()
     try:
-        issuer = issuer_for(dep)
+        issuer = dep.make_issuer()
         transcript = issuer.issue(schemas.parse_document(schemas.load_sample("transcript_thcs")))
         diploma = issuer.issue(schemas.parse_document(schemas.load_sample("diploma_thpt")))
         yield Installation(dep, transcript, diploma)

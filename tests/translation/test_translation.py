@@ -37,11 +37,9 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(dev_pki, module_database_url, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:  # type: ignore[no-untyped-def]
-    from sealtrail.demo import issuer_for
-
     extra = {"database_url": module_database_url} if module_database_url else {}
     dep = deployment_on(dev_pki, tmp_path_factory.mktemp("translation") / "data", **extra)
-    issuer = issuer_for(dep)
+    issuer = dep.make_issuer()
     issue = lambda name: issuer.issue(schemas.parse_document(schemas.load_sample(name)))  # noqa: E731
     yield World(dep, issuer, issue("transcript_thpt"), issue("transcript_primary"), issue("diploma_bachelor"))
 

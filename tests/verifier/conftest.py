@@ -29,7 +29,6 @@ def installation(
     data_dir: Path, database_url: str | None = None, **settings: Any
 ) -> Iterator[tuple[Deployment, list[IssuedDocument]]]:
     """A deployment with the SAMPLES issued and a checkpoint published; its dev PKI's services up meanwhile."""
-    from sealtrail.demo import issuer_for
     from sealtrail.ledgerwiring import publish_checkpoint
 
     dep = Deployment(
@@ -39,7 +38,7 @@ def installation(
     )
     services = dep.start_dev_pki_services()
     try:
-        issuer = issuer_for(dep)
+        issuer = dep.make_issuer()
         docs = [issuer.issue(schemas.parse_document(schemas.load_sample(name))) for name in SAMPLES]
         publish_checkpoint(dep)
         yield dep, docs

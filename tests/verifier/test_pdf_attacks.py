@@ -198,14 +198,24 @@ def _cli(dep: Deployment, pdf: bytes, tmp_path: Path) -> tuple[int, str]:
     return done.exit_code, done.output
 
 
+_CLIENTS: dict[int, TestClient] = {}
+
+
+def _client(dep: Deployment) -> TestClient:
+    """One app per installation (building it costs more than the checks)."""
+    from sealtrail.web.app import create_app
+
+    if id(dep) not in _CLIENTS:
+        _CLIENTS[id(dep)] = TestClient(create_app(dep.settings))
+    return _CLIENTS[id(dep)]
+
+
 def assert_refused_everywhere(dep: Deployment, pdf: bytes, code: str, tmp_path: Path) -> None:
     report = dep.pdf_verifier.verify(pdf)
     assert report.verdict == "invalid" and report.reasons[0].code == code, report.reasons
     exit_code, output = _cli(dep, pdf, tmp_path)
     assert exit_code != 0 and not output.startswith("HỢP LỆ") and "KHÔNG HỢP LỆ" in output, output
-    from sealtrail.web.app import create_app
-
-    client = TestClient(create_app(dep.settings))
+    client = _client(dep)
     api = client.post("/api/v1/verify", files={"file": ("a.pdf", pdf)})
     assert api.status_code == 200 and api.json()["verdict"] == "invalid", api.text
     page = client.post("/kiem-tra", files={"file": ("a.pdf", pdf)})

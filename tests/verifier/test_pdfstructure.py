@@ -227,3 +227,18 @@ def test_work_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pdfstructure, "MAX_OBJECTS", 3)
     with pytest.raises(TooComplex):
         read_structure(build(PAGE))
+
+
+def test_generation_mismatches_are_refused() -> None:
+    """Viewers differ on a reference whose generation is not the object's: some follow it, some read null."""
+    wrong_ref = build({**PAGE, 1: b"<< /Type /Catalog /Pages 2 1 R >>"})
+    assert "the reference 2 1 R does not match object 2's generation" in refused(wrong_ref)
+    pdf = build(PAGE)
+    regenerated = update(pdf, {3: PAGE[3]}).replace(
+        b"00000 n \ntrailer\n<< /Size 5 /Root 1 0 R /Prev", b"00001 n \ntrailer\n<< /Size 5 /Root 1 0 R /Prev"
+    )
+    regenerated = regenerated.replace(
+        b"\n3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>\nendobj\nxref",
+        b"\n3 1 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>\nendobj\nxref",
+    )
+    assert "object 3 changes its generation" in refused(regenerated)

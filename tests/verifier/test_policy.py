@@ -43,11 +43,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
 @pytest.fixture(scope="module")
 def one_key(setup: Installed) -> IssuedDocument:
     """An insider's transcript: the three fields (and the three XML slots) signed with the seal's key alone."""
-    from sealtrail.demo import issuer_for
-
     dep, _docs = setup
     seal = SoftKeyBackend.from_pkcs12(dep.dev_pki.p12_path("seal"))
-    issuer = dataclasses.replace(issuer_for(dep), keys={"homeroom_teacher": seal, "principal": seal, "seal": seal})
+    issuer = dataclasses.replace(dep.make_issuer(), keys={"homeroom_teacher": seal, "principal": seal, "seal": seal})
     doc = schemas.parse_document(schemas.load_sample("transcript_thcs"))
     return issuer.issue(doc, doc_id="HB-2025-0NE0KEY00000")  # a new id: not the journal's earlier document
 
