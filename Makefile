@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-TEST_APT_PACKAGES := chromium docker-compose mupdf-tools
+TEST_APT_PACKAGES := chromium docker-compose mupdf-tools libnss3-tools
 BENCH_APT_PACKAGES := wrk
 
 .PHONY: install system-deps test-system-deps bench-system-deps python-deps demo serve test lint check bench

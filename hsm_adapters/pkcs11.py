@@ -29,7 +29,7 @@ from typing import Any
 
 import pkcs11
 from asn1crypto import algos, core, csr, keys, pem, x509
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, Session, Token
 from pkcs11 import exceptions as p11
 from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
@@ -101,7 +101,7 @@ def load_library(module: Path) -> Any:
         raise KeyBackendError(f"The PKCS#11 module {module} could not be loaded: {exc}") from exc
 
 
-def _find_token(lib: Any, config: Pkcs11Config) -> Any:
+def _find_token(lib: Any, config: Pkcs11Config) -> Token:
     kwargs: dict[str, Any] = {}
     if config.token_label:
         kwargs["token_label"] = config.token_label
@@ -112,7 +112,8 @@ def _find_token(lib: Any, config: Pkcs11Config) -> Any:
     for attempt in (1, 2):
         try:
             with MODULE_LOCK:
-                return lib.get_token(**kwargs)
+                token: Token = lib.get_token(**kwargs)
+                return token
         except p11.NoSuchToken:
             if attempt == 1:
                 # Tokens plugged in (or HSMs restarted) since the module started only show after a re-initialise.
@@ -174,13 +175,13 @@ def _pin_tag(pin: str) -> bytes:
     return hmac.new(_PIN_TAG_KEY, pin.encode(), hashlib.sha256).digest()
 
 
-def _token_key(token: Any, config: Pkcs11Config) -> tuple[str, str]:
+def _token_key(token: Token, config: Pkcs11Config) -> tuple[str, str]:
     serial = getattr(token, "serial", None)
     ident = serial.decode(errors="replace") if isinstance(serial, bytes) else str(serial or config.token_label)
     return str(config.module), ident
 
 
-def open_session(token: Any, config: Pkcs11Config) -> Any:
+def open_session(token: Token, config: Pkcs11Config) -> Session:
     """A read-write session, logged in as the user. Login is per application, so "already logged in" is fine.
 
     A PIN the token refused before is not offered again (see the module's docstring)."""
@@ -218,7 +219,7 @@ class _SessionPool:
         self.lib = lib
         self.config = config
         self.size = max(1, config.pool_size)
-        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._idle: queue.LifoQueue[Session] = queue.LifoQueue()
         self._opened = 0
         self._lock = threading.Lock()
         self._keys: dict[int, Any] = {}  # id(session) -> the private key object found in it (handles are per session)
@@ -232,7 +233,7 @@ class _SessionPool:
         self._idle.put(session)
 
     @contextmanager
-    def session(self) -> Iterator[Any]:
+    def session(self) -> Iterator[Session]:
         try:
             session = self._idle.get_nowait()
         except queue.Empty:
@@ -257,7 +258,7 @@ class _SessionPool:
             else:
                 self._idle.put(session)
 
-    def key(self, session: Any, find: Callable[[Any], Any]) -> Any:
+    def key(self, session: Session, find: Callable[[Session], Any]) -> Any:
         """The private key in ``session``, looked up once per session: C_FindObjects on every signature cost
         about as much as the rest of the adapter (docs/performance.md)."""
         key = self._keys.get(id(session))
@@ -378,8 +379,8 @@ class Pkcs11KeyBackend:
                 ) from None
         raise AssertionError("unreachable")
 
-    def _key_attrs(self) -> dict[Any, Any]:
-        attrs: dict[Any, Any] = {}
+    def _key_attrs(self) -> dict[Attribute, Any]:
+        attrs: dict[Attribute, Any] = {}
         if self.config.key_label:
             attrs[Attribute.LABEL] = self.config.key_label
         if self.config.key_id:
@@ -388,14 +389,14 @@ class Pkcs11KeyBackend:
             raise KeyBackendError("Configure the key by its label or its id")
         return attrs
 
-    def _private_key(self, session: Any) -> Any:
+    def _private_key(self, session: Session) -> Any:
         attrs = self._key_attrs()
         return session.get_key(
             object_class=ObjectClass.PRIVATE_KEY, label=attrs.get(Attribute.LABEL), id=attrs.get(Attribute.ID)
         )
 
-    def _read_key_type(self, session: Any) -> Any:
-        key_type = self._private_key(session).key_type
+    def _read_key_type(self, session: Session) -> KeyType:
+        key_type: KeyType = self._private_key(session).key_type
         if key_type not in (KeyType.RSA, KeyType.EC):
             raise KeyBackendError(f"The {self.label} is of a type SealTrail cannot sign with ({key_type})")
         return key_type
@@ -408,7 +409,7 @@ class Pkcs11KeyBackend:
                 raise KeyBackendError(f"No certificate in {self.config.cert_file}")
             return certs[0], certs[1:]
 
-        def read(session: Any) -> list[bytes]:
+        def read(session: Session) -> list[bytes]:
             attrs = {Attribute.CLASS: ObjectClass.CERTIFICATE, **self._key_attrs()}
             return [bytes(obj[Attribute.VALUE]) for obj in session.get_objects(attrs)]
 
@@ -420,7 +421,7 @@ class Pkcs11KeyBackend:
             )
         own = x509.Certificate.load(ders[0])
 
-        def chain(session: Any) -> list[x509.Certificate]:
+        def chain(session: Session) -> list[x509.Certificate]:
             found = session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE})
             return [x509.Certificate.load(bytes(o[Attribute.VALUE])) for o in found]
 
@@ -494,6 +495,36 @@ def make_csr(config: Pkcs11Config, public_key: keys.PublicKeyInfo, subject: dict
         {"certification_request_info": info, "signature_algorithm": {"algorithm": algo}, "signature": signature}
     )
     return bytes(pem.armor("CERTIFICATE REQUEST", request.dump()))
+
+
+def self_signed_certificate(
+    config: Pkcs11Config, public_key: keys.PublicKeyInfo, subject: dict[str, str], *, days: int = 3650
+) -> x509.Certificate:
+    """A self-signed certificate for the token's key (for keys that are published by fingerprint, not certified by a
+    CA: the QR-seal key), signed on the token."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    algo = "sha256_rsa" if public_key.algorithm == "rsa" else "sha256_ecdsa"
+    name = x509.Name.build(subject)
+    tbs = x509.TbsCertificate(
+        {
+            "version": "v3",
+            "serial_number": int.from_bytes(secrets.token_bytes(16), "big") >> 1,
+            "signature": {"algorithm": algo},
+            "issuer": name,
+            "validity": {
+                "not_before": x509.Time({"utc_time": now - timedelta(minutes=5)}),
+                "not_after": x509.Time({"general_time": now + timedelta(days=days)}),
+            },
+            "subject": name,
+            "subject_public_key_info": public_key,
+        }
+    )
+    signature = _UncertifiedKey(config).sign(hashlib.sha256(tbs.dump()).digest())
+    return x509.Certificate(
+        {"tbs_certificate": tbs, "signature_algorithm": {"algorithm": algo}, "signature_value": signature}
+    )
 
 
 class _UncertifiedKey(Pkcs11KeyBackend):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from asn1crypto import x509
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, Session
 from pkcs11 import exceptions as p11
 from pkcs11.util.ec import encode_ecdsa_signature
 
@@ -128,7 +128,7 @@ class UsbToken:
 class TokenSigner:
     """Signs precomputed digests inside one open, logged-in session."""
 
-    def __init__(self, session: Any, key: Any, where: str) -> None:
+    def __init__(self, session: Session, key: Any, where: str) -> None:
         self._session = session
         self._key = key
         self.where = where

@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.engine import RowMapping
 from sqlmodel import Session, col, select
 
 from accounts.permissions import Actor
 from jobs import batches as jobs
+from jobs.host import Installation
 from registry.records import DocumentRecord, DocumentStatus
 from workflow.audit import AuditTrail
 from workflow.operations import (
@@ -31,7 +33,7 @@ from workflow.operations import (
 from workflow.states import SYSTEM, State, WorkflowError, WorkItem, find_move, utcnow
 
 
-def own_key_signed(dep: Any, task_id: str) -> None:
+def own_key_signed(dep: Installation, task_id: str) -> None:
     """After a signer's own key returned the signature of step ``task_id``: an item waiting for its teacher's
     token moves on to the principal's queue; an approved one signed by the principal's token (then sealed and
     issued) finishes its batch item."""
@@ -96,15 +98,15 @@ def start_batch(ctx: AuditTrail, client: str | None, actor: Actor, school: str, 
     return submitted.batch_id
 
 
-def _job_context(rt: Any) -> AuditTrail:
-    ctx = getattr(rt, "accounts", None)
-    if ctx is None:
-        ctx = rt.accounts = AuditTrail(rt.dep)
-    assert isinstance(ctx, AuditTrail)
+def _job_context(rt: jobs._Runtime) -> AuditTrail:
+    """The audit trail of this runtime's installation (made once per runtime)."""
+    ctx = rt.extras.get("audit")
+    if not isinstance(ctx, AuditTrail):
+        ctx = rt.extras["audit"] = AuditTrail(rt.dep)
     return ctx
 
 
-def run_job_item(rt: Any, row: Any) -> bool:
+def run_job_item(rt: jobs._Runtime, row: RowMapping) -> bool:
     """A batch job's step for an approved item: add the principal's signature and the seal to the teacher-signed
     document and publish it (``Issuer.publish`` flips pending → issued once). Exceptions are the job's to judge.
     True when the principal's step went to their own key instead: the document waits for their token."""
@@ -122,7 +124,7 @@ def run_job_item(rt: Any, row: Any) -> bool:
     return False
 
 
-def job_item_issued(rt: Any, row: Any) -> None:
+def job_item_issued(rt: jobs._Runtime, row: RowMapping) -> None:
     """The document is published: the work item becomes sealed and issued and a corrected document supersedes
     its original. Safe to run again (each step is conditional)."""
     ctx = _job_context(rt)
@@ -148,7 +150,7 @@ def job_item_issued(rt: Any, row: Any) -> None:
         )  # fmt: skip
 
 
-def job_item_failed(rt: Any, row: Any, reason: str, exc: BaseException | None = None) -> None:
+def job_item_failed(rt: jobs._Runtime, row: RowMapping, reason: str, exc: BaseException | None = None) -> None:
     """The job gave up on an approved item (``exc``: why; None if nobody foresaw it): it goes back to the
     principal's queue with what to do, chosen by the error's type."""
     try:
@@ -163,7 +165,7 @@ def job_item_failed(rt: Any, row: Any, reason: str, exc: BaseException | None = 
         )  # fmt: skip
 
 
-def _batch_actor(rt: Any, row: Any) -> str:
+def _batch_actor(rt: jobs._Runtime, row: RowMapping) -> str:
     with rt.dep.engine.connect() as conn:
         name = conn.execute(select(jobs.batches.c.created_by).where(jobs.batches.c.id == row["batch_id"])).scalar()
     return str(name or SYSTEM)

@@ -44,6 +44,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     DateTime,
     Engine,
     ForeignKey,
@@ -54,14 +55,16 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import SQLModel
 
 import errors
 import schemas
+from jobs.host import Installation
 from registry.records import DocumentRecord, DocumentStatus
 from schemas.qrseal import new_token
-from signer.issue import AlreadyIssued, new_doc_id
+from signer.issue import AlreadyIssued, Issuer, new_doc_id
 
 log = logging.getLogger("jobs.batches")
 
@@ -132,11 +135,12 @@ def _now() -> datetime:
 class _Runtime:
     """What a process needs to issue documents: the deployment, and one Issuer per thread."""
 
-    def __init__(self, dep: Any) -> None:
+    def __init__(self, dep: Installation) -> None:
         self.dep = dep
         self._local = threading.local()
+        self.extras: dict[str, object] = {}  # what an item handler keeps per runtime (e.g. its audit trail)
 
-    def issuer(self) -> Any:
+    def issuer(self) -> Issuer:
         issuer = getattr(self._local, "issuer", None)
         if issuer is None:
             issuer = self._local.issuer = self.dep.make_issuer()
@@ -146,12 +150,12 @@ class _Runtime:
 _runtime: _Runtime | None = None
 # Builds the installation from the environment when a task runs in a process that set none (the shell sets this:
 # sealtrail.deployment; the domain never imports it).
-default_deployment: Callable[[], Any] | None = None
+default_deployment: Callable[[], Installation] | None = None
 _runtimes: dict[int, _Runtime] = {}
 _runtime_lock = threading.Lock()
 
 
-def runtime_for(dep: Any) -> _Runtime:
+def runtime_for(dep: Installation) -> _Runtime:
     """The runtime of one Deployment object (tests run several in one process)."""
     with _runtime_lock:
         rt = _runtimes.get(id(dep))
@@ -160,7 +164,7 @@ def runtime_for(dep: Any) -> _Runtime:
         return rt
 
 
-def use_deployment(dep: Any) -> None:
+def use_deployment(dep: Installation) -> None:
     """Make procrastinate tasks in this process work for ``dep`` (a Deployment) and take its retry settings."""
     global _runtime
     _runtime = runtime_for(dep)
@@ -184,13 +188,13 @@ WORKFLOW_INPUT = "workflow_item"  # an item's input naming a work item the princ
 class ItemHandler(Protocol):
     """Runs a kind of batch item other than "issue this document's data" (e.g. a principal's approval)."""
 
-    def run_job_item(self, rt: Any, row: Any) -> bool:
+    def run_job_item(self, rt: _Runtime, row: RowMapping) -> bool:
         """Do the item's work; True when it now waits for a signer's own key (a token signs it later)."""
 
-    def job_item_issued(self, rt: Any, row: Any) -> None:
+    def job_item_issued(self, rt: _Runtime, row: RowMapping) -> None:
         """The item's document is published (may run again: each step must be conditional)."""
 
-    def job_item_failed(self, rt: Any, row: Any, reason: str, exc: BaseException | None = None) -> None:
+    def job_item_failed(self, rt: _Runtime, row: RowMapping, reason: str, exc: BaseException | None = None) -> None:
         """The job gave up on the item, with ``reason`` (``exc``: the error, None when nobody foresaw it)."""
 
 
@@ -203,7 +207,7 @@ def register_handler(input_key: str, handler: ItemHandler) -> None:
     HANDLERS[input_key] = handler
 
 
-def _workflow(row: Any) -> ItemHandler | None:
+def _workflow(row: RowMapping) -> ItemHandler | None:
     """The handler of this batch item (by the key its input carries), or None for a plain document."""
     if isinstance(row["input"], dict):
         for key, handler in HANDLERS.items():
@@ -258,7 +262,7 @@ def _fail_unexpected(rt: _Runtime, item_id: int, exc: BaseException) -> str:
     return _fail(rt, row, reason, None)
 
 
-def _fail(rt: _Runtime, row: Any, reason: str, exc: BaseException | None = None) -> str:
+def _fail(rt: _Runtime, row: RowMapping, reason: str, exc: BaseException | None = None) -> str:
     """Finish an item as failed (with its reason); an approval's work item goes back to the principal, with advice
     chosen by the type of ``exc`` (None: an error nobody foresaw)."""
     state = _finish(rt.dep.engine, row, "failed", reason, claimed_only=False)
@@ -323,7 +327,7 @@ def _run_item(item_id: int, attempt: int, rt: _Runtime) -> str:
     return _finish(engine, row, "issued")
 
 
-def _retry_or_fail(rt: _Runtime, row: Any, attempt: int, exc: BaseException) -> str:
+def _retry_or_fail(rt: _Runtime, row: RowMapping, attempt: int, exc: BaseException) -> str:
     """A transient failure: back to the queue (raising TransientError) unless this was the last attempt."""
     if attempt >= _policy(rt.dep).max_attempts:
         return _fail(rt, row, f"Sau {attempt} lần thử / after {attempt} attempts: {_reason(exc)}", exc)
@@ -338,7 +342,7 @@ def _retry_or_fail(rt: _Runtime, row: Any, attempt: int, exc: BaseException) -> 
     raise TransientError(_reason(exc)) from exc
 
 
-def _policy(dep: Any) -> RetryPolicy:
+def _policy(dep: Installation) -> RetryPolicy:
     s = dep.settings
     return RetryPolicy(s.job_max_attempts, s.job_retry_wait)
 
@@ -349,7 +353,7 @@ def _document_status(engine: Engine, doc_id: str) -> str | None:
         return conn.execute(select(table.c.status).where(table.c.id == doc_id)).scalar()
 
 
-def _finish(engine: Engine, row: Any, state: str, error: str | None = None, *, claimed_only: bool = True) -> str:
+def _finish(engine: Engine, row: RowMapping, state: str, error: str | None = None, *, claimed_only: bool = True) -> str:
     """Record an item's final state and, when it was the batch's last open item, the batch's."""
     items = batch_items.c
     values: dict[str, Any] = {"state": state, "updated_at": _now(), "error": error}
@@ -364,7 +368,7 @@ def _finish(engine: Engine, row: Any, state: str, error: str | None = None, *, c
     return state
 
 
-def _close_if_finished(conn: Any, batch_id: str) -> None:
+def _close_if_finished(conn: Connection, batch_id: str) -> None:
     counts = _counts(conn, batch_id)
     if counts["queued"] or counts["running"] or counts[AWAITING_TOKEN]:
         return
@@ -375,7 +379,7 @@ def _close_if_finished(conn: Any, batch_id: str) -> None:
     conn.execute(batches.update().where(batches.c.id == batch_id).values(state=state, finished_at=_now()))
 
 
-def token_signed(dep: Any, doc_id: str) -> None:
+def token_signed(dep: Installation, doc_id: str) -> None:
     """The principal's own key signed an approved document (the seal and publishing follow in the signing flow):
     once it is issued, its batch item and work item finish as the job would have."""
     if _document_status(dep.engine, doc_id) in (None, DocumentStatus.PENDING.value):
@@ -396,7 +400,7 @@ def token_signed(dep: Any, doc_id: str) -> None:
     _finish(dep.engine, row, "issued", claimed_only=False)
 
 
-def _counts(conn: Any, batch_id: str) -> dict[str, int]:
+def _counts(conn: Connection, batch_id: str) -> dict[str, int]:
     rows = conn.execute(
         select(batch_items.c.state, func.count())
         .where(batch_items.c.batch_id == batch_id)
@@ -441,7 +445,7 @@ async def requeue_stalled(app: procrastinate.App, stalled_after: float) -> int:
     return n
 
 
-def run_worker(dep: Any, concurrency: int = 1) -> None:
+def run_worker(dep: Installation, concurrency: int = 1) -> None:
     """Run a procrastinate worker for this deployment until SIGINT/SIGTERM (PostgreSQL only)."""
     use_deployment(dep)
     s = dep.settings
@@ -481,7 +485,7 @@ class LocalRunner:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def submit(self, dep: Any, item_ids: Sequence[int], attempt: int = 1, delay: float = 0.0) -> None:
+    def submit(self, dep: Installation, item_ids: Sequence[int], attempt: int = 1, delay: float = 0.0) -> None:
         rt = runtime_for(dep)
         with self._cond:
             for item_id in item_ids:
@@ -510,7 +514,7 @@ class LocalRunner:
 local_runner = LocalRunner()
 
 
-def resume_local(dep: Any) -> int:
+def resume_local(dep: Installation) -> int:
     """SQLite: queue again, in this process, every item left open by a previous process (crash or restart)."""
     with dep.engine.connect() as conn:
         ids = [
@@ -526,7 +530,7 @@ def resume_local(dep: Any) -> int:
     return len(ids)
 
 
-def run_open_items(dep: Any) -> int:
+def run_open_items(dep: Installation) -> int:
     """SQLite, in the foreground: run every open item to its end (retrying transient failures); returns how many."""
     rt = runtime_for(dep)
     with dep.engine.connect() as conn:
@@ -558,7 +562,7 @@ class Submitted:
 
 
 def submit_batch(
-    dep: Any,
+    dep: Installation,
     items: Sequence[tuple[dict[str, Any], schemas.Document]],
     school_code: str,
     created_by: str,
@@ -574,7 +578,7 @@ def submit_batch(
 
 
 def submit_rows(
-    dep: Any, rows: Sequence[dict[str, Any]], school_code: str, created_by: str, *, run_here: bool = True
+    dep: Installation, rows: Sequence[dict[str, Any]], school_code: str, created_by: str, *, run_here: bool = True
 ) -> Submitted:
     """Queue items given as {doc_id, token, kind, input} as one batch (see :func:`submit_batch`).
 
@@ -638,7 +642,7 @@ def submit_rows(
     return Submitted(batch_id, [str(v["doc_id"]) for v in values])
 
 
-def cancel_batch(dep: Any, batch_id: str) -> None:
+def cancel_batch(dep: Installation, batch_id: str) -> None:
     """Cancel every item not started yet; items already issued (or being signed right now) stay issued."""
     engine: Engine = dep.engine
     items = batch_items.c
@@ -670,7 +674,7 @@ def cancel_batch(dep: Any, batch_id: str) -> None:
                     tasks_app.job_manager.cancel_job_by_id(job_id, delete_job=True, connection=driver)
 
 
-def batch_progress(dep: Any, batch_id: str, school_code: str | None = None) -> dict[str, Any] | None:
+def batch_progress(dep: Installation, batch_id: str, school_code: str | None = None) -> dict[str, Any] | None:
     """Counts by state, failures with reasons and each document's id; None if absent (or another school's)."""
     engine: Engine = dep.engine
     with engine.connect() as conn:

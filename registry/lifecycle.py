@@ -11,16 +11,20 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from errors import PermanentError
 from ledger.entry import Entry
 from ledger.store import Ledger
 from registry.records import DocumentRecord, DocumentStatus
 
 
-class StatusChanged(RuntimeError):
-    """The document was no longer in the status this change starts from (changed by another run meanwhile)."""
+class StatusChanged(PermanentError, RuntimeError):
+    """The document was no longer in the status this change starts from (changed by another run meanwhile):
+    permanent, the same change would find the same."""
 
     def __init__(self, doc_id: str, expected: DocumentStatus) -> None:
-        super().__init__(f"{doc_id} is no longer {expected.value}")
+        super().__init__(
+            f"Văn bản {doc_id} không còn ở trạng thái {expected.value}", f"{doc_id} is no longer {expected.value}"
+        )
         self.doc_id = doc_id
         self.expected = expected
 

@@ -554,10 +554,30 @@ def _names(t: Transcript, problems: list[ValidationProblem]) -> None:
             )
 
 
+def _photo(t: Transcript, problems: list[ValidationProblem]) -> None:
+    """The cover photo must be the image it claims to be (PNG or JPEG), so a render never shows a broken image."""
+    if t.photo is None:
+        return
+    import base64
+    import binascii
+
+    head, _, body = t.photo.partition(",")
+    try:
+        data = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        data = b""
+    magic = b"\x89PNG\r\n\x1a\n" if "png" in head else b"\xff\xd8\xff"
+    if not data.startswith(magic):
+        problems.append(
+            ValidationProblem(f"{t.holder.full_name}, ảnh", _m("ảnh không phải tệp PNG/JPEG hợp lệ", "not a PNG/JPEG"))
+        )
+
+
 def complete_transcript(t: Transcript) -> tuple[Transcript, list[ValidationProblem]]:
     """Return the transcript with every computed field filled in, and every contradiction with the law found."""
     problems: list[ValidationProblem] = []
     _names(t, problems)
+    _photo(t, problems)
     if t.level == "primary":
         primary = tuple(_primary_year(t, y, problems) for y in t.primary_years)
         if t.completion is not None:

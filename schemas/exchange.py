@@ -90,6 +90,8 @@ def _subject(s: Any) -> dict[str, Any]:
         row |= {"mucdat_hocky1": s.hk1_level, "mucdat_hocky2": s.hk2_level, "mucdat_canam": s.year_level}
     if s.teacher_comment:
         row["nhanxet"] = s.teacher_comment
+    row["diemkiemtralai"] = str(s.retest_score) if s.retest_score is not None else None
+    row["mucdatkiemtralai"] = s.retest_level
     return {k: v for k, v in row.items() if v is not None}
 
 
@@ -135,6 +137,22 @@ def transcript_to_records(
         "diadanhphathanh": doc.issue_place,
         "chucvugiamhieu": principal.title if principal else None,
         "nguoiky": [{"vaitro": s.role, "chucvu": s.title, "hoten": s.name} for s in doc.signatories],
+        "sodangbo": doc.register_number or None,
+        "noiohiennay": doc.residence or None,
+        "hotencha": doc.father_name or None,
+        "hotenme": doc.mother_name or None,
+        "hotennguoigiamho": doc.guardian_name or None,
+        "anhhocsinh": doc.photo,
+        "xacnhanhoanthanhthcs": (
+            {
+                "soquyetdinh": doc.completion.decision_number,
+                "ngayquyetdinh": doc.completion.decision_date.isoformat(),
+                "hieutruong": doc.completion.principal,
+                "chucvu": doc.completion.principal_title,
+            }
+            if doc.completion
+            else None
+        ),
     }
     records = []
     for year in doc.years:
@@ -149,6 +167,11 @@ def transcript_to_records(
             "ketquarenluyen": _levels(year.conduct),
             "duoclenlop": year.promoted,
             "sobuoinghi": year.sessions_absent,
+            "khenthuong": year.awards or None,
+            "chucvuhieutruong": year.principal_title or None,
+            "kqhoctapsaukiemtralai": _codes()[year.learning_after_retest] if year.learning_after_retest else None,
+            "nhiemvurenluyenhe": year.summer_training or None,
+            "kqrenluyenhe": _codes()[year.conduct_after_summer] if year.conduct_after_summer else None,
             "songaynghi": year.days_absent,
             "nhanxetgvcn": year.homeroom_comment,
             "gvcn": year.homeroom_teacher,
@@ -234,6 +257,13 @@ def _results(levels: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+def _name(code: str) -> str:
+    names = {v: k for k, v in _codes().items()}
+    if code not in names:
+        raise SchemaError([ValidationProblem("", f"mã kết quả không hợp lệ / unknown result code {code!r}")])
+    return names[code]
+
+
 def _semester_back(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not data:
         return None
@@ -256,6 +286,8 @@ def _subject_back(row: Mapping[str, Any]) -> dict[str, Any]:
             for k, v in (("hk1_level", "hocky1"), ("hk2_level", "hocky2"), ("year_level", "canam"))
         }
     out["teacher_comment"] = row.get("nhanxet", "")
+    out["retest_score"] = row.get("diemkiemtralai")
+    out["retest_level"] = row.get("mucdatkiemtralai")
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -306,7 +338,21 @@ def records_to_transcripts(records: Iterable[Mapping[str, Any]]) -> list[Transcr
                 {"role": s.get("vaitro"), "title": s.get("chucvu", ""), "name": s.get("hoten", "")}
                 for s in newest.get("nguoiky", [])
             ],
+            "register_number": newest.get("sodangbo", ""),
+            "residence": newest.get("noiohiennay", ""),
+            "father_name": newest.get("hotencha", ""),
+            "mother_name": newest.get("hotenme", ""),
+            "guardian_name": newest.get("hotennguoigiamho", ""),
+            "photo": newest.get("anhhocsinh"),
         }
+        completion = newest.get("xacnhanhoanthanhthcs")
+        if isinstance(completion, Mapping):
+            data["completion"] = {
+                "decision_number": completion.get("soquyetdinh", ""),
+                "decision_date": completion.get("ngayquyetdinh"),
+                "principal": completion.get("hieutruong", ""),
+                "principal_title": completion.get("chucvu", "Hiệu trưởng"),
+            }
         try:
             data["years"] = [
                 {
@@ -323,6 +369,15 @@ def records_to_transcripts(records: Iterable[Mapping[str, Any]]) -> list[Transcr
                     **({"sessions_absent": r["sobuoinghi"]} if r.get("sobuoinghi") is not None else {}),
                     "homeroom_teacher": r.get("gvcn", ""),
                     "principal": r.get("hieutruong", ""),
+                    "awards": r.get("khenthuong", ""),
+                    "principal_title": r.get("chucvuhieutruong", ""),
+                    "summer_training": r.get("nhiemvurenluyenhe", ""),
+                    **(
+                        {"learning_after_retest": _name(r["kqhoctapsaukiemtralai"])}
+                        if r.get("kqhoctapsaukiemtralai")
+                        else {}
+                    ),
+                    **({"conduct_after_summer": _name(r["kqrenluyenhe"])} if r.get("kqrenluyenhe") else {}),
                 }
                 for r in group
             ]

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from schemas.checks import complete_transcript
 from schemas.common import Gender, Person, SchemaError, School, ValidationProblem
 from schemas.grading import valid_score, vn
+from schemas.primary import PrimarySubject, PrimaryYear, Trait
 from schemas.programme import programme, subject_key
 from schemas.transcript import Results, SchoolYear, SemesterScores, SubjectYear, Transcript
 
@@ -64,6 +65,8 @@ FIELDS = {  # column names (any case, spelling or punctuation) → field
     "nghỉ buổi": "sessions_absent",
     "số ngày nghỉ": "days_absent",
     "khen thưởng": "awards",
+    "kết quả giáo dục": "result",
+    "đánh giá kết quả giáo dục": "result",
 }
 IGNORED = {"stt", "tt", "số tt", "số thứ tự", "ghi chú", "lớp"}
 SEMESTER_WORDS = {
@@ -105,7 +108,30 @@ PART_WORDS = {
     "ktl": "retest",
     "điểm kiểm tra lại": "retest",
 }
-SUBTOKENS = set(SEMESTER_WORDS) | set(PART_WORDS)
+# Primary (Circular 27/2020): when each level or test is taken, and what the cell holds.
+PRIMARY_WHEN = {
+    "giữa hk i": "mid1",
+    "giữa học kì i": "mid1",
+    "giữa hk ii": "mid2",
+    "giữa học kì ii": "mid2",
+    "cuối hk i": "mid",
+    "cuối học kì i": "mid",
+    "giữa năm": "mid",
+    "hk1": "mid",
+    "cuối năm": "year",
+    "cn": "year",
+}
+PRIMARY_PART = {"mức": "level", "mức đạt được": "level", "điểm": "score", "điểm ktđk": "score"}
+PRIMARY_SUBJECT_LEVELS = {
+    "t": "T",
+    "hoàn thành tốt": "T",
+    "h": "H",
+    "hoàn thành": "H",
+    "c": "C",
+    "chưa hoàn thành": "C",
+}
+PRIMARY_TRAIT_LEVELS = {"t": "T", "tốt": "T", "đ": "Đ", "đạt": "Đ", "c": "C", "cần cố gắng": "C"}
+SUBTOKENS = set(SEMESTER_WORDS) | set(PART_WORDS) | set(PRIMARY_WHEN) | set(PRIMARY_PART)
 CONDUCT_WORDS = ("kết quả rèn luyện", "rèn luyện", "hạnh kiểm")
 LEARNING_WORDS = ("kết quả học tập", "học tập", "học lực")
 LEVELS = {
@@ -150,7 +176,8 @@ class Column:
     assessment: str | None = None
     results: str | None = None  # "learning" or "conduct"
     semester: str | None = None  # hk1, hk2, year
-    part: str | None = None  # tx1…tx4, tx, gk, ck, avg, level, retest
+    part: str | None = None  # tx1…tx4, tx, gk, ck, avg, level, retest; primary: level, score
+    trait: str | None = None  # primary: "quality" or "competence" (the name is in ``subject``)
 
 
 @dataclass
@@ -242,6 +269,31 @@ def _semester_and_part(rest: str) -> tuple[str | None, str | None, bool]:
     return semester, part, True
 
 
+def _primary_column(col: Column, key: str, grade: int) -> Column | None:
+    """A primary sheet's column: a quality or competence, or a subject's level/score at a given time."""
+    from schemas.programme import primary_traits
+
+    qualities, competences = primary_traits()
+    for kind, names in (("quality", qualities), ("competence", competences)):
+        for name in names:
+            if key == subject_key(name):
+                col.trait, col.subject = kind, name
+                return col
+    for skey, name, _assessment in _subjects(grade):
+        if key == skey or key.startswith(skey + " "):
+            rest = key[len(skey) :].strip()
+            for word, when in sorted(PRIMARY_WHEN.items(), key=lambda kv: -len(kv[0])):
+                if rest == word or rest.startswith(word + " "):
+                    after = rest[len(word) :].strip()
+                    what = PRIMARY_PART.get(after) if after else ("score" if when in ("mid1", "mid2") else None)
+                    if what is None:
+                        return None
+                    col.subject, col.assessment, col.semester, col.part = name, "level", when, what
+                    return col
+            return None
+    return None
+
+
 def _column(index: int, header: str, grade: int) -> Column | None:
     key = subject_key(header)
     col = Column(index, header)
@@ -250,6 +302,8 @@ def _column(index: int, header: str, grade: int) -> Column | None:
     if key in FIELDS:
         col.field = FIELDS[key]
         return col
+    if grade <= 5:
+        return _primary_column(col, key, grade)
     for results, words in (("conduct", CONDUCT_WORDS), ("learning", LEARNING_WORDS)):
         for word in words:
             if key == word or key.startswith(word + " "):
@@ -399,7 +453,14 @@ def _pupil(
     given_col = next((c for c in cols if c.field == "given_name"), None)
     if given_col is not None and not ident.get("given_name"):
         bad(given_col, "trống: cần Tên", "the given name is missing")
-    subjects, learning, conduct = _results(sheet, excel_row, row, cols, report)
+    primary: dict[str, Any] = {}
+    subjects: list[SubjectYear] = []
+    learning: dict[str, str] = {}
+    conduct: dict[str, str] = {}
+    if grade <= 5:
+        primary = _primary_results(sheet, excel_row, row, cols, report)
+    else:
+        subjects, learning, conduct = _results(sheet, excel_row, row, cols, report)
     if len(report.problems) > before:
         return None
     try:
@@ -413,6 +474,36 @@ def _pupil(
             personal_id=ident.get("personal_id") or None,
             ethnicity=ident.get("ethnicity") or None,
         )
+        if grade <= 5:
+            transcript = Transcript(
+                level="primary",
+                record_id=f"HB{ident['student_code']}",
+                student_code=ident["student_code"],
+                holder=holder,
+                school=ctx.school,
+                primary_years=(
+                    PrimaryYear(
+                        school_year=ctx.school_year,
+                        grade=grade,
+                        class_name=sheet.class_name,
+                        homeroom_comment=ident.get("comment", ""),
+                        promoted=ident.get("promoted"),
+                        sessions_absent=ident.get("sessions_absent", 0),
+                        homeroom_teacher=ctx.homeroom_teacher,
+                        principal=ctx.principal,
+                        awards=ident.get("awards", ""),
+                        result=ident.get("result") or None,
+                        **primary,
+                    ),
+                ),
+                issue_date=ctx.issue_date,
+                issue_place=ctx.issue_place,
+            )
+            complete, problems = complete_transcript(transcript)
+            report.problems.extend(
+                ValidationProblem(f"trang '{sheet.name}', dòng {excel_row}", str(p)) for p in problems
+            )
+            return complete if not problems else None
         year = SchoolYear(
             school_year=ctx.school_year,
             grade=grade,
@@ -452,6 +543,74 @@ def _pupil(
     complete, problems = complete_transcript(transcript)
     report.problems.extend(ValidationProblem(f"trang '{sheet.name}', dòng {excel_row}", str(p)) for p in problems)
     return complete if not problems else None
+
+
+def _primary_results(
+    sheet: Sheet, excel_row: int, row: list[Cell], cols: list[Column], report: _Report
+) -> dict[str, Any]:
+    """A primary row: each subject's levels (T/H/C) and periodic test scores (whole numbers 1–10), and each quality
+    and competence (T/Đ/C). Returns the PrimaryYear fields."""
+
+    def get(col: Column) -> Cell:
+        return row[col.index] if col.index < len(row) else Cell(None)
+
+    subjects: dict[str, dict[str, Any]] = {}
+    traits: dict[str, list[dict[str, str]]] = {"quality": [], "competence": []}
+    names = {"mid": "mid", "year": "year", "mid1": "mid_hk1", "mid2": "mid_hk2"}
+    reported: set[str] = set()
+    for col in cols:
+        if col.field or not col.subject:
+            continue
+        raw = text(get(col).value)
+        if col.trait:
+            level = PRIMARY_TRAIT_LEVELS.get(raw.casefold())
+            if level is None:
+                report.cell(sheet.name, excel_row, col, raw, "không phải T (Tốt) / Đ (Đạt) / C (Cần cố gắng)",
+                            "is not T / Đ / C")  # fmt: skip
+                continue
+            traits[col.trait].append({"name": col.subject, "level": level})
+            continue
+        fields = subjects.setdefault(col.subject, {"subject": col.subject})
+        if not raw:
+            continue
+        when = names[str(col.semester)]
+        if col.part == "level":
+            level = PRIMARY_SUBJECT_LEVELS.get(raw.casefold())
+            if level is None:
+                report.cell(sheet.name, excel_row, col, raw, "không phải T (Hoàn thành tốt) / H (Hoàn thành) / C "
+                            "(Chưa hoàn thành)", "is not T / H / C")  # fmt: skip
+                reported.add(col.subject)
+                continue
+            fields[f"{when}_level"] = level
+        else:
+            try:
+                score = _score(get(col).value)
+            except InvalidOperation:
+                score = Decimal(-1)
+            if score != score.to_integral_value() or not 1 <= score <= 10:
+                report.cell(sheet.name, excel_row, col, raw, "phải là điểm nguyên từ 1 đến 10 (Thông tư 27)",
+                            "must be a whole score 1–10")  # fmt: skip
+                reported.add(col.subject)
+                continue
+            fields[f"{when}_score"] = int(score)
+    out: list[PrimarySubject] = []
+    for name, fields in subjects.items():
+        if len(fields) == 1:  # nothing filled in: not taken (an optional subject); the checks decide
+            continue
+        if name in reported:
+            continue
+        if "year_level" not in fields:
+            col = next(c for c in cols if c.subject == name and c.semester == "year" and c.part == "level")
+            report.cell(
+                sheet.name, excel_row, col, "", "trống: cần mức cuối năm T / H / C", "the year level is missing"
+            )
+            continue
+        out.append(PrimarySubject(**fields))
+    return {
+        "subjects": tuple(out),
+        "qualities": tuple(Trait.model_validate(t) for t in traits["quality"]),
+        "competences": tuple(Trait.model_validate(t) for t in traits["competence"]),
+    }
 
 
 def _results(
@@ -564,9 +723,9 @@ def read_sheet(sheet: Sheet, ctx: ClassContext, report: _Report, seen: dict[str,
         return []
     first, depth = found
     grade = _grade(sheet.class_name)
-    if grade is None or grade < 6:
-        report.sheet(sheet.name, f"tên lớp '{sheet.class_name}' phải bắt đầu bằng khối 6–12 (ví dụ 9A1); lớp tiểu học "
-                     "nhập theo mẫu riêng", "the class name must start with grade 6–12")  # fmt: skip
+    if grade is None:
+        report.sheet(sheet.name, f"tên lớp '{sheet.class_name}' phải bắt đầu bằng khối 1–12 (ví dụ 9A1)",
+                     "the class name must start with the grade")  # fmt: skip
         return []
     width = max(len(r) for r in sheet.rows[first : first + depth])
     cols: list[Column] = []
@@ -757,15 +916,16 @@ def template_xlsx(grade: int, class_name: str = "", school_year: str = "") -> by
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
 
-    if not 6 <= grade <= 12:
-        raise ValueError("grade 6–12")
+    if not 1 <= grade <= 12:
+        raise ValueError("grade 1–12")
     class_name = class_name or f"{grade}A1"
     wb = Workbook()
     ws = wb.active
     ws.title = class_name
     ws["A1"] = "TÊN TRƯỜNG: ..................................."
     ws["A2"] = f"BẢNG TỔNG HỢP KẾT QUẢ ĐÁNH GIÁ — Lớp: {class_name}"
-    ws["A3"] = f"Năm học {school_year or '20..-20..'} (Thông tư 22/2021/TT-BGDĐT)"
+    circular = "Thông tư 27/2020/TT-BGDĐT" if grade <= 5 else "Thông tư 22/2021/TT-BGDĐT"
+    ws["A3"] = f"Năm học {school_year or '20..-20..'} ({circular})"
     ws["A2"].font = Font(bold=True, size=13)
     top = 5
     identity = ["STT", "Mã học sinh", "Họ và tên", "Ngày sinh", "Giới tính", "Mã định danh", "Dân tộc", "Nơi sinh"]
@@ -784,7 +944,9 @@ def template_xlsx(grade: int, class_name: str = "", school_year: str = "") -> by
             for r in range(top + 3, top + 3 + 60):
                 ws.cell(row=r, column=col).number_format = "@"
         col += 1
-    for s in programme(grade):
+    if grade <= 5:
+        col = _primary_template(ws, put, col, top, grade)
+    for s in programme(grade) if grade > 5 else ():
         if not s.required and s.group != "elective":
             continue
         if s.assessment == "scored":
@@ -806,10 +968,11 @@ def template_xlsx(grade: int, class_name: str = "", school_year: str = "") -> by
             for i, sem in enumerate(("HK1", "HK2", "CN")):
                 put(top + 1, col + i, sem, down=1)
             col += 3
-    put(top, col, "Rèn luyện", span=3)
-    for i, sem in enumerate(("HK1", "HK2", "CN")):
-        put(top + 1, col + i, sem, down=1)
-    col += 3
+    if grade > 5:
+        put(top, col, "Rèn luyện", span=3)
+        for i, sem in enumerate(("HK1", "HK2", "CN")):
+            put(top + 1, col + i, sem, down=1)
+        col += 3
     for name in ("Số buổi nghỉ", "Khen thưởng", "Nhận xét"):
         put(top, col, name, down=2)
         col += 1
@@ -817,3 +980,32 @@ def template_xlsx(grade: int, class_name: str = "", school_year: str = "") -> by
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def _primary_template(ws: Any, put: Any, col: int, top: int, grade: int) -> int:
+    """The primary columns (Circular 27/2020): per subject the level (and periodic test score where Art. 7 has one)
+    at the end of semester I and of the year, the grade 4–5 mid-semester tests, then the qualities and
+    competences (T/Đ/C) and the year's result."""
+    from schemas.primary import mid_semester_tested
+    from schemas.programme import primary_traits
+
+    for s in programme(grade):
+        if not s.required:
+            continue
+        parts = ("Mức", "Điểm") if s.periodic_test else ("Mức",)
+        whens: list[tuple[str, tuple[str, ...]]] = [("Cuối HK I", parts), ("Cuối năm", parts)]
+        if mid_semester_tested(grade, s.name):
+            whens = [("Giữa HK I", ("Điểm",)), ("Cuối HK I", parts), ("Giữa HK II", ("Điểm",)), ("Cuối năm", parts)]
+        span = sum(len(p) for _, p in whens)
+        put(top, col, s.name, span=span)
+        for when, cells in whens:
+            put(top + 1, col, when, span=len(cells))
+            for i, part in enumerate(cells):
+                put(top + 2, col + i, part)
+            col += len(cells)
+    qualities, competences = primary_traits()
+    for name in (*qualities, *competences):
+        put(top, col, name, down=2)
+        col += 1
+    put(top, col, "Kết quả giáo dục", down=2)
+    return col + 1

@@ -77,6 +77,12 @@ def find_subject(grade: int, name: str) -> ProgrammeSubject | None:
     return None
 
 
+def primary_traits() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(qualities, competences) a primary pupil is rated on (Circular 27/2020)."""
+    traits = _tables()[0]["primary_traits"]
+    return tuple(traits["qualities"]), tuple(traits["competences"])
+
+
 def start_year(school_year: str) -> int:
     return int(school_year[:4])
 

@@ -111,6 +111,12 @@ class Transcript(Model):
     father_name: Text = Field(default="", description="Họ và tên cha (hotencha)")
     mother_name: Text = Field(default="", description="Họ và tên mẹ (hotenme)")
     guardian_name: Text = Field(default="", description="Người giám hộ (hotennguoigiamho)")
+    photo: str | None = Field(
+        default=None,
+        pattern=r"^data:image/(png|jpeg);base64,[A-Za-z0-9+/]+={0,2}$",
+        max_length=400_000,
+        description="Ảnh học sinh (3×4) on the cover: a PNG or JPEG data URI of at most about 300 KB",
+    )
 
     @model_validator(mode="after")
     def _years_match_level(self) -> Transcript:

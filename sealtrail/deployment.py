@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from asn1crypto import pem, x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from sqlalchemy import Engine
 
 from errors import PermanentError
@@ -24,6 +25,7 @@ from hsm_adapters.pkcs11 import Pkcs11Config, Pkcs11KeyBackend
 from hsm_adapters.soft import SoftKeyBackend
 from ledger.store import Ledger
 from registry.records import DocumentRecord
+from schemas.qrseal import PublicKey as QrPublicKey
 from sealtrail.db import make_engine, migrate
 from sealtrail.devpki import SIGNER_ROLES, DevPki, PkiServices, create_dev_pki, dev_revocation, port_is_open
 from sealtrail.settings import Settings
@@ -33,6 +35,7 @@ from signer.pdf import PadesSigner
 from signer.render import Renderer
 from signer.storage import Blobs, BlobStore, S3BlobStore
 from verifier.pdf import PdfVerifier
+from verifier.policy import SignerRegistry
 from verifier.revocation import CRL_DIR, LocalRevocation, read_crls
 from verifier.trustlist import TrustList, build_trust_list
 from verifier.xml import XmlVerifier
@@ -56,6 +59,9 @@ class Deployment:
         self.settings = settings
         self._signing_keys: dict[str, KeyBackend] | None = None
         self._signing_keys_failure: tuple[int | None, KeyBackendError] | None = None
+        self._chain_checks: dict[bytes, tuple[float, str | None]] = {}
+        self._issuer_keys: dict[str, KeyBackend] = {}
+        self._issuer_key_failures: dict[str, tuple[int | None, KeyBackendError]] = {}
 
     @cached_property
     def engine(self) -> Engine:
@@ -158,18 +164,20 @@ class Deployment:
         every few seconds."""
         if self._signing_keys is not None:
             return self._signing_keys
-        pin_file = self.settings.pkcs11_pin_file
-        stamp = pin_file.stat().st_mtime_ns if pin_file is not None and pin_file.exists() else None
+        stamp = self._pin_stamp()
         if self._signing_keys_failure is not None and self._signing_keys_failure[0] == stamp:
             raise self._signing_keys_failure[1]
         try:
             self._signing_keys = self._make_signing_keys()
         except KeyBackendError as exc:
-            transient = getattr(exc, "transient", None)
-            if transient is False or (transient is None and "PIN" in str(exc)):
+            if not exc.transient:  # wrong or locked PIN, missing key: permanent (errors.SealTrailError)
                 self._signing_keys_failure = (stamp, exc)
             raise
         return self._signing_keys
+
+    def _pin_stamp(self) -> int | None:
+        pin_file = self.settings.pkcs11_pin_file
+        return pin_file.stat().st_mtime_ns if pin_file is not None and pin_file.exists() else None
 
     def _make_signing_keys(self) -> dict[str, KeyBackend]:
         if self.settings.key_backend == "pkcs11":
@@ -192,7 +200,28 @@ class Deployment:
 
     @cached_property
     def qr_private_key(self) -> object:
+        """The QR-seal key: in production with an HSM (and no key file), the token's key
+        ``SEALTRAIL_PKCS11_QR_KEY_LABEL`` made by `sealtrail init`; otherwise the key file."""
+        s = self.settings
+        if (
+            s.mode == "production"
+            and s.key_backend == "pkcs11"
+            and not (s.pki_dir / "keys" / "qrseal.key.pem").exists()
+        ):
+            return Pkcs11KeyBackend(self.pkcs11_config(s.pkcs11_qr_key_label))
         return self._key_file("qrseal.key.pem")
+
+    @property
+    def qr_public_key(self) -> QrPublicKey:
+        """The QR-seal key's public half (a cryptography public key), wherever the private key lives."""
+        key = self.qr_private_key
+        if isinstance(key, Pkcs11KeyBackend):
+            public = serialization.load_der_public_key(key.certificate.public_key.dump())
+        else:
+            public = key.public_key()  # type: ignore[attr-defined]
+        if not isinstance(public, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+            raise DeploymentError("The QR-seal key must be ECDSA P-256 or Ed25519")
+        return public
 
     @cached_property
     def log_private_key(self) -> object:
@@ -246,12 +275,14 @@ class Deployment:
     def pdf_verifier(self) -> PdfVerifier:
         verifier = PdfVerifier(self.trust_roots, self.intermediates)
         verifier.local_revocation = self.local_revocation
+        verifier.signer_registry = self.signer_registry
         return verifier
 
     @cached_property
     def xml_verifier(self) -> XmlVerifier:
         verifier = XmlVerifier(self.trust_roots, self.intermediates)
         verifier.local_revocation = self.local_revocation
+        verifier.signer_registry = self.signer_registry
         return verifier
 
     @cached_property
@@ -271,6 +302,13 @@ class Deployment:
         return LocalRevocation(load)
 
     @property
+    def signer_registry(self) -> SignerRegistry:
+        """Signatures bound to their issuer: the signing identities registered here (registry.identities)."""
+        from registry.identities import identity_registry
+
+        return identity_registry(self.engine)
+
+    @property
     def verify_hosts(self) -> list[str]:
         return self.settings.registered_verify_hosts or [urlparse(self.settings.public_base_url).netloc]
 
@@ -285,14 +323,56 @@ class Deployment:
     def log_vkey(self) -> str:
         return self.ledger.verifier.vkey
 
-    def make_issuer(self) -> Issuer:
-        """A new Issuer (render, sign, store, log) for this installation; one per thread (batch workers)."""
+    def keys_for_issuer(self, issuer_code: str | None) -> dict[str, KeyBackend]:
+        """The issuer's own signing keys: its active identities whose key is in the HSM (``hsm:<token>/<key label>``
+        or ``hsm:<key label>`` on SEALTRAIL_PKCS11_TOKEN_LABEL); the installation's keys for roles it has none for."""
+        from dataclasses import replace
+
+        from registry.identities import list_identities, utcnow
+
+        if issuer_code is None:
+            return self.signing_keys
+        now = utcnow()
+        own: dict[str, KeyBackend] = {}
+        for row in list_identities(self.engine, issuer_code):
+            if not row.key_location.startswith("hsm:") or row.retired_at is not None:
+                continue
+            if not (row.valid_from.replace(tzinfo=now.tzinfo) <= now < row.valid_until.replace(tzinfo=now.tzinfo)):
+                continue
+            token, _, label = row.key_location.removeprefix("hsm:").rpartition("/")
+            cache_key = f"{row.key_location}#{row.cert_sha256}"
+            if cache_key not in self._issuer_keys:
+                config = replace(self.pkcs11_config(label), token_label=token or self.settings.pkcs11_token_label)
+                stamp = self._pin_stamp()
+                failed = self._issuer_key_failures.get(cache_key)
+                if failed is not None and failed[0] == stamp:
+                    raise failed[1]  # a wrong PIN is not offered to the token again until the PIN file changes
+                try:
+                    self._issuer_keys[cache_key] = TimedKey(Pkcs11KeyBackend(config), row.role)
+                except KeyBackendError as exc:
+                    if not exc.transient:
+                        self._issuer_key_failures[cache_key] = (stamp, exc)
+                    raise
+            own[row.role] = self._issuer_keys[cache_key]
+        if not own:
+            return self.signing_keys
+        if set(own) >= set(SIGNER_ROLES):
+            return own
+        try:  # roles the issuer has no key of its own for (a diploma has no homeroom teacher): the installation's
+            installation = self.signing_keys
+        except (KeyBackendError, DeploymentError):
+            installation = {}
+        return {**installation, **own}
+
+    def make_issuer(self, issuer_code: str | None = None) -> Issuer:
+        """A new Issuer (render, sign, store, log) for this installation, signing with ``issuer_code``'s own
+        registered keys when it has them; one per thread (batch workers)."""
         urls = self.timestamp_urls
         return Issuer(
             engine=self.engine,
             renderer=Renderer(self.settings.template_dir),
             pades=PadesSigner(trust_roots=self.trust_roots, other_certs=self.intermediates, timestamp_urls=urls),
-            keys=self.signing_keys,
+            keys=self.keys_for_issuer(issuer_code),
             qr_key=self.qr_private_key,
             ledger=self.ledger,
             blobs=self.blobs,
@@ -300,7 +380,43 @@ class Deployment:
             timestamp_urls=urls,
             lookup_key=self.lookup_key,
             pending_dir=self.settings.resolved_data_dir / "pending",
+            precheck=self.check_before_signing,
         )
+
+    def check_before_signing(self, doc: object, signers: list[tuple[str, KeyBackend]]) -> None:
+        """Refuse (SigningRefused, nothing signed) unless each signer's certificate is registered for its role at the
+        document's issuer, names the organisation (seal) or the printed signer, is valid now, not revoked and chains
+        to the trust list. In development an issuer with no registered identities is not checked (the demo)."""
+        import time
+
+        from registry.identities import list_identities, refusal_before_signing
+        from signer.precheck import SigningRefused, chain_problem
+
+        school = getattr(doc, "school", None) or getattr(doc, "issuer")  # noqa: B009
+        if self.settings.mode != "production" and not list_identities(self.engine, school.code):
+            return
+        printed = {s.role: s.name for s in getattr(doc, "signatories", ()) if s.name}
+        if getattr(doc, "signer_name", None):
+            printed.setdefault("principal", doc.signer_name)  # type: ignore[attr-defined]
+        for role, key in signers:
+            cert = key.certificate
+            reason = refusal_before_signing(
+                self.engine,
+                role=role,
+                organisation=school.code,
+                organisation_name=school.name,
+                printed_signer=printed.get(role),
+                certificate=cert,
+            )
+            if reason is None:
+                cached = self._chain_checks.get(cert.sha256)
+                if cached is None or time.monotonic() - cached[0] > 300:  # a good answer is kept for 5 minutes
+                    cached = (time.monotonic(), chain_problem(cert, key.chain, self.trust_roots, self.intermediates))
+                    if cached[1] is None:
+                        self._chain_checks[cert.sha256] = cached
+                reason = cached[1]
+            if reason is not None:
+                raise SigningRefused(f"Không ký / not signed: {reason}")
 
     def publish_checkpoint(self) -> bytes:
         """Sign a checkpoint of the log (witnessed when configured) and remember it outside the database."""
@@ -341,7 +457,7 @@ class Deployment:
             directory,
             roots=self.trust_roots,
             intermediates=self.intermediates,
-            qr_public_keys=[self.qr_private_key.public_key()],  # type: ignore[attr-defined]
+            qr_public_keys=[self.qr_public_key],
             hosts=self.verify_hosts,
             log_vkey=self.log_vkey,
             checkpoint=checkpoint,

@@ -53,7 +53,8 @@ def production_problems(settings: Settings) -> list[str]:
             "no public verification address: set SEALTRAIL_PUBLIC_BASE_URL (e.g. https://verify.so-gd.example.vn)"
         )
     keys = settings.pki_dir / "keys"
-    if not (keys / LOG_KEY).exists() or not (keys / QR_KEY).exists():
+    qr_in_hsm = settings.key_backend == "pkcs11"  # made on the token by `sealtrail init`
+    if not (keys / LOG_KEY).exists() or not (qr_in_hsm or (keys / QR_KEY).exists()):
         problems.append(
             "Chưa khởi tạo khoá sổ cái và khoá mã QR: chạy `sealtrail init` / the log and QR-seal keys are missing: "
             "run `sealtrail init` (or restore them from the key backup)"
@@ -109,12 +110,43 @@ def init_installation(dep: Deployment) -> list[MadeKey]:
     if dep.settings.mode == "development":
         dep.dev_pki  # noqa: B018 - makes the dev PKI with its log and QR keys
     made = []
-    for name, maker in (
-        (LOG_KEY, ed25519.Ed25519PrivateKey.generate),
-        (QR_KEY, lambda: ec.generate_private_key(ec.SECP256R1())),
-    ):
+    s = dep.settings
+    hsm_qr = s.mode == "production" and s.key_backend == "pkcs11" and not (keys / QR_KEY).exists()
+    makers: list[tuple[str, object]] = [(LOG_KEY, ed25519.Ed25519PrivateKey.generate)]
+    if not hsm_qr:
+        makers.append((QR_KEY, lambda: ec.generate_private_key(ec.SECP256R1())))
+    for name, maker in makers:
         path = keys / name
-        created = _make_key_file(path, maker())  # type: ignore[arg-type]
+        created = _make_key_file(path, maker())  # type: ignore[operator]
         key = serialization.load_pem_private_key(path.read_bytes(), None)
         made.append(MadeKey(name, path, _spki_sha256(key.public_key()), created))
+    if hsm_qr:
+        made.append(_qr_key_in_hsm(dep))
     return made
+
+
+def _qr_key_in_hsm(dep: Deployment) -> MadeKey:
+    """The QR-seal key (ECDSA P-256, non-extractable) on the configured token, with a self-signed certificate beside
+    it (the SHA-256 of its public key is what gets published); an existing key of that label is kept."""
+    from hsm_adapters.base import KeyBackendError
+    from hsm_adapters.pkcs11 import Pkcs11KeyBackend, generate_key, import_certificates, self_signed_certificate
+
+    s = dep.settings
+    config = dep.pkcs11_config(s.pkcs11_qr_key_label)
+    where = f"hsm:{s.pkcs11_token_label or s.pkcs11_token_serial}/{s.pkcs11_qr_key_label}"
+    try:
+        existing: Pkcs11KeyBackend | None = Pkcs11KeyBackend(config)
+    except KeyBackendError as exc:
+        if "PIN" in str(exc):
+            raise  # never guess on: a wrong PIN is reported, not retried
+        existing = None
+    if existing is not None:
+        public = existing.certificate.public_key
+        existing.close()
+        created = False
+    else:
+        public = generate_key(config, key_type="ec")
+        subject = {"country_name": "VN", "common_name": "SealTrail QR seal"}
+        import_certificates(config, [self_signed_certificate(config, public, subject)])
+        created = True
+    return MadeKey(QR_KEY, Path(where), hashlib.sha256(public.dump()).hexdigest().upper(), created)

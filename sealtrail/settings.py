@@ -48,6 +48,10 @@ class Settings(BaseSettings):
         default_factory=lambda: {"homeroom_teacher": "homeroom_teacher", "principal": "principal", "seal": "seal"},
         description='Key label for each signing role, as JSON: {"principal": "label", ...}',
     )
+    pkcs11_qr_key_label: str = Field(
+        default="sealtrail-qrseal",
+        description="Label of the QR-seal key on the token (production with pkcs11: made there by sealtrail init)",
+    )
     pkcs11_pool_size: int = Field(default=4, ge=1, le=64, description="Logged-in sessions kept per key")
 
     trust_dir: Path | None = Field(
@@ -109,6 +113,14 @@ class Settings(BaseSettings):
     metrics_allow: list[str] = Field(
         default_factory=lambda: ["127.0.0.1/32", "::1/128"],
         description="Client addresses (CIDR) that may read /metrics without a key; others need a 'metrics' API key",
+    )
+    verify_workers: int = Field(
+        default=2, ge=1, le=64, description="Worker processes that check uploaded files (pre-started, isolated)"
+    )
+    verify_cpu_seconds: int = Field(default=10, ge=1, description="CPU seconds one uploaded file may take to check")
+    verify_memory_mb: int = Field(default=512, ge=128, description="Memory (address space, MB) of a check worker")
+    verify_wall_seconds: float = Field(
+        default=20.0, gt=0, description="Seconds one upload check may take, waiting for a worker included"
     )
     public_proof_cache: bool = Field(
         default=True, description="Cache the QR page's log proofs per signed checkpoint (off: prove every request)"

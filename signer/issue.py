@@ -20,7 +20,7 @@ import os
 import secrets
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,6 +129,8 @@ class Issuer:
     xades: XadesSigner | None = None
     lookup_key: bytes | None = None  # the installation secret for the bulk look-up hashes (verifier.lookup)
     pending_dir: Path | None = None  # the issuing journal (see ``issue``); None: no resuming, no de-duplication
+    # the check before signing (signer.precheck + the identity registry): raises to refuse, nothing signed
+    precheck: Callable[[schemas.Document, list[tuple[str, KeyBackend]]], None] | None = None
 
     def __post_init__(self) -> None:
         if self.xades is None:  # one per Issuer, so a batch reuses its revocation data (RevocationCache)
@@ -274,11 +276,13 @@ class Issuer:
         """Record as pending, sign the PDF and the XML in the law's order, store, then log and mark issued."""
         doc, doc_id, payload = job.doc, job.doc_id, job.qr_payload
         school = _school(doc)
-        self._record_pending(job, token)
         slots = sorted(
             (s for s in rendered.slots if s.role in self.keys),
             key=lambda s: ROLE_ORDER.index(s.role) if s.role in ROLE_ORDER else len(ROLE_ORDER),
         )
+        if self.precheck is not None:  # refuses (raises) before anything is recorded or signed
+            self.precheck(doc, [(slot.role, self.keys[slot.role]) for slot in slots])
+        self._record_pending(job, token)
         pdf = rendered.pdf
         signers: list[dict[str, str]] = []
         for i, slot in enumerate(slots):

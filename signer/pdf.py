@@ -262,7 +262,7 @@ class PadesSigner:
         self.other_certs = list(other_certs)
         self.timestamper = FailoverTimeStamper(timestamp_urls) if timestamp_urls else None
         self.long_term = long_term
-        self.initial_reservation = initial_reservation
+        self.initial_reservation = signature_space(initial_reservation)
         self.revocation_reuse_seconds = revocation_reuse_seconds
         self._local = threading.local()
         self._appearances = AppearanceRenderer()
@@ -320,8 +320,7 @@ class PadesSigner:
             except PyHankoSigningError as exc:
                 needed = needed_space(exc, fallback=2 * _FIRST_RESERVATION)
                 if needed is not None and reserved < _MAX_RESERVATION:
-                    reserved = min(_MAX_RESERVATION, max(reserved * 2, needed + needed // 4))
-                    reserved += reserved % 2  # pyHanko wants an even number of bytes (hex digits come in pairs)
+                    reserved = signature_space(min(_MAX_RESERVATION, max(reserved * 2, needed + needed // 4)))
                     continue
                 self._local.context = None
                 raise SigningError(
@@ -391,6 +390,12 @@ class PadesSigner:
                 transient=True,
             ) from exc
         return out.getvalue()
+
+
+def signature_space(size: int) -> int:
+    """``size`` rounded up to an even number of bytes: pyHanko reserves the signature container as hex digits in
+    pairs and refuses an odd reservation, which a computed retry size (``needed + needed // 4``) can be."""
+    return size + size % 2
 
 
 def stamp_time_text(when: datetime) -> str:

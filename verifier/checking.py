@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,9 @@ from sqlmodel import Session, select
 
 from registry.records import DocumentRecord, original_of
 from verifier.host import Installation
+from verifier.isolation import CheckPool, Stopped, Trust, claimed_identity, stopped_report
 from verifier.status import apply_standing
+from verifier.wording import finish
 from verifier.xml import looks_like_xml
 
 
@@ -107,15 +110,64 @@ def prove(dep: Installation, record: DocumentRecord) -> bool | None:
         return None
 
 
-def check_upload(dep: Installation, data: bytes, *, at: datetime | None = None) -> UploadCheck:
-    """Signatures, then the registry and the log. ``at`` checks the signatures as of another moment (default now)."""
+def trust_of(dep: Installation) -> Trust:
+    """The installation's trust list as the isolated workers receive it."""
+    return Trust(tuple(c.dump() for c in dep.trust_roots), tuple(c.dump() for c in dep.intermediates))
+
+
+def find_claimed(dep: Installation, claimed: tuple[str, str, str] | None) -> list[DocumentRecord]:
+    """The register's documents of the kind, number and issuer a file's signed data claims (keyed hash look-up)."""
+    if claimed is None:
+        return []
+    from registry.lookup import number_hash
+
+    kind, number, school = claimed
+    table = DocumentRecord.__table__.c  # type: ignore[attr-defined]
+    with Session(dep.engine) as session:
+        found = session.exec(
+            select(DocumentRecord).where(table.lookup_number == number_hash(dep.lookup_key, number))
+        ).all()
+        for record in found:
+            session.expunge(record)
+    return [r for r in found if r.kind == kind and (not school or r.school_code == school)]
+
+
+def check_upload(
+    dep: Installation,
+    data: bytes,
+    *,
+    at: datetime | None = None,
+    pool: CheckPool | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> UploadCheck:
+    """Signatures, then the registry and the log. ``at`` checks the signatures as of another moment (default now).
+
+    With a ``pool`` (every public surface) the signatures are checked in an isolated worker under CPU, memory and
+    wall-clock limits; an overrun answers "indeterminate: too complex to check here". ``cancelled()`` (the client
+    hung up) stops the worker and raises Stopped("cancelled"). The register is looked up by the file's hash first:
+    a file known to be exactly one this service issued skips the page-text comparison (its costliest step)."""
     fmt = "xml" if looks_like_xml(data) else "pdf"
-    report = dep.xml_verifier.verify(data) if fmt == "xml" else dep.pdf_verifier.verify(data, at=at)
     record = find_record(dep, data, fmt)
+    if pool is not None:
+        try:
+            checked = pool.check(data, trust_of(dep), at=at, compare_pages=record is None, cancelled=cancelled)
+        except Stopped as exc:
+            if exc.cause == "cancelled":
+                raise
+            return UploadCheck(finish(stopped_report(fmt, exc)), fmt, record)
+        report, claimed = checked.report, checked.claimed
+    else:
+        if fmt == "xml":
+            report = dep.xml_verifier.verify(data)
+        else:
+            report = dep.pdf_verifier.verify(data, at=at, compare_pages=record is None)
+        claimed = claimed_identity(report) if record is None and report.verdict != "invalid" else None
+    if report.verdict == "invalid":  # nothing after an invalid verdict: the register cannot make it better
+        return UploadCheck(finish(report), fmt, record)
     archive_leaf = None
     # Only a PDF carrying a document timestamp (what archiving adds) can be an archived version: other unknown
     # uploads never cost a search of the log.
-    if record is None and fmt == "pdf" and report.verdict != "invalid" and b"/ETSI.RFC3161" in data:
+    if record is None and fmt == "pdf" and b"/ETSI.RFC3161" in data:
         found = find_archived_version(dep, data)
         if found is not None:
             record, archive_leaf = found
@@ -126,7 +178,9 @@ def check_upload(dep: Installation, data: bytes, *, at: datetime | None = None) 
         except Exception:
             proven = None
     original = original_of(dep.engine, record) if record is not None else None
-    return UploadCheck(apply_standing(report, record, proven, original), fmt, record, archive_leaf)
+    others = find_claimed(dep, claimed) if record is None else []
+    report = apply_standing(report, record, proven, original, others)
+    return UploadCheck(finish(report), fmt, record, archive_leaf)
 
 
 def apply_register(dep: Installation, data: bytes, report: Any, fmt: str) -> Any:

@@ -71,10 +71,16 @@ def _jsonable(value: Any) -> Any:
 
 
 def report_json(report: Any) -> dict[str, Any]:
-    """A PDF or XML report as JSON: dates as ISO 8601, each signature with its indication."""
+    """A PDF or XML report as JSON: dates as ISO 8601, the primary reason first, the document and each signature
+    with its verdict and its ETSI-style indication and sub-indication (``etsi``, see verifier.wording)."""
+    from verifier.wording import etsi, primary_first
+
     data: dict[str, Any] = _jsonable(asdict(report))
+    data["reasons"] = [asdict(r) for r in primary_first(list(report.reasons), report.verdict)]
+    data["etsi"] = etsi(report.verdict, report.reasons)
     for sig, obj in zip(data["signatures"], report.signatures, strict=True):
         sig["indication"] = obj.indication
+        sig["etsi"] = etsi(obj.indication, obj.reasons)
     return data
 
 
@@ -85,9 +91,12 @@ class PdfReport:
     signatures: list[SignatureReport]
     pdfa: str | None = None  # the PDF/A claim in the XMP, e.g. "PDF/A-3B" (a claim, not a conformance check)
     attachments: list[dict[str, Any]] = field(default_factory=list)  # name, relationship, sha256, xsd_valid
+    data: bytes | None = None  # the attached XML (XSD-valid) when the signatures are not invalid; not in the JSON
 
     def to_json(self) -> dict[str, Any]:
-        return report_json(self)
+        out = report_json(self)
+        out.pop("data", None)
+        return out
 
 
 _INVALID_CODES = {
@@ -144,7 +153,7 @@ R_NOT_COVERED = (
 
 
 R_AMBIGUOUS = ("FORMAT_FAILURE", "Cấu trúc tệp không rõ ràng", "The file's structure is ambiguous")
-R_TOO_COMPLEX = ("GENERIC", "Chưa kiểm tra được", "Not checked")
+R_TOO_COMPLEX = ("TOO_COMPLEX", "Chưa kiểm tra được", "Not checked")  # the same code as a worker stopped at its limits
 
 
 R_ATTACHMENT = (
@@ -254,7 +263,8 @@ def _compare_with_pages(xml: bytes, text: str | Exception) -> tuple[Reason | Non
     except Exception:  # XSD-valid but not readable as a document: already reported as not matching the schema
         return _reason(R_ATTACHMENT), "indeterminate"
     if isinstance(text, Exception):
-        return Reason(R_PAGE_TEXT[0], R_PAGE_TEXT[1], f"{R_PAGE_TEXT[2]} ({text})"), "indeterminate"
+        logging.getLogger("sealtrail.verify").warning("page text unavailable: %s", text)
+        return _reason(R_PAGE_TEXT), "indeterminate"
     missing = missing_on_page(doc, text)
     if not missing:
         return None, "valid"
@@ -341,9 +351,12 @@ class TrustListVerifier:
 class PdfVerifier(TrustListVerifier):
     """Checks signed PDFs offline, from the document's own validation data; called for many documents."""
 
-    def verify(self, pdf: bytes, *, at: datetime | None = None) -> PdfReport:
+    def verify(self, pdf: bytes, *, at: datetime | None = None, compare_pages: bool = True) -> PdfReport:
         """Check ``pdf`` as of ``at`` (default: now). A signature whose certificate has expired since is still
-        valid when a trusted timestamp proves it was made while the certificate was good (from the LT data)."""
+        valid when a trusted timestamp proves it was made while the certificate was good (from the LT data).
+
+        ``compare_pages=False`` skips comparing the attached XML with the page text (a pdftotext run), for a file
+        the caller already knows to be exactly one it issued."""
         if len(pdf) > MAX_PDF_BYTES:
             return PdfReport("invalid", [_reason(R_TOO_BIG)], [])
         if b"%%EOF" not in pdf[-EOF_WINDOW:]:
@@ -355,31 +368,30 @@ class PdfVerifier(TrustListVerifier):
             return PdfReport("invalid", [problem], [])
         if problem is not None and problem.code == R_TOO_COMPLEX[0]:  # beyond the bounds: not proven either way
             return PdfReport("indeterminate", [problem], [])
-        report = self._verify_readable(pdf, at)
+        report = self._verify_readable(pdf, at, compare_pages)
         if problem is not None:  # changed after signing beyond what is allowed: the signatures are still listed
             report.verdict = "invalid"
             report.reasons = [problem, *(r for r in report.reasons if r != problem)]
         return report
 
-    def _verify_readable(self, pdf: bytes, at: datetime | None) -> PdfReport:
+    def _verify_readable(self, pdf: bytes, at: datetime | None, compare_pages: bool = True) -> PdfReport:
         try:
-            return asyncio.run(self._verify(pdf, at))
-        except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            reason = Reason(R_NOT_PDF[0], f"{R_NOT_PDF[1]} ({exc.__class__.__name__})", f"{R_NOT_PDF[2]}: {exc}")
-            return PdfReport("invalid", [reason], [])
+            return asyncio.run(self._verify(pdf, at, compare_pages))
+        except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+            # The library's exception names and messages mean nothing to the person who uploaded the file.
+            logging.getLogger("sealtrail.verify").info("PDF not readable", exc_info=True)
+            return PdfReport("invalid", [_reason(R_NOT_PDF)], [])
+        except MemoryError:  # a worker under a memory limit reports this as "too complex" (verifier.isolation)
+            raise
         except Exception:  # hostile input can reach corners of the parser nobody lists: never a 500, never "valid"
             logging.getLogger("sealtrail.verify").warning("PDF check failed unexpectedly", exc_info=True)
             return PdfReport("indeterminate", [_reason(R_UNCHECKED)], [])
 
-    async def _verify(self, pdf: bytes, at: datetime | None = None) -> PdfReport:
+    async def _verify(self, pdf: bytes, at: datetime | None = None, compare_pages: bool = True) -> PdfReport:
         reader = PdfFileReader(BytesIO(pdf), strict=False)
         sigs = list(reader.embedded_regular_signatures)
         if not sigs:
             return PdfReport("invalid", [_reason(R_NO_SIG)], [])
-        # The page text (a pdftotext subprocess) is extracted while the signatures are being checked; it is only
-        # needed when the document has associated files (the attached XML).
-        has_files = "/AF" in reader.root
-        page_text = asyncio.create_task(asyncio.to_thread(_page_text_or_error, pdf)) if has_files else None
         kwargs: dict[str, Any] = {
             "trust_roots": self.trust_roots,
             "other_certs": self.other_certs,
@@ -419,7 +431,10 @@ class PdfVerifier(TrustListVerifier):
         verdict = overall_verdict(r.indication for r in reports)
         for r in reports:
             overall.extend(r.reasons)
-        pdfa, attached = _pdfa_claim(reader), attachments(reader, keep_data=True)
+        pdfa = _pdfa_claim(reader)
+        if verdict == "invalid":  # nothing after an invalid verdict: the attachments cannot change it
+            return PdfReport(verdict, list(dict.fromkeys(overall)), reports, pdfa)
+        attached = attachments(reader, keep_data=True)
         data = [a.pop("data") for a in attached]
         if any(a["xsd_valid"] is False for a in attached):
             overall.append(_reason(R_ATTACHMENT))
@@ -427,17 +442,19 @@ class PdfVerifier(TrustListVerifier):
                 verdict = "indeterminate"
         xmls = [d for a, d in zip(attached, data, strict=True) if a["xsd_valid"]]
         # a broken signature is the one reason; the signer policy speaks only about sound signatures
-        policy_reasons = self._policy(sigs, reports, xmls[0] if xmls else None) if verdict != "invalid" else []
+        policy_reasons = self._policy(sigs, reports, xmls[0] if xmls else None)
         if policy_reasons:
             overall.extend(policy_reasons)
             verdict = "invalid"
-        text = await page_text if page_text is not None else None
-        if xmls and text is not None and verdict != "invalid":
-            finding, worst = _compare_with_pages(xmls[0], text)
+        if xmls and compare_pages and verdict != "invalid":
+            # The page text (a pdftotext subprocess, the costliest step) only once the signatures are known not to
+            # be invalid, and only when the caller does not already know the file to be exactly one it issued.
+            finding, worst = _compare_with_pages(xmls[0], _page_text_or_error(pdf))
             if finding is not None:
                 overall.append(finding)
                 verdict = worst if worst == "invalid" or verdict == "valid" else verdict
-        return PdfReport(verdict, list(dict.fromkeys(overall)), reports, pdfa, attached)
+        keep = xmls[0] if xmls and verdict != "invalid" else None
+        return PdfReport(verdict, list(dict.fromkeys(overall)), reports, pdfa, attached, keep)
 
     def _policy(
         self, sigs: Sequence[EmbeddedPdfSignature], reports: Sequence[SignatureReport], xml: bytes | None

@@ -127,19 +127,43 @@ def _own_standing(record: DocumentRecord, ledger_proven: bool | None) -> Documen
 
 NOT_REGISTERED = Reason(
     "NOT_IN_REGISTER",
-    "Chữ ký số đúng nhưng văn bản không có trong sổ đăng ký của đơn vị này; chưa xác định được tình trạng",
-    "The signatures are correct but the document is not in this service's register; its status is unknown",
+    "Văn bản không có trong sổ đăng ký của đơn vị này (có thể do nơi khác cấp); chưa xác định được tình trạng",
+    "The document is not in this service's register (it may have been issued elsewhere); its status is unknown",
 )
 
 
+def not_as_issued(issued: DocumentRecord) -> Reason:
+    """The register holds a document under the number this file's data claims, but not this file."""
+    return Reason(
+        "NOT_AS_ISSUED",
+        f"Tệp này không phải là tệp đã được cấp: sổ đăng ký có văn bản {issued.id} mang số hiệu này nhưng với nội "
+        "dung khác (tệp đã bị thay đổi sau khi cấp); hãy lấy bản gốc từ nơi cấp",
+        f"This file is not the one that was issued: the register holds document {issued.id} under this number with "
+        "different content (the file was changed after it was issued); get the original from the issuer",
+    )
+
+
 def apply_standing(
-    report: Any, record: DocumentRecord | None, ledger_proven: bool | None, original: DocumentRecord | None = None
+    report: Any,
+    record: DocumentRecord | None,
+    ledger_proven: bool | None,
+    original: DocumentRecord | None = None,
+    claimed: list[DocumentRecord] | None = None,
 ) -> Any:
     """Combine a file's signature check with the registry: a revoked, superseded, unlogged or unknown document
-    is never "valid", however good its signatures (fail-closed). ``report`` is a PDF or XML report."""
+    is never "valid", however good its signatures (fail-closed). ``report`` is a PDF or XML report.
+
+    ``claimed`` are the register's documents under the number (and issuer) the file's signed data claims, for a
+    file that is not itself in the register: when one of them was issued, this file is not what was issued
+    (invalid); a genuine document from another installation has none (not in this register: indeterminate)."""
     if report.verdict == "invalid":
         return report
     if record is None:
+        issued = [r for r in claimed or [] if DocumentStatus(r.status) is not DocumentStatus.PENDING]
+        if issued:
+            report.verdict = "invalid"
+            report.reasons.insert(0, not_as_issued(issued[0]))
+            return report
         report.verdict = "indeterminate"
         report.reasons.append(NOT_REGISTERED)
         return report

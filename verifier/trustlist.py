@@ -32,11 +32,13 @@ from cryptography import x509 as cx509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from errors import PermanentError
+
 SHIPPED_VIETNAM = Path(__file__).resolve().parent / "trust" / "vietnam"
 CERT_SUFFIXES = {".pem", ".crt", ".cer", ".der", ".p7b", ".p7c"}
 
 
-class TrustListError(Exception):
+class TrustListError(PermanentError):
     """A trust-list file cannot be read or imported; the message says which and why (Vietnamese / English)."""
 
 

@@ -146,6 +146,8 @@ class XmlVerifier(TrustListVerifier):
     def verify(self, data: bytes) -> XmlReport:
         try:
             return self._verify(data)
+        except MemoryError:  # a worker under a memory limit reports this as "too complex" (verifier.isolation)
+            raise
         except Exception:  # hostile input can reach corners of the libraries nobody lists: never a 500, never "valid"
             logging.getLogger("sealtrail.verify").warning("XML check failed unexpectedly", exc_info=True)
             return XmlReport("indeterminate", [Reason(*R_UNCHECKED)], [])

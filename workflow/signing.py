@@ -33,6 +33,7 @@ from sqlalchemy import JSON, Column, DateTime, Engine, Text, UniqueConstraint, u
 from sqlmodel import Field, Session, SQLModel, select
 
 import schemas
+from accounts.models import Person
 from errors import PermanentError
 from registry.records import DocumentRecord, DocumentStatus
 from signer.deferred import (
@@ -105,7 +106,9 @@ class RegisteredSigner(SQLModel, table=True):
     certificate_pem: str = Field(sa_column=Column(Text, nullable=False))
     credential_sha256: str = Field(max_length=64, unique=True)
     active: bool = True
-    person_id: int | None = Field(default=None, foreign_key="people.id", index=True)  # the staff account, if any
+    # The staff account, if any. The key names the table through its model, so importing this module alone puts
+    # ``people`` in the metadata too (else SQLAlchemy cannot resolve the key: NoReferencedTableError).
+    person_id: int | None = Field(default=None, foreign_key=f"{Person.__tablename__}.id", index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
     def identity(self, intermediates: list[x509.Certificate]) -> SignerIdentity:

@@ -172,6 +172,22 @@ def transcript_thcs(family: str, middle: str, given: str, born: date, gender: in
     return complete
 
 
+def _photo() -> str:
+    """A stand-in 3×4 photo (a plain silhouette drawn here, no real person), as a PNG data URI."""
+    import base64
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (120, 160), (214, 222, 232))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((35, 25, 85, 80), fill=(120, 130, 145))
+    draw.rounded_rectangle((15, 85, 105, 170), radius=30, fill=(120, 130, 145))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
 def transcript_thcs_2026() -> Transcript:
     """A pupil finishing grade 9 in 2025-2026: no THCS diploma any more, the principal confirms completion of the
     programme in the học bạ (Law 123/2025/QH15, in force 1 January 2026)."""
@@ -209,6 +225,7 @@ def transcript_thcs_2026() -> Transcript:
             decision_number="112/QĐ-THCSND", decision_date=date(2026, 6, 10), principal="Lê Văn Hùng"
         ),
         register_number="45/2022",
+        photo=_photo(),
         residence="18 Ngõ Huế, phường Hai Bà Trưng, Hà Nội",
         father_name="Hoàng Văn Minh",
         mother_name="Trần Thị Lan",

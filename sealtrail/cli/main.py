@@ -12,6 +12,7 @@ import typer
 
 from sealtrail.cli.accounts import register as _register_accounts
 from sealtrail.cli.common import _deployment, _quiet_libraries
+from sealtrail.cli.identity import register as _register_identity
 from sealtrail.cli.install import register as _register_install
 from sealtrail.cli.trust import register as _register_trust
 
@@ -40,6 +41,7 @@ app.add_typer(batch_app, name="batch")
 _register_accounts(app)
 _register_trust(app)
 _register_install(app)
+_register_identity(app)
 
 
 @app.command("dev-pki")
@@ -87,6 +89,7 @@ def serve(
     if dep.settings.mode == "development":
         dep.start_dev_pki_services()
     application = create_app(dep.settings)
+    application.state.upload_checker.start()  # the upload check workers, pre-started before the first upload
     Checkpointer(dep).start()
     typer.echo(f"SealTrail on http://{host}:{port}/  (health: /healthz, /readyz, /metrics; log: /log/checkpoint)")
     uvicorn.run(application, host=host, port=port, log_level="warning", log_config=None, access_log=False)
@@ -270,7 +273,7 @@ def import_class(
 
 @app.command("import-template")
 def import_template(
-    grade: Annotated[int, typer.Option(help="Khối 6–12")],
+    grade: Annotated[int, typer.Option(help="Khối 1–12")],
     out: Annotated[Path, typer.Option(help="The .xlsx file to write")],
     class_name: Annotated[str, typer.Option("--class", help="e.g. 9A1 (default: <grade>A1)")] = "",
     school_year: Annotated[str, typer.Option(help="e.g. 2025-2026")] = "",
@@ -278,8 +281,8 @@ def import_template(
     """Write an empty class sheet for one grade that `import` reads (the grade's subjects and TX columns)."""
     from schemas.importers import template_xlsx
 
-    if not 6 <= grade <= 12:
-        typer.echo("Khối phải từ 6 đến 12 / grade must be 6–12", err=True)
+    if not 1 <= grade <= 12:
+        typer.echo("Khối phải từ 1 đến 12 / grade must be 1–12", err=True)
         raise typer.Exit(2)
     out.write_bytes(template_xlsx(grade, class_name, school_year))
     typer.echo(f"Mẫu lớp {class_name or f'{grade}A1'}: {out}")
@@ -684,7 +687,7 @@ def verify_qr_command(
             dep = _deployment()
             from schemas.qrseal import key_id
 
-            public = dep.qr_private_key.public_key()  # type: ignore[attr-defined]
+            public = dep.qr_public_key
             bundle = TrustBundle(roots=dep.trust_roots, qr_keys={key_id(public): public}, hosts=dep.verify_hosts)
         check = verify_qr(read_qr(qr), bundle)
     except TrustBundleError as exc:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
 from accounts.permissions import Actor
 from registry.records import DocumentRecord
@@ -92,24 +93,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def healthz() -> str:
         return "ok"
 
-    def full_check(data: bytes) -> tuple[Any, str, DocumentRecord | None]:
-        """Signatures (PDF or XML, by content), then the registry and the log: fail-closed on both."""
-        from verifier.checking import check_upload
+    from sealtrail.web.uploadcheck import UploadChecker
 
-        checked = check_upload(deployment, data)
-        return checked.report, checked.format, checked.record
-
-    def format_and_report(data: bytes) -> tuple[str, Any]:
-        report, fmt, _record = full_check(data)
-        return fmt, report
+    # Every public upload check runs in an isolated worker under CPU, memory and wall-clock limits, and stops
+    # when its client hangs up (sealtrail.web.uploadcheck, verifier.isolation).
+    checker = UploadChecker(deployment)
+    app.state.upload_checker = checker
 
     @app.post(
         "/api/v1/verify", tags=["verification"], dependencies=[Depends(verify_limit)], responses=_errors(413, 429)
     )
-    async def verify_upload(file: UploadFile) -> dict[str, Any]:
-        """Check an uploaded signed PDF or signed XML (told apart by content). Nothing is fetched from the network."""
+    async def verify_upload(request: Request, file: UploadFile) -> dict[str, Any]:
+        """Check an uploaded signed PDF or signed XML (told apart by content). Nothing is fetched from the network.
+        A file too complex to check within the service's limits answers `indeterminate` (reason `TOO_COMPLEX`)."""
         data = await read_upload(file, MAX_PDF_BYTES)
-        report, fmt, record = await run_in_threadpool(full_check, data)
+        checked = await checker.check_request(request, data)
+        if checked is None:  # the client hung up: the work was stopped, nobody reads an answer
+            raise HTTPException(499, "client closed the request")
+        report, fmt, record = checked.report, checked.format, checked.record
         out: dict[str, Any] = {**report.to_json(), "format": fmt}
         if record is not None:
             out["document"] = {"id": record.id, "kind": record.kind, "status": record.status}
@@ -149,9 +150,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return HTMLResponse(TEMPLATES.get_template("upload.html.j2").render(report=None), headers=SECURITY_HEADERS)
 
     @app.post("/kiem-tra", response_class=HTMLResponse, include_in_schema=False, dependencies=[Depends(verify_limit)])
-    async def upload_check(file: UploadFile) -> HTMLResponse:
+    async def upload_check(request: Request, file: UploadFile) -> Response:
         data = await read_upload(file, MAX_PDF_BYTES)
-        report, fmt, _record = await run_in_threadpool(full_check, data)
+        checked = await checker.check_request(request, data)
+        if checked is None:
+            return Response(status_code=499)
+        report, fmt = checked.report, checked.format
         verdict_vi, verdict_en = VERDICT_TEXT[report.verdict]
         html = TEMPLATES.get_template("upload.html.j2").render(
             report=report,
@@ -194,7 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         file: UploadFile,
         format: str = "json",
         caller: Actor | None = Depends(bulk_caller),  # noqa: B008
-    ) -> dict[str, Any] | PlainTextResponse | StreamingResponse:
+    ) -> dict[str, Any] | PlainTextResponse | StreamingResponse | Response:
         """Check many documents at once, for admissions offices. The upload is either
 
         * a **ZIP** of signed PDFs/XMLs: one verdict per file; or
@@ -208,13 +212,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Answers: JSON with a receipt signed by the service (default), CSV (`?format=csv`), or with
         `Accept: application/x-ndjson` a stream of JSON lines: `start`, one `item` per file/row with
         `done`/`total` (progress), then `summary` with the signed receipt."""
+        from sealtrail.web.uploadcheck import stream_until_disconnected, until_disconnected
         from verifier import bulkcheck
         from verifier.bulk import MAX_TOTAL_BYTES, BulkError
+        from verifier.isolation import Stopped
         from verifier.lookup import LookupCsvError
 
         data = await read_upload(file, MAX_TOTAL_BYTES)
         if not bulkcheck.is_zip(data, file.filename or ""):
             require_lookup_key(request, caller)
+        cancel = threading.Event()  # set when the client hangs up: the file in progress stops, no other starts
+
+        def format_and_report(content: bytes) -> tuple[str, Any]:
+            checked = checker.check(content, cancel.is_set)
+            return checked.format, checked.report
+
         try:
             job = await run_in_threadpool(bulkcheck.prepare, deployment, data, format_and_report, file.filename or "")
         except BulkError as exc:
@@ -228,11 +240,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 },
             ) from None
         if bulkcheck.NDJSON in request.headers.get("accept", ""):
-            return StreamingResponse(bulkcheck.stream(job, sign_receipt), media_type=bulkcheck.NDJSON)
+            lines = stream_until_disconnected(bulkcheck.stream(job, sign_receipt), cancel)
+            return StreamingResponse(lines, media_type=bulkcheck.NDJSON)
         try:
-            out, items, results = await run_in_threadpool(bulkcheck.run, job)
+            out, items, results = await until_disconnected(request, cancel, run_in_threadpool(bulkcheck.run, job))
         except BulkError as exc:
             raise HTTPException(400, str(exc)) from None
+        except Stopped:  # the client hung up half-way: the check in progress was stopped, no further file started
+            return Response(status_code=499)
         if format == "csv":
             return PlainTextResponse(
                 bulkcheck.as_csv(job, items, results),
@@ -296,5 +311,7 @@ async def read_upload(file: UploadFile, limit: int) -> bytes:
 
 
 def app_factory() -> FastAPI:
-    """Entry point for `uvicorn --factory sealtrail.web.app:app_factory`."""
-    return create_app(Settings())
+    """Entry point for `uvicorn --factory sealtrail.web.app:app_factory` (upload check workers pre-started)."""
+    app = create_app(Settings())
+    app.state.upload_checker.start()
+    return app

@@ -52,3 +52,17 @@ def test_blank_signer_names_are_never_issued() -> None:
     text = str(exc.value)
     assert "người ký 'Giáo viên chủ nhiệm': thiếu họ tên người ký" in text
     assert "lớp 8A1 (2023-2024): thiếu họ tên hiệu trưởng (hoặc phó hiệu trưởng) xác nhận năm học" in text
+
+
+def test_the_cover_photo_is_checked_and_printed(tmp_path: Path) -> None:
+    data = copy.deepcopy(schemas.load_sample("transcript_thcs_2026"))
+    doc = schemas.parse_document(data)
+    rendered = Renderer().render(doc, doc_id="HB-TEST", qr_payload=QR, xml=to_xml(doc))
+    path = tmp_path / "photo.pdf"
+    path.write_bytes(rendered.pdf)
+    listed = subprocess.run(["pdfimages", "-list", "-f", "1", "-l", "1", str(path)], capture_output=True, text=True)
+    sizes = {tuple(line.split()[3:5]) for line in listed.stdout.splitlines()[2:]}
+    assert ("120", "160") in sizes, listed.stdout  # the photo, beside the QR code
+    data["photo"] = "data:image/png;base64,aGVsbG8="  # base64 of "hello": not a PNG
+    with pytest.raises(schemas.SchemaError, match="ảnh không phải tệp PNG/JPEG hợp lệ"):
+        schemas.parse_document(data)

@@ -110,12 +110,13 @@ def test_second_timestamp_authority_takes_over(dev_pki: DevPki) -> None:
     assert report.signatures[0].timestamp_time is not None
 
 
-def test_too_small_signature_space_is_retried_not_written_broken(dev_pki: DevPki, tmp_path: Path) -> None:
+@pytest.mark.parametrize("initial", [1024, 1025])  # an odd size is rounded up: pyHanko refuses odd reservations
+def test_too_small_signature_space_is_retried_not_written_broken(dev_pki: DevPki, tmp_path: Path, initial: int) -> None:
     signer = PadesSigner(
         trust_roots=[dev_pki.root],
         other_certs=[dev_pki.issuing_ca],
         timestamp_urls=[dev_pki.tsa_url],
-        initial_reservation=1024,
+        initial_reservation=initial,
     )
     backend = SoftKeyBackend.from_pkcs12(dev_pki.p12_path("seal"))
     path = tmp_path / "retried.pdf"

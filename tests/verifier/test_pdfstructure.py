@@ -223,7 +223,7 @@ def test_work_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(TooComplex):
         read_structure(many)
     problem = structure_problem(many)
-    assert problem is not None and problem.code == "GENERIC" and "too complex to check here" in problem.en
+    assert problem is not None and problem.code == "TOO_COMPLEX" and "too complex to check here" in problem.en
     monkeypatch.setattr(pdfstructure, "MAX_OBJECTS", 3)
     with pytest.raises(TooComplex):
         read_structure(build(PAGE))
