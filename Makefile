@@ -1,7 +1,7 @@
 # SealTrail: one command to install and run the demo, one to install and run the tests.
 # Both install what they need: Debian packages (apt, as root or through sudo) and Python packages (uv, locked).
 
-APT_PACKAGES := softhsm2 opensc xmlsec1 poppler-utils mupdf-tools zbar-tools fonts-liberation2 fonts-dejavu-core \
+APT_PACKAGES := softhsm2 opensc xmlsec1 poppler-utils zbar-tools fonts-liberation2 fonts-dejavu-core \
 	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UV_VERSION := 0.13.9

@@ -1,4 +1,4 @@
-"""Inputs shared by the benchmarks: a 2-page transcript (the sample, first two school years) and a dev PKI."""
+"""Inputs shared by the benchmarks: a 2-page transcript (the sample's cover and first school year) and a dev PKI."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ QR_PAYLOAD_LEN = 420  # about what a real payload (URL, token and COSE seal) is,
 
 
 def two_page_transcript(n: int = 0) -> schemas.Document:
-    """The THCS sample cut to its first two school years (two pages); ``n`` varies the record id."""
+    """The THCS sample cut to its first school year: two pages of the official form (the cover with the "Quá trình học
+    tập" table, then the year's results and confirmations); ``n`` varies the record id."""
     data = copy.deepcopy(schemas.load_sample("transcript_thcs"))
-    data["years"] = data["years"][:2]
+    data["years"] = data["years"][:1]
     data["record_id"] = f"{data['record_id']}-{n:06d}"
     return schemas.parse_document(data)
 

@@ -2,9 +2,12 @@
 verifiers, the trust list) from Settings, once.
 
 Domain packages never import this module: they receive a Deployment (or the part they need) and describe what they
-use of it as a small Protocol of their own (``signer.host``, ``verifier.host``, ``workflow.host``, ``jobs.host``).
-In development the keys, the trust anchors and the timestamp authority come from the dev PKI (``sealtrail.devpki``);
-in production from the HSM and the settings, and the dev PKI is refused.
+use of it as a small Protocol of their own (``signer.host``, ``verifier.host``, ``accounts.apikeys``,
+``workflow.audit``).
+
+In development the keys, the trust anchors and the timestamp authority come from the dev PKI (``sealtrail.devpki``).
+In production the keys come from the HSM (PKCS#11) and the timestamp authorities from the settings, and the dev PKI
+is refused; trust anchors from settings (``SEALTRAIL_TRUST_DIR`` in the design) are not built yet.
 """
 
 from __future__ import annotations
@@ -389,10 +392,11 @@ class Deployment:
         to the trust list. In development an issuer with no registered identities is not checked (the demo)."""
         import time
 
+        import schemas
         from registry.identities import list_identities, refusal_before_signing
         from signer.precheck import SigningRefused, chain_problem
 
-        school = getattr(doc, "school", None) or getattr(doc, "issuer")  # noqa: B009
+        school = doc.school if isinstance(doc, schemas.Transcript) else doc.issuer  # type: ignore[attr-defined]
         if self.settings.mode != "production" and not list_identities(self.engine, school.code):
             return
         printed = {s.role: s.name for s in getattr(doc, "signatories", ()) if s.name}

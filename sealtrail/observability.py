@@ -95,6 +95,27 @@ def trust_check(dep: Deployment) -> tuple[str, str]:
     return OK, detail
 
 
+def identities_check(dep: Deployment) -> tuple[str, str]:
+    """The registered signing identities: how many are active, and which certificates expire soon (warn)."""
+    from registry.identities import list_identities, utcnow
+
+    now = utcnow()
+    rows = [r for r in list_identities(dep.engine) if r.retired_at is None]
+    if not rows:
+        return OK, ""
+    active = [r for r in rows if r.valid_until.replace(tzinfo=now.tzinfo) > now]
+    soon = [
+        r
+        for r in active
+        if (r.valid_until.replace(tzinfo=now.tzinfo) - now).total_seconds() < dep.settings.cert_expiry_warn_days * 86400
+    ]
+    detail = f"{len(active)} active signing identities"
+    if soon:
+        names = ", ".join(f"#{r.id} {r.organisation}/{r.role} {r.valid_until:%Y-%m-%d}" for r in soon)
+        return WARN, f"{detail}; expiring within {dep.settings.cert_expiry_warn_days} days: {names}"
+    return OK, detail
+
+
 def readiness(dep: Deployment) -> dict[str, dict[str, str]]:
     """Every check by name, each {status: ok|warn|fail, detail}. Nothing here signs anything or logs a secret."""
     s = dep.settings
@@ -107,6 +128,9 @@ def readiness(dep: Deployment) -> dict[str, dict[str, str]]:
 
     checks["database"] = _check(database)
     checks["trust"] = _check(lambda: trust_check(dep))
+    identities = _check(lambda: identities_check(dep))
+    if identities["detail"]:
+        checks["identities"] = identities
 
     from sealtrail.install import issuing_missing
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
+
+import typer
 
 from sealtrail.settings import Settings
 
@@ -22,3 +26,16 @@ def _deployment() -> Deployment:
 
     _quiet_libraries()
     return Deployment(Settings())
+
+
+@contextmanager
+def _key_errors() -> Iterator[None]:
+    """A key or deployment problem ends the command with its message and exit code 1."""
+    from hsm_adapters.base import KeyBackendError
+    from sealtrail.deployment import DeploymentError
+
+    try:
+        yield
+    except (KeyBackendError, DeploymentError) as exc:
+        typer.echo(f"Lỗi khoá ký / key error: {exc}", err=True)
+        raise typer.Exit(1) from None

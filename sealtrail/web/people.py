@@ -33,6 +33,15 @@ def _credentials_page(request: Request, actor: Actor, school: str, creds: people
 
 
 def make_people_router() -> APIRouter:
+    """The people pages, one router per area."""
+    router = APIRouter(include_in_schema=False)
+    for part in (make_members_router, make_lookup_keys_router, make_password_router):
+        router.include_router(part())
+    return router
+
+
+def make_members_router() -> APIRouter:
+    """A school admin's people page: add, reset, re-enrol, deactivate, link parents."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/can-bo/{school}/thanh-vien", response_class=HTMLResponse)
@@ -131,6 +140,13 @@ def make_people_router() -> APIRouter:
         ctx.record(request, actor, f"parent.{verb}", org=school, target=parent, detail={"student": student})
         return RedirectResponse(_members_url(school, f"Đã cập nhật phụ huynh {parent}"), status_code=303)
 
+    return router
+
+
+def make_lookup_keys_router() -> APIRouter:
+    """A verifier organisation's look-up keys."""
+    router = APIRouter(include_in_schema=False)
+
     @router.get("/can-bo/{school}/khoa-tra-cuu", response_class=HTMLResponse)
     def keys_page(
         request: Request, school: str, actor: Annotated[Actor, Depends(require("verify:read"))]
@@ -186,6 +202,13 @@ def make_people_router() -> APIRouter:
             raise HTTPException(404, "Không có khoá này / no such key")
         ctx.record(request, actor, "apikey.revoke", org=school, target=key_id)
         return RedirectResponse(f"/can-bo/{school}/khoa-tra-cuu", status_code=303)
+
+    return router
+
+
+def make_password_router() -> APIRouter:
+    """Changing one's own password."""
+    router = APIRouter(include_in_schema=False)
 
     @router.get("/doi-mat-khau", response_class=HTMLResponse)
     def password_page(request: Request, actor: Annotated[Actor, Depends(require_signed_in())]) -> HTMLResponse:

@@ -30,6 +30,15 @@ from workflow.states import STATE_TEXT, WorkflowError
 
 
 def make_staff_web_router() -> APIRouter:
+    """The staff pages, one router per area."""
+    router = APIRouter(include_in_schema=False)
+    for part in (make_signin_router, make_queue_router, make_batch_pages_router, make_admin_router):
+        router.include_router(part())
+    return router
+
+
+def make_signin_router() -> APIRouter:
+    """Sign-in, sign-out and the staff home page."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/dang-nhap", response_class=HTMLResponse)
@@ -81,6 +90,13 @@ def make_staff_web_router() -> APIRouter:
         orgs = sorted((org, sorted(roles)) for org, roles in actor.roles.items())
         inherited = sorted((org, sorted(r)) for org, r in actor.inherited.items() if org not in actor.roles)
         return page("home.html.j2", request, actor, orgs=orgs, inherited=inherited)
+
+    return router
+
+
+def make_queue_router() -> APIRouter:
+    """The principal's queue and a work item's page; check, teacher-sign, return and approve items."""
+    router = APIRouter(include_in_schema=False)
 
     @router.get("/can-bo/{school}/hang-doi", response_class=HTMLResponse)
     def queue_page(
@@ -195,6 +211,13 @@ def make_staff_web_router() -> APIRouter:
             return _back(school, str(exc), error=True)
         return RedirectResponse(f"/can-bo/{school}/lo-ky/{batch_id}", status_code=303)
 
+    return router
+
+
+def make_batch_pages_router() -> APIRouter:
+    """A signing batch's progress page; retry and cancel it."""
+    router = APIRouter(include_in_schema=False)
+
     @router.get("/can-bo/{school}/lo-ky/{batch_id}", response_class=HTMLResponse)
     def batch_page(
         request: Request, school: str, batch_id: str, actor: Annotated[Actor, Depends(require("workflow:read"))]
@@ -245,6 +268,13 @@ def make_staff_web_router() -> APIRouter:
             raise HTTPException(404, "Không có lô ký này / no such batch")
         approval.cancel_batch(ctx, client_ip(request), actor, school, batch_id)
         return RedirectResponse(f"/can-bo/{school}/lo-ky/{batch_id}", status_code=303)
+
+    return router
+
+
+def make_admin_router() -> APIRouter:
+    """Revocation, roles, student sign-in codes and the audit export."""
+    router = APIRouter(include_in_schema=False)
 
     @router.post("/can-bo/{school}/van-ban/{doc_id}/thu-hoi")
     def revoke_page(

@@ -17,13 +17,22 @@ from accounts.models import ShareLink, aware, utcnow
 from accounts.permissions import Actor
 from registry.records import DocumentRecord, DocumentStatus
 from sealtrail.web.deps import client_ip, context, require_student
+from sealtrail.web.pages import page, set_session_cookie
 from workflow import portal
 from workflow.states import WorkItem
 
 
 def make_student_router() -> APIRouter:
+    """The student portal, one router per area."""
     router = APIRouter(include_in_schema=False)
-    from sealtrail.web.pages import page, set_session_cookie
+    for part in (make_portal_signin_router, make_portal_documents_router, make_share_router):
+        router.include_router(part())
+    return router
+
+
+def make_portal_signin_router() -> APIRouter:
+    """Pupils and parents sign in with a one-time code."""
+    router = APIRouter(include_in_schema=False)
 
     @router.get("/hoc-sinh/dang-nhap", response_class=HTMLResponse)
     def login_page(request: Request) -> HTMLResponse:
@@ -45,6 +54,13 @@ def make_student_router() -> APIRouter:
         response = RedirectResponse("/hoc-sinh", status_code=303)
         set_session_cookie(ctx, response, token)
         return response
+
+    return router
+
+
+def make_portal_documents_router() -> APIRouter:
+    """One's documents: download, certified copy, English translation."""
+    router = APIRouter(include_in_schema=False)
 
     @router.get("/hoc-sinh", response_class=HTMLResponse)
     def home(request: Request, actor: Annotated[Actor, Depends(require_student())]) -> HTMLResponse:
@@ -116,6 +132,13 @@ def make_student_router() -> APIRouter:
                 "Cache-Control": "no-store",
             },
         )
+
+    return router
+
+
+def make_share_router() -> APIRouter:
+    """Share links: make, revoke, and the page a link shows."""
+    router = APIRouter(include_in_schema=False)
 
     @router.post("/hoc-sinh/chia-se")
     def create_share(

@@ -171,6 +171,7 @@ def test_both_schools_issue_with_their_own_keys_and_verify(world: World, tmp_pat
         assert check.claims is not None and check.claims.doc_id == doc.doc_id and not check.warnings
     ready = client.get("/readyz").json()["checks"]
     assert ready["trust"]["status"] == "ok" and "1 roots, 1 intermediates" in ready["trust"]["detail"]
+    assert ready["identities"] == {"status": "ok", "detail": "6 active signing identities"}
 
 
 def test_every_signature_chains_to_the_test_root_for_openssl(world: World, tmp_path: Path) -> None:
