@@ -12,7 +12,7 @@ PORT ?= 8000
 TEST_APT_PACKAGES := chromium docker-compose mupdf-tools libnss3-tools
 BENCH_APT_PACKAGES := wrk
 
-.PHONY: install system-deps test-system-deps bench-system-deps python-deps demo serve test lint check bench
+.PHONY: install system-deps test-system-deps bench-system-deps python-deps test-python-deps demo serve test lint check bench
 
 install: system-deps python-deps
 
@@ -40,25 +40,33 @@ test-system-deps:
 # server, worker and render process the tests start) would otherwise compile every module it imports (~2.5 s each).
 PY_PACKAGES := errors sealtrail signer schemas ledger registry verifier hsm_adapters accounts workflow jobs bench tests
 
+# The runtime dependencies only (`make install`, `make demo`; the image does the same): no test tools. `uv sync`
+# makes .venv exactly this set, and `uv run --no-sync` runs what is installed (a plain `uv run` would add the
+# default `dev` group back).
 python-deps: $(if $(findstring .tools,$(UV)),.tools/bin/uv)
-	$(UV) sync --frozen --compile-bytecode
-	$(UV) run --frozen python -m compileall -q -j 0 $(PY_PACKAGES)
+	$(UV) sync --frozen --no-dev --compile-bytecode
+	$(UV) run --no-sync python -m compileall -q -j 0 $(PY_PACKAGES)
+
+# The runtime dependencies plus the `dev` group (pytest, ruff, mypy, playwright…): `make test`, `make check`.
+test-python-deps: $(if $(findstring .tools,$(UV)),.tools/bin/uv)
+	$(UV) sync --frozen --group dev --compile-bytecode
+	$(UV) run --no-sync python -m compileall -q -j 0 $(PY_PACKAGES)
 
 # The QR links the demo prints and signs point at the address it is then served on (unless set already).
 demo: export SEALTRAIL_PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 demo: install
-	$(UV) run sealtrail demo --out demo-out
-	$(UV) run sealtrail serve --host $(HOST) --port $(PORT)
+	$(UV) run --no-sync sealtrail demo --out demo-out
+	$(UV) run --no-sync sealtrail serve --host $(HOST) --port $(PORT)
 
 # Lint and types first (about half a minute on a warm cache, a few minutes cold; see README), then the suite.
-test: install test-system-deps check
-	$(UV) run pytest
+test: system-deps test-system-deps test-python-deps check
+	$(UV) run --no-sync pytest
 
 # ruff (lint and format) and mypy (its files and strictness are in pyproject.toml: strict on the domain packages).
-check: python-deps
-	$(UV) run --frozen ruff check .
-	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy
+check: test-python-deps
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync mypy
 
 lint: check
 
@@ -70,5 +78,5 @@ bench-system-deps:
 	fi
 
 # BENCH_QUICK=1: small sizes (under 2 minutes on a quiet machine). See docs/performance.md.
-bench: install bench-system-deps
-	$(UV) run python -m bench
+bench: system-deps test-python-deps bench-system-deps  # the benchmarks reuse test fixtures
+	$(UV) run --no-sync python -m bench

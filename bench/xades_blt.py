@@ -36,9 +36,13 @@ def xades_figure(dep: Deployment, n: int) -> Figure:
     base_t = per_item(lambda: signed.append(baseline.sign(envelope(canonical), backend, request)), n)
     ours_t = per_item(lambda: signed.append(ours.sign(envelope(canonical), backend, request)), n)
     for xml in (signed[-1], signed[2]):
+        # The seal's signature alone: the document as a whole fails the transcript's signer policy (the teacher's and
+        # principal's signatures are missing), so the figure checks the signature itself and that the policy is the
+        # only document-level finding.
         found = dep.xml_verifier.verify(xml)
-        # the signature itself (a transcript sealed alone does not meet the signer policy: not what is measured)
-        if found.signatures[0].indication != "valid" or not found.signatures[0].long_term:
+        sig = found.signatures[0] if found.signatures else None
+        others = {r.code for r in found.reasons} - {"SIGNER_POLICY_FAILURE"}
+        if sig is None or sig.indication != "valid" or not sig.long_term or others:
             raise RuntimeError(f"a benchmark XAdES B-LT signature does not verify: {found}")
     return Figure(
         "xades.blt",

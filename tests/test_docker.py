@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,86 @@ def test_the_image_is_slim_non_root_with_fonts_and_libraries() -> None:
     assert apt is not None
     runtime = set(apt.group(1).replace("\\", " ").split()) - {"xmlsec1", "zbar-tools", "python3-venv"}
     assert runtime <= set(final.replace("\\", " ").split())
+
+
+# --- runtime dependencies only for the image and `make demo`; the test tools only for `make test` -------------------
+
+ROOT = DOCKER.parent
+GROUP_FLAGS = ("--no-dev", "--no-default-groups", "--only-dev", "--all-groups", "--group", "--only-group", "--dev")
+
+
+def _dev_tools() -> set[str]:
+    """The names of the packages in pyproject's `dev` dependency group (pytest, ruff, mypy, playwright, …)."""
+    group = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["dev"]
+    names = {re.split(r"[^A-Za-z0-9_.-]", spec, maxsplit=1)[0].lower() for spec in group}
+    assert {"pytest", "ruff", "mypy", "playwright"} <= names
+    return names
+
+
+def _group_flags(command: list[str]) -> list[str]:
+    """The dependency-group options of a `uv sync` command line (what decides which groups are installed)."""
+    flags: list[str] = []
+    for i, word in enumerate(command):
+        if word in ("--group", "--only-group"):
+            flags += [word, command[i + 1]]
+        elif word.split("=")[0] in GROUP_FLAGS:
+            flags.append(word)
+    return flags
+
+
+def _exported(uv: str, flags: list[str]) -> set[str]:
+    """The packages `uv sync <flags>` installs from uv.lock (read with `uv export`, offline; nothing installed)."""
+    result = subprocess.run(
+        [uv, "export", "--frozen", "--no-hashes", "--no-annotate", "--no-header", *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "UV_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    return {m.group(1).lower() for m in re.finditer(r"^([A-Za-z0-9_.-]+)==", result.stdout, flags=re.M)}
+
+
+def _make_dry_run(target: str) -> list[list[str]]:
+    """The commands `make -n TARGET` would run (nothing is run), split into words."""
+    result = subprocess.run(["make", "-n", target], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return [shlex.split(line) for line in result.stdout.splitlines() if re.search(r"(^|/)uv (sync|run)\b", line)]
+
+
+def _uv_commands(commands: list[list[str]], sub: str) -> list[list[str]]:
+    return [c for c in commands if len(c) > 1 and c[0].endswith("uv") and c[1] == sub]
+
+
+def test_the_image_installs_the_runtime_dependencies_only() -> None:
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    syncs = [line.split() for line in re.findall(r"uv sync[^\n]*", dockerfile)]
+    assert len(syncs) == 2  # the locked dependencies, then SealTrail itself
+    for sync in syncs:
+        flags = _group_flags(sync)
+        assert flags and set(flags) <= {"--no-dev", "--no-default-groups"}, sync
+    assert "pytest" not in dockerfile and "ruff" not in dockerfile
+
+
+def test_make_demo_installs_no_test_tools_and_make_test_installs_them() -> None:
+    """`make -n demo` (nothing run): its one `uv sync` leaves out the dev group, and with those very options uv.lock
+    yields no test tool; every `uv run` runs what is installed (`--no-sync`: a plain `uv run` would add the default
+    dev group back). `make -n test` syncs with the dev group."""
+    dev_tools = _dev_tools()
+    demo = _make_dry_run("demo")
+    syncs = _uv_commands(demo, "sync")
+    assert len(syncs) == 1, demo
+    runtime = _exported(syncs[0][0], _group_flags(syncs[0]))
+    assert "fastapi" in runtime and "pyhanko" in runtime
+    assert not runtime & dev_tools, sorted(runtime & dev_tools)
+    runs = _uv_commands(demo, "run")
+    assert any("demo" in c for c in runs) and any("serve" in c for c in runs)
+    for run in runs:
+        assert "--no-sync" in run, run
+
+    test = _make_dry_run("test")
+    syncs = _uv_commands(test, "sync")
+    assert len(syncs) == 1, test  # one sync: runtime and test tools together (no remove-and-reinstall)
+    assert dev_tools <= _exported(syncs[0][0], _group_flags(syncs[0]))
+    assert any("pytest" in c for c in _uv_commands(test, "run"))
