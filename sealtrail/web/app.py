@@ -305,7 +305,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         try:
             key = deployment.signing_keys["seal"]
-            signer = XadesSigner(timestamp_urls=deployment.timestamp_urls)
+            signer = XadesSigner(  # B-LT: the receipt proves its seal's status itself, offline
+                timestamp_urls=deployment.timestamp_urls,
+                trust_roots=deployment.trust_roots,
+                other_certs=deployment.intermediates,
+            )
             unsigned = envelope(receipt_xml(items, service=deployment.settings.public_base_url))
             return signer.sign(unsigned, key, XmlSignatureRequest("seal", "Dịch vụ xác thực SealTrail"))
         except Exception as exc:
