@@ -25,7 +25,7 @@ class Installation(Protocol):
 
 
 def _keys_path(dep: Installation) -> Path:
-    return dep.settings.resolved_data_dir / _KEYS_FILE
+    return Path(dep.settings.resolved_data_dir) / _KEYS_FILE
 
 
 def _load_keys(dep: Installation) -> dict[str, dict[str, Any]]:

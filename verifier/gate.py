@@ -54,7 +54,7 @@ class Backoff:
         if failures < self.free:
             return None
         doublings = min(failures - self.free, 30)
-        return min(self.first * (2**doublings), self.ceiling)
+        return min(self.first * (1 << doublings), self.ceiling)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine
@@ -251,7 +252,7 @@ def lookup_rows(
             and hmac.compare_digest(r.lookup_holder, holder)
         ]
         if gate is not None:
-            outcome = gate.attempt("lookup", wanted, lambda found=bool(matching): found)
+            outcome = gate.attempt("lookup", wanted, partial(bool, matching))
             if outcome.locked:
                 yield LookupResult(row.line, row.number, "rate_limited", "indeterminate", [R_RATE_LIMITED])
                 continue

@@ -30,9 +30,7 @@ class _Installation(Protocol):
     def engine(self) -> Engine: ...
 
     @property
-    def commitment_key(self) -> bytes:
-        """The key of the log's audit commitments, derived from the installation secret (``dep.lookup_key``)."""
-        return service.derive_key(self.dep.lookup_key, "audit-commitment")
+    def lookup_key(self) -> bytes: ...
 
     @property
     def ledger(self) -> Ledger: ...

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 import schemas
 from accounts.models import Person, ShareLink, utcnow
@@ -79,7 +79,7 @@ def shares(ctx: Any, actor: Actor) -> list[ShareLink]:
     with Session(ctx.engine) as session:
         rows = session.exec(
             select(ShareLink)
-            .where((ShareLink.person_id == actor.person_id) | col(ShareLink.doc_id).in_(visible or {""}))
+            .where(or_(col(ShareLink.person_id) == actor.person_id, col(ShareLink.doc_id).in_(visible or {""})))
             .order_by(col(ShareLink.created_at))
         ).all()
         for row in rows:
