@@ -112,6 +112,7 @@ class LoginSession(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=DateTime(timezone=True))
     ip: str = Field(default="", max_length=64)
     revoked: bool = False
+    org_id: int | None = None  # the organisation a portal session was opened for (its roles elsewhere do not count)
 
 
 class OneTimeCode(SQLModel, table=True):

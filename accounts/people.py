@@ -103,6 +103,13 @@ def add_person(
     username = username.strip()
     if not username or not full_name.strip():
         raise AccountError("Cần tên đăng nhập và họ tên / a username and a full name are needed")
+    if role in PORTAL_ROLES:
+        with Session(engine) as session:
+            if _org(session, org_code).kind != "school":
+                raise AccountError(
+                    "Chỉ trường của học sinh mới cấp vai trò học sinh hay phụ huynh / only the pupil's own school "
+                    "gives the pupil or parent role"
+                )
     staff = role in STAFF_ROLES
     password = _temporary_password() if staff else None
     made = service.create_person(
@@ -119,7 +126,7 @@ def add_person(
     return Credentials(username, password, made.totp_uri, made.person.totp_secret)
 
 
-def _staff_here(session: Session, org_code: str, username: str, refusal: str) -> Person:
+def staff_here(session: Session, org_code: str, username: str, refusal: str) -> Person:
     """A staff member of ``org_code`` who works nowhere else (so an admin here alone may reset them)."""
     org = _org(session, org_code)
     person, roles = _member(session, username, org)
@@ -133,7 +140,7 @@ def reset_password(engine: Engine, org_code: str, username: str) -> Credentials:
     """A temporary password; the person must choose a new one at the next sign-in. Their sessions end."""
     password = _temporary_password()
     with Session(engine) as session:
-        person = _staff_here(
+        person = staff_here(
             session, org_code, username, "Học sinh và phụ huynh đăng nhập bằng mã, không có mật khẩu / no password"
         )
         person.password_hash = service._hasher.hash(password)
@@ -150,7 +157,7 @@ def reenrol_totp(engine: Engine, org_code: str, username: str) -> Credentials:
     """A new TOTP seed (the old one no longer signs in). Their sessions end."""
     secret = pyotp.random_base32()
     with Session(engine) as session:
-        person = _staff_here(
+        person = staff_here(
             session, org_code, username, "Người này không dùng mã xác thực / this person has no authenticator"
         )
         person.totp_secret = secret
@@ -188,8 +195,9 @@ def deactivate(engine: Engine, org_code: str, username: str) -> bool:
         return off
 
 
-def change_password(engine: Engine, person_id: int, current: str, new: str) -> None:
-    """The person's own change (forced after a reset): the current (temporary) password must be right."""
+def change_password(engine: Engine, person_id: int, current: str, new: str, keep_session: str | None = None) -> None:
+    """The person's own change (forced after a reset): the current (temporary) password must be right. Every
+    other session of the person ends (``keep_session``, the id of the one making the change, stays)."""
     service.check_password_strength(new)
     with Session(engine) as session:
         person = session.get(Person, person_id)
@@ -204,6 +212,10 @@ def change_password(engine: Engine, person_id: int, current: str, new: str) -> N
         person.password_hash = service._hasher.hash(new)
         person.must_change_password = False
         session.add(person)
+        for row in session.exec(select(LoginSession).where(LoginSession.person_id == person.id)).all():
+            if row.id != keep_session:
+                row.revoked = True
+                session.add(row)
         session.commit()
 
 

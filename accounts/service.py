@@ -6,6 +6,7 @@ Everything here takes a database engine and is used by the web routers, the CLI 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -13,6 +14,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -93,10 +95,32 @@ def org_by_code(engine: Engine, code: str) -> Organisation | None:
         return org
 
 
+COMMON_PASSWORDS = Path(__file__).parent / "data" / "common-passwords.txt"
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+
+
 def check_password_strength(password: str) -> None:
+    """At least 12 characters, at least two kinds of character (letters, digits, others), at least 5 different
+    characters (no "aaaaaaaaaaaa" or "abababababab"), and not on the offline list of common and breached ones."""
     if len(password) < MIN_PASSWORD:
         raise AccountError(
             f"Mật khẩu cần ít nhất {MIN_PASSWORD} ký tự / the password needs at least {MIN_PASSWORD} characters"
+        )
+    kinds = {"letter" if ch.isalpha() else "digit" if ch.isdigit() else "other" for ch in password}
+    if len(kinds) < 2 or len(set(password.casefold())) < 5:
+        raise AccountError(
+            "Mật khẩu cần trộn chữ với số hoặc ký hiệu và không lặp một vài ký tự / mix letters with digits or "
+            "symbols, and do not repeat a few characters"
+        )
+    if password.casefold() in _common_passwords():
+        raise AccountError(
+            "Mật khẩu này nằm trong danh sách mật khẩu phổ biến hoặc đã lộ / this password is on the list of common "
+            "or breached passwords"
         )
 
 
@@ -193,8 +217,18 @@ def revoke_role(engine: Engine, username: str, org_code: str, role: str) -> bool
         if row is None:
             return False
         session.delete(row)
+        end_sessions_of(session, row.person_id)  # a session opened with the role must not outlive it
         session.commit()
         return True
+
+
+def end_sessions_of(session: Session, person_id: int) -> None:
+    """Mark every open session of the person ended (within the caller's transaction)."""
+    for open_session in session.exec(
+        select(LoginSession).where(LoginSession.person_id == person_id, col(LoginSession.revoked).is_(False))
+    ).all():
+        open_session.revoked = True
+        session.add(open_session)
 
 
 def actor_for(engine: Engine, person: Person, kind: str) -> Actor:
@@ -252,13 +286,13 @@ def check_staff_login(engine: Engine, username: str, password: str, code: str) -
     bad = AccountError("Sai tên đăng nhập, mật khẩu hoặc mã xác thực / wrong username, password or code")
     with Session(engine) as session:
         person = session.exec(select(Person).where(Person.username == username)).first()
-        now = utcnow()
         if person is None or not person.password_hash:
             with contextlib.suppress(VerificationError):
                 _hasher.verify(_dummy_hash(), password)
             raise bad
-        if person.locked_until is not None and aware(person.locked_until) > now:
-            raise AccountError(_lockout_message(aware(person.locked_until)))
+        # no lock on the account itself here: a lock anyone could trigger, with a message only real accounts get,
+        # would let strangers lock staff out and tell which usernames exist. The sign-in form counts failures per
+        # (account, address) and per address instead (sealtrail.web.signin_guard).
         ok = person.active
         try:
             _hasher.verify(person.password_hash, password)
@@ -266,10 +300,7 @@ def check_staff_login(engine: Engine, username: str, password: str, code: str) -
             ok = False
         step = _totp_step(person.totp_secret, code) if ok else None
         if step is None or (person.totp_last_step is not None and step <= person.totp_last_step):
-            person.failed_logins += 1
-            if person.failed_logins >= MAX_FAILED_LOGINS:
-                person.locked_until = now + LOCKOUT
-                person.failed_logins = 0
+            person.failed_logins += 1  # for the record only
             session.add(person)
             session.commit()
             raise bad
@@ -360,6 +391,11 @@ def _normal_code(code: str) -> str:
 
 
 def redeem_student_code(engine: Engine, code: str) -> Person:
+    return redeem_code(engine, code)[0]
+
+
+def redeem_code(engine: Engine, code: str) -> tuple[Person, int]:
+    """The person a one-time code was made for, and the organisation (id) that made it."""
     bad = AccountError("Mã đăng nhập không đúng hoặc đã hết hạn / the code is wrong, used or expired")
     with Session(engine) as session:
         row = session.get(OneTimeCode, sha256_hex(_normal_code(code)))
@@ -370,16 +406,19 @@ def redeem_student_code(engine: Engine, code: str) -> Person:
         person = session.get(Person, row.person_id)
         if person is None or not person.active:
             raise bad
+        org_id = row.org_id
         session.commit()
         session.refresh(person)
         session.expunge(person)
-        return person
+        return person, org_id
 
 
 # --- sessions --------------------------------------------------------------------------------------------------
 
 
-def start_session(engine: Engine, person: Person, kind: str, ip: str, replaces: str | None = None) -> str:
+def start_session(
+    engine: Engine, person: Person, kind: str, ip: str, replaces: str | None = None, org_id: int | None = None
+) -> str:
     """A new session (its cookie value is returned; only its hash is stored). Any session the browser had
     before is ended, so a session id planted before sign-in is worthless afterwards (fixation)."""
     assert person.id is not None
@@ -401,6 +440,7 @@ def start_session(engine: Engine, person: Person, kind: str, ip: str, replaces: 
                 last_seen=now,
                 expires_at=now + SESSION_LIFETIME,
                 ip=ip[:64],
+                org_id=org_id,
             )
         )
         session.commit()
@@ -423,8 +463,15 @@ def actor_from_session(engine: Engine, token: str) -> Actor | None:
             session.refresh(person)
             session.refresh(row)
         session.expunge(person)
-        csrf, sid, kind = row.csrf_token, row.id, row.kind
+        csrf, sid, kind, org_id = row.csrf_token, row.id, row.kind, row.org_id
+        org_code = None
+        if org_id is not None:
+            org = session.get(Organisation, org_id)
+            org_code = org.code if org is not None else "-"
     actor = actor_for(engine, person, kind)
+    if org_code is not None:  # a session opened for one organisation sees nothing of the others
+        actor.roles = {code: roles for code, roles in actor.roles.items() if code == org_code}
+        actor.inherited = {}
     actor.session_id, actor.csrf_token = sid, csrf
     return actor
 
@@ -462,8 +509,16 @@ def audit_row(
     )
 
 
-def audit_digest(event: AuditEvent) -> str:
-    """SHA-256 of the event's canonical JSON: what a ledger ``key`` entry carries instead of any personal data."""
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """32 bytes for ``purpose`` from an installation secret: HMAC-SHA256, one independent key per purpose."""
+    return hmac.new(secret, b"sealtrail-derived-key\0" + purpose.encode(), hashlib.sha256).digest()
+
+
+def audit_commitment(key: bytes, event: AuditEvent) -> str:
+    """HMAC-SHA256 of the event's canonical JSON under a secret key: what a ledger ``key`` entry carries instead of
+    any personal data. A plain hash could be reversed by trying user names and times ("admin linked parent X to
+    pupil Y"); without the key nothing can be tried, while the operator (or an auditor given the key) can still
+    show that an audit row is the one the log committed to."""
     body = {
         "at": aware(event.at).astimezone(UTC).isoformat(),
         "actor": event.actor,
@@ -473,7 +528,7 @@ def audit_digest(event: AuditEvent) -> str:
         "outcome": event.outcome,
         "detail": event.detail,
     }
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return hmac.new(key, json.dumps(body, sort_keys=True, ensure_ascii=False).encode(), hashlib.sha256).hexdigest()
 
 
 def export_audit(engine: Engine, org_code: str, start: datetime, end: datetime) -> list[dict[str, Any]]:

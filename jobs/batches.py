@@ -264,11 +264,16 @@ def _fail_unexpected(rt: _Runtime, item_id: int, exc: BaseException) -> str:
 
 def _fail(rt: _Runtime, row: RowMapping, reason: str, exc: BaseException | None = None) -> str:
     """Finish an item as failed (with its reason); an approval's work item goes back to the principal, with advice
-    chosen by the type of ``exc`` (None: an error nobody foresaw)."""
-    state = _finish(rt.dep.engine, row, "failed", reason, claimed_only=False)
+    chosen by the type of ``exc`` (None: an error nobody foresaw).
+
+    The work item moves first, as on success: whoever sees the batch failed (a page polling its progress) then
+    finds the work item already back. The batch item is finished even when moving the work item raised."""
     workflow = _workflow(row)
-    if workflow is not None:
-        workflow.job_item_failed(rt, row, reason, exc)
+    try:
+        if workflow is not None:
+            workflow.job_item_failed(rt, row, reason, exc)
+    finally:
+        state = _finish(rt.dep.engine, row, "failed", reason, claimed_only=False)
     return state
 
 

@@ -18,7 +18,32 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
-Text = Annotated[str, AfterValidator(nfc)]
+# Control characters (NUL, escapes), format characters (right-to-left overrides and isolates, zero-width spaces and
+# joiners, BOM), surrogates, private-use and unassigned code points: none belongs in a record. They would make a
+# name print one way and compare another, or break signing later (a NUL fails XML serialisation).
+_FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
+_ALLOWED_CONTROLS = {"\n", "\t"}
+
+
+def printable(text: str, *, single_line: bool = False) -> str:
+    """``text`` unchanged when every character is printable Unicode (tabs and newlines too unless ``single_line``);
+    ValueError naming the first offending code point otherwise."""
+    for ch in text:
+        if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES and (single_line or ch not in _ALLOWED_CONTROLS):
+            raise ValueError(
+                f"có ký tự không in được U+{ord(ch):04X} (ký tự điều khiển, định dạng hoặc vô hình) / holds the "
+                f"non-printable character U+{ord(ch):04X} (a control, format or invisible character)"
+            )
+    return text
+
+
+def _name(text: str) -> str:
+    return printable(text, single_line=True)
+
+
+Text = Annotated[str, AfterValidator(nfc), AfterValidator(printable)]
+Name = Annotated[str, AfterValidator(nfc), AfterValidator(_name)]
+"""A person's name or any one-line label: printable Unicode only, no line breaks or tabs."""
 
 
 class Model(BaseModel):
@@ -38,9 +63,9 @@ class Gender(IntEnum):
 class Person(Model):
     """A pupil or graduate. Names are kept as written, in Họ + chữ đệm + tên order."""
 
-    family_name: Text = Field(min_length=1, description="Họ")
-    middle_name: Text = Field(default="", description="Chữ đệm")
-    given_name: Text = Field(min_length=1, description="Tên")
+    family_name: Name = Field(min_length=1, description="Họ")
+    middle_name: Name = Field(default="", description="Chữ đệm")
+    given_name: Name = Field(min_length=1, description="Tên")
     birth_date: date
     birth_place: Text = ""
     gender: Gender = Gender.UNKNOWN
@@ -78,8 +103,8 @@ class Signatory(Model):
     """Someone (or the institution's seal) who signs the document, in signing order."""
 
     role: SignatoryRole
-    title: Text = Field(description="e.g. 'Giáo viên chủ nhiệm', 'Hiệu trưởng'")
-    name: Text = ""
+    title: Name = Field(description="e.g. 'Giáo viên chủ nhiệm', 'Hiệu trưởng'")
+    name: Name = ""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,8 +38,22 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+def create_private_file(path: Path) -> None:
+    """Create ``path`` (and its folder) readable by this user only (0600), whatever the umask; SQLite gives its
+    -wal and -shm files the database file's mode. An existing file is left as it is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name in ("", ":memory:") or path.exists():
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # made meanwhile by another process
+        return
+    os.fchmod(fd, 0o600)
+    os.close(fd)
+
+
 def migrate(url: str) -> None:
     """Bring the database at ``url`` to the newest schema (creating the SQLite file's folder if needed)."""
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(Path(url.removeprefix("sqlite:///")))
     command.upgrade(alembic_config(url), "head")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from asn1crypto import pem, x509
@@ -29,7 +30,7 @@ from ledger.store import Ledger
 from registry.records import DocumentRecord
 from schemas.qrseal import PublicKey as QrPublicKey
 from sealtrail.db import make_engine, migrate
-from sealtrail.devpki import SIGNER_ROLES, DevPki, PkiServices, create_dev_pki, port_is_open
+from sealtrail.devpki import SIGNER_ROLES, DevPki, PkiServices, create_dev_pki, dev_revocation, port_is_open
 from sealtrail.settings import Settings
 from signer.issue import Issuer
 from signer.metrics import TimedKey
@@ -38,6 +39,7 @@ from signer.render import Renderer
 from signer.storage import Blobs, BlobStore, S3BlobStore
 from verifier.pdf import PdfVerifier
 from verifier.policy import SignerRegistry
+from verifier.revocation import CRL_DIR, LocalRevocation, read_crls
 from verifier.trustlist import TrustList, build_trust_list
 from verifier.xml import XmlVerifier
 
@@ -275,14 +277,32 @@ class Deployment:
     @cached_property
     def pdf_verifier(self) -> PdfVerifier:
         verifier = PdfVerifier(self.trust_roots, self.intermediates)
+        verifier.local_revocation = self.local_revocation
         verifier.signer_registry = self.signer_registry
         return verifier
 
     @cached_property
     def xml_verifier(self) -> XmlVerifier:
         verifier = XmlVerifier(self.trust_roots, self.intermediates)
+        verifier.local_revocation = self.local_revocation
         verifier.signer_registry = self.signer_registry
         return verifier
+
+    @cached_property
+    def local_revocation(self) -> LocalRevocation:
+        """The revocation data this installation knows besides each document's own (verifier.revocation): the
+        CRLs an operator puts in ``<data dir>/revocation/``, and outside production the dev PKI's current CRLs and
+        OCSP answers for its signers (made locally, never fetched). Re-made every 10 minutes."""
+
+        def load() -> tuple[list[Any], list[Any]]:
+            crls: list[Any] = list(read_crls(self.settings.resolved_data_dir / CRL_DIR))
+            ocsps: list[Any] = []
+            if self.settings.mode != "production":
+                dev_crls, ocsps = dev_revocation(self.dev_pki)
+                crls += dev_crls
+            return crls, ocsps
+
+        return LocalRevocation(load)
 
     @property
     def signer_registry(self) -> SignerRegistry:
@@ -430,7 +450,8 @@ class Deployment:
 
     def export_trust(self, directory: Path) -> None:
         """Write this installation's trust bundle for offline verifiers (``verifier.offline``): roots, QR seal
-        keys, log key and checkpoint, hosts, and every school-year status list signed now."""
+        keys, log key and checkpoint, hosts, the revocation data it knows, and every school-year status list signed
+        now under a signed "status as of" manifest (signer.statusmanifest)."""
         from signer.credentials import write_status_lists
         from verifier.offline import write_trust_bundle
 
@@ -445,9 +466,15 @@ class Deployment:
             log_vkey=self.log_vkey,
             checkpoint=checkpoint,
         )
+        from verifier.revocation import write_revocation
+
+        write_revocation(directory / CRL_DIR, self.local_revocation.get())  # the signers' certificate status
         if self.settings.mode == "production" and self.settings.key_backend != "pkcs11":
             return  # a verification-only instance has no seal key to sign status lists with
+        from signer.statusmanifest import write_status_manifest
+
         write_status_lists(self, directory)
+        write_status_manifest(self, directory)  # last: signs the time and the hash of every status file above
 
 
 def _default_for_jobs() -> Deployment:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 from asn1crypto import algos, keys, x509
@@ -377,3 +378,24 @@ def port_is_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.3)
         return s.connect_ex((host, port)) == 0
+
+
+def dev_revocation(pki: DevPki, at: datetime | None = None) -> tuple[list[Any], list[Any]]:
+    """What the dev PKI says about its certificates right now, made locally (nothing served or fetched): the
+    root's and issuing CA's CRLs, and an OCSP answer for every signer certificate (a CRL lists a revocation
+    only from its next period, so the revoked test signer shows in the OCSP answer)."""
+    from asn1crypto import ocsp as aocsp
+    from cryptography.x509 import ocsp as cocsp
+
+    now = (at or datetime.now(UTC)).replace(microsecond=0)
+    registry = pki.arch.service_registry
+    crls = [registry.get_crl(label, at_time=now) for label in ("issuing", "root")]  # type: ignore[arg-type]
+    responder = registry.summon_responder("issuing", at_time=now)  # type: ignore[arg-type]
+    issuer = cx509.load_der_x509_certificate(pki.issuing_ca.dump())
+    answers = []
+    for label in (*SIGNER_ROLES, *TEST_SIGNERS):
+        cert = cx509.load_der_x509_certificate(pki.cert(label).dump())
+        request = cocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA256()).build()
+        der = request.public_bytes(serialization.Encoding.DER)
+        answers.append(responder.build_ocsp_response(aocsp.OCSPRequest.load(der)))
+    return crls, answers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -31,6 +32,27 @@ def _check(action: Callable[[], tuple[str, str]]) -> dict[str, str]:
     except Exception as exc:
         status, detail = FAIL, f"{exc.__class__.__name__}: {exc}"[:300]
     return {"status": status, "detail": detail}
+
+
+_PROBES: dict[str, tuple[float, dict[str, str]]] = {}
+_PROBES_LOCK = threading.Lock()
+
+
+def _cached(name: str, ttl: float, action: Callable[[], tuple[str, str]]) -> dict[str, str]:
+    """``_check(action)``, its answer reused for ``ttl`` seconds: /readyz called every few seconds by a load
+    balancer (or by anyone) must not send an OCSP request and a timestamp request to the CA each time."""
+    now = time.monotonic()
+    with _PROBES_LOCK:
+        hit = _PROBES.get(name)
+        if hit is not None and hit[0] > now:
+            return dict(hit[1])
+    result = _check(action)
+    if ttl > 0:
+        with _PROBES_LOCK:
+            _PROBES[name] = (now + ttl, result)
+            if len(_PROBES) > 256:
+                _PROBES.pop(next(iter(_PROBES)))
+    return dict(result)
 
 
 def _issuer_of(cert: Any, chain: list[Any]) -> Any | None:
@@ -179,7 +201,10 @@ def readiness(dep: Deployment) -> dict[str, dict[str, str]]:
             ocsp_targets[f"ocsp:{role}"] = (urls[0], (key.certificate, issuer))
 
     for name, (url, (cert, issuer)) in ocsp_targets.items():
-        checks[name] = _check(partial(_ocsp_probe, url, cert, issuer, s.readiness_timeout))
+        probe = f"ocsp {url} {cert.serial_number}"
+        checks[name] = _cached(
+            probe, s.readiness_cache_seconds, partial(_ocsp_probe, url, cert, issuer, s.readiness_timeout)
+        )
 
     try:
         tsa_urls = dep.timestamp_urls
@@ -187,7 +212,9 @@ def readiness(dep: Deployment) -> dict[str, dict[str, str]]:
         checks["tsa"] = {"status": FAIL, "detail": str(exc)}
         tsa_urls = []
     for n, url in enumerate(tsa_urls):
-        checks[f"tsa:{n}"] = _check(partial(_tsa_probe, url, s.readiness_timeout))
+        checks[f"tsa:{n}"] = _cached(
+            f"tsa {url}", s.readiness_cache_seconds, partial(_tsa_probe, url, s.readiness_timeout)
+        )
     if tsa_urls and all(checks[f"tsa:{n}"]["status"] == FAIL for n in range(len(tsa_urls))):
         checks["tsa"] = {"status": FAIL, "detail": "no timestamp authority is reachable"}
     elif tsa_urls:  # one failing authority of several is a warning: signing fails over to the next
@@ -276,24 +303,11 @@ def make_ops_router(dep: Deployment) -> APIRouter:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(dep))
 
-    @router.get("/readyz")
-    def readyz() -> JSONResponse:
-        """Ready when the database answers, the keys are usable, a TSA and the OCSP responders are reachable and
-        no signing certificate has expired. 503 otherwise; each check says why."""
-        start = time.perf_counter()
-        checks = readiness(dep)
-        ready = all(c["status"] != FAIL for c in checks.values())
-        body = {
-            "status": "ready" if ready else "not ready",
-            "checks": checks,
-            "seconds": round(time.perf_counter() - start, 3),
-        }
-        return JSONResponse(body, status_code=200 if ready else 503, headers={"Cache-Control": "no-store"})
-
     allowed = [ipaddress.ip_network(net, strict=False) for net in dep.settings.metrics_allow]
 
-    def may_read_metrics(request: Request) -> None:
-        """From an allow-listed address (loopback by default), or with an API key holding the ``metrics`` scope."""
+    def internal(request: Request) -> bool:
+        """From an allow-listed address (loopback by default), or with an API key holding the ``metrics`` scope;
+        HTTPException(403) for a key without that scope."""
         from accounts.permissions import METRICS_SCOPE
         from sealtrail.web.api import bearer_actor
 
@@ -301,12 +315,30 @@ def make_ops_router(dep: Deployment) -> APIRouter:
         if actor is not None:
             if METRICS_SCOPE not in actor.scopes:
                 raise HTTPException(403, "Khoá API này không có quyền 'metrics' / this key lacks the metrics scope")
-            return
+            return True
         try:
             address = ipaddress.ip_address(request.client.host if request.client else "")
         except ValueError:
-            address = None
-        if address is None or not any(address in net for net in allowed):
+            return False
+        return any(address in net for net in allowed)
+
+    @router.get("/readyz")
+    def readyz(request: Request) -> JSONResponse:
+        """Ready when the database answers, the keys are usable, a TSA and the OCSP responders are reachable and
+        no signing certificate has expired. 503 otherwise. Each check and why it failed (key labels, certificate
+        dates, OCSP and TSA addresses) only for ``SEALTRAIL_METRICS_ALLOW`` addresses or a ``metrics`` API key;
+        others see the status alone. OCSP and TSA answers are reused for ``SEALTRAIL_READINESS_CACHE_SECONDS``."""
+        start = time.perf_counter()
+        checks = readiness(dep)
+        ready = all(c["status"] != FAIL for c in checks.values())
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready"}
+        if internal(request):
+            body |= {"checks": checks, "seconds": round(time.perf_counter() - start, 3)}
+        return JSONResponse(body, status_code=200 if ready else 503, headers={"Cache-Control": "no-store"})
+
+    def may_read_metrics(request: Request) -> None:
+        """From an allow-listed address (loopback by default), or with an API key holding the ``metrics`` scope."""
+        if not internal(request):
             raise HTTPException(
                 401, "Cần khoá API có quyền 'metrics' hoặc gọi từ địa chỉ được phép / a metrics key is required"
             )

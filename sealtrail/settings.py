@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         default_factory=lambda: ["127.0.0.1/32", "::1/128"],
         description="Client addresses (CIDR) that may read /metrics without a key; others need a 'metrics' API key",
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (CIDR, JSON list) whose X-Forwarded-For is believed; none by default, never '*'",
+    )
+    readiness_cache_seconds: float = Field(
+        default=15.0, ge=0, description="Seconds a /readyz OCSP or TSA probe's answer is reused (0: probe every call)"
+    )
     verify_workers: int = Field(
         default=2, ge=1, le=64, description="Worker processes that check uploaded files (pre-started, isolated)"
     )
@@ -125,6 +132,15 @@ class Settings(BaseSettings):
     public_proof_cache: bool = Field(
         default=True, description="Cache the QR page's log proofs per signed checkpoint (off: prove every request)"
     )
+
+    @field_validator("trusted_proxies", "metrics_allow")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in value:
+            ipaddress.ip_network(cidr.strip(), strict=False)  # ValueError (a settings error) for '*' or a name
+        return [c.strip() for c in value]
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -92,7 +92,7 @@ def write_status_lists(dep: Installation, directory: Path) -> list[Path]:
         index = {
             sha: f"{row.status_list}#{row.status_index}"
             for row in rows
-            for sha in (row.sha256_pdf, row.sha256_xml, row.archived_sha256_pdf)
+            for sha in (row.sha256_pdf, row.sha256_xml, row.archived_sha256_pdf, row.id)  # id: for verify-qr
             if sha
         }
     path = directory / STATUS_DIR / STATUS_INDEX

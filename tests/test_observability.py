@@ -174,7 +174,7 @@ def test_a_certificate_near_expiry_warns_but_stays_ready(inst: Installation) -> 
     from sealtrail.web.app import create_app
 
     settings = inst.dep.settings.model_copy(update={"cert_expiry_warn_days": 100_000})
-    response = TestClient(create_app(settings)).get("/readyz")
+    response = TestClient(create_app(settings), client=("127.0.0.1", 50000)).get("/readyz")  # details: loopback
     assert response.status_code == 200
     assert {response.json()["checks"][f"certificate:{r}"]["status"] for r in SIGNER_ROLES} == {"warn"}
 
@@ -269,6 +269,9 @@ def test_without_ocsp_and_tsa_it_is_not_ready(inst: Installation) -> None:
     before = _metrics(inst.client)
     inst.services.stop()  # type: ignore[attr-defined]
     inst.services = None
+    from sealtrail import observability
+
+    observability._PROBES.clear()  # the probes' answers are reused for a few seconds: forget the earlier ones
     try:
         response = inst.client.get("/readyz")
         assert response.status_code == 503
@@ -282,4 +285,5 @@ def test_without_ocsp_and_tsa_it_is_not_ready(inst: Installation) -> None:
         assert ocsp and sum(after[k] - before.get(k, 0) for k in ocsp) == len(SIGNER_ROLES)
     finally:
         inst.services = inst.dep.start_dev_pki_services()
+    observability._PROBES.clear()
     assert inst.client.get("/readyz").status_code == 200

@@ -10,7 +10,6 @@ B-T), so an admissions office can keep it as evidence and anyone can check it wi
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import zipfile
@@ -24,6 +23,7 @@ from typing import Any
 from lxml import etree
 
 from errors import PermanentError
+from schemas.csvcells import safe_text, safe_writer
 from verifier.pdf import Reason, Verdict
 
 RECEIPT_NS = "urn:sealtrail:receipt:1"
@@ -120,13 +120,12 @@ def item_json(item: BulkItem) -> dict[str, Any]:
 def safe_cell(text: str) -> str:
     """A file name from the upload, made safe for a spreadsheet: a leading =, +, -, @, tab or CR would make Excel or
     LibreOffice run it as a formula (CSV injection), so it is prefixed with an apostrophe; and it is cut to 255."""
-    text = text[:255]
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return str(safe_text(text[:255]))
 
 
 def to_csv(items: list[BulkItem]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = safe_writer(out)
     writer.writerow(["file", "sha256", "format", "verdict", "signers", "reasons_vi", "reasons_en"])
     for item in items:
         writer.writerow(

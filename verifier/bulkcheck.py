@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier.bulk import BulkError, BulkItem, Check, item_json, iter_zip, open_zip, to_csv
+from verifier.gate import AttemptGate
 from verifier.host import Installation
 from verifier.lookup import LookupResult, lookup_rows, parse_lookup_csv, result_json, results_csv
 
@@ -45,8 +46,11 @@ class BulkJob:
     items: Iterator[tuple[dict[str, Any], BulkItem, LookupResult | None]]
 
 
-def prepare(dep: Installation, data: bytes, check: Check, filename: str = "") -> BulkJob:
-    """Raise BulkError or LookupCsvError for an upload that cannot be checked at all."""
+def prepare(
+    dep: Installation, data: bytes, check: Check, filename: str = "", gate: AttemptGate | None = None
+) -> BulkJob:
+    """Raise BulkError or LookupCsvError for an upload that cannot be checked at all. ``gate`` counts look-up rows
+    that do not match, per document number (verifier.lookup.lookup_rows)."""
     if is_zip(data, filename):
         archive, entries, budget = open_zip(data)
 
@@ -59,7 +63,7 @@ def prepare(dep: Installation, data: bytes, check: Check, filename: str = "") ->
     from verifier.checking import prove
 
     def csv_items() -> Iterator[tuple[dict[str, Any], BulkItem, LookupResult | None]]:
-        for result in lookup_rows(dep.engine, dep.lookup_key, rows, lambda r: prove(dep, r)):
+        for result in lookup_rows(dep.engine, dep.lookup_key, rows, lambda r: prove(dep, r), gate):
             yield result_json(result), receipt_item(result), result
 
     return BulkJob("csv", len(rows), csv_items())

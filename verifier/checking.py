@@ -181,3 +181,39 @@ def check_upload(
     others = find_claimed(dep, claimed) if record is None else []
     report = apply_standing(report, record, proven, original, others)
     return UploadCheck(finish(report), fmt, record, archive_leaf)
+
+
+def apply_register(dep: Installation, data: bytes, report: Any, fmt: str) -> Any:
+    """``sealtrail verify`` on an installation: a file this register issued takes the register's status (revoked
+    or superseded → invalid, with the reason; pending → not valid); a file it does not know keeps its offline
+    verdict (it may come from another installation). The log proof is the public pages' and the bundle's part
+    (a document issued a moment ago is in no signed checkpoint yet); a translation's original is followed by
+    the CLI itself (signer.translation.follow_original_offline)."""
+    from verifier.status import _own_standing, merge_standing
+
+    if report.verdict == "invalid":
+        return report
+    record = find_record(dep, data, fmt)
+    if record is None:
+        return report
+    return merge_standing(report, _own_standing(record, True))
+
+
+def register_status_lines(dep: Installation, doc_id: str) -> tuple[bool, list[str]]:
+    """``sealtrail verify-qr`` on an installation: (the register says the document stands, lines to print)."""
+    from verifier.status import document_standing
+
+    with Session(dep.engine) as session:
+        record = session.get(DocumentRecord, doc_id)
+        if record is not None:
+            session.expunge(record)
+    if record is None:
+        return False, [
+            f"KHÔNG HỢP LỆ / NOT VALID: văn bản {doc_id} không có trong sổ đăng ký này "
+            f"/ document {doc_id} is not in this register"
+        ]
+    standing = document_standing(record, True, original_of(dep.engine, record))  # the log proof: the online page
+    if standing.verdict == "valid":
+        return True, [f"Trạng thái trong sổ đăng ký / register status: {record.status}"]
+    lines = [f"KHÔNG HỢP LỆ / NOT VALID: {r.vi} / {r.en}" for r in standing.reasons]
+    return False, lines

@@ -42,24 +42,35 @@ def apply_offline_status(bundle_dir: Path, data: bytes, report: Any, *, digest: 
         return report
     reason: Reason | None = Reason(*R_NO_STATUS)
     revoked = False
-    index_path = bundle_dir / STATUS_DIR / STATUS_INDEX
     try:
-        index = json.loads(index_path.read_text(encoding="ascii")) if index_path.is_file() else {}
-        position = index.get(digest or hashlib.sha256(data).hexdigest())
-        if position is not None:
-            name, _, number = str(position).rpartition("#")
-            school, year = split_name(name)
-            token = (bundle_dir / STATUS_DIR / school / year / "revocation.jwt").read_text(encoding="ascii").strip()
-            verifier = offline_verifier(bundle_dir)
-            listing = verifier.open_status_list(token, name=name)
-            revoked = bit(decode(str(listing["credentialSubject"].get("encodedList", ""))), int(number))
+        found = offline_revoked(bundle_dir, digest or hashlib.sha256(data).hexdigest())
+        revoked = found is True
+        if found is not None:  # listed: revoked, or good (no reason); not listed: status unknown
             reason = Reason(*R_REVOKED) if revoked else None
-    except (OSError, ValueError, JwsError) as exc:  # StatusListError is a ValueError
+    except (OSError, ValueError, JwsError) as exc:  # StatusListError, StatusManifestError are ValueErrors
         reason = Reason(R_NO_STATUS[0], f"{R_NO_STATUS[1]} ({exc})", f"{R_NO_STATUS[2]} ({exc})")
     if reason is not None:
         report.reasons.append(reason)
         report.verdict = "invalid" if revoked else "indeterminate"
     return report
+
+
+def offline_revoked(bundle_dir: Path, key: str) -> bool | None:
+    """The bundle's status bit for an issued file's SHA-256 or a document id: True (revoked or superseded),
+    False, or None when the bundle does not list it. The index and the list are believed only as the bundle's
+    signed status manifest vouches for them (verifier.bundlestatus); raises ValueError when they are not."""
+    from verifier.bundlestatus import open_manifest
+
+    manifest = open_manifest(bundle_dir)
+    index = json.loads(manifest.read(bundle_dir, f"{STATUS_DIR}/{STATUS_INDEX}").decode("ascii"))
+    position = index.get(key)
+    if position is None:
+        return None
+    name, _, number = str(position).rpartition("#")
+    school, year = split_name(name)
+    token = manifest.read(bundle_dir, f"{STATUS_DIR}/{school}/{year}/revocation.jwt").decode("ascii").strip()
+    listing = offline_verifier(bundle_dir).open_status_list(token, name=name)
+    return bit(decode(str(listing["credentialSubject"].get("encodedList", ""))), int(number))
 
 
 def online_status_source(dep: Installation) -> StatusSource:

@@ -1,5 +1,7 @@
 """Bulk look-ups for admissions offices: a CSV of (document number, holder name, date of birth) in, one answer per
-row out (valid / revoked / superseded / not found / details do not match), without personal data in clear.
+row out (valid / revoked / superseded / no match), without personal data in clear. "No match" is the one answer
+for an unknown number and for a known number with other details, so the look-up is no oracle of which numbers
+exist; one upload may not ask about one number more than three times (no sweeping a year of birth dates).
 
 The register keeps two keyed hashes per document (HMAC-SHA256 with the installation's secret): one of the
 normalised document number (số hiệu of a diploma, mã định danh học bạ of a transcript), indexed, to find the
@@ -29,7 +31,9 @@ from sqlmodel import Session, select
 from errors import PermanentError
 from registry.lookup import holder_hash, normalise_name, normalise_number, number_hash
 from registry.records import DocumentRecord, DocumentStatus
+from schemas.csvcells import safe_writer
 from verifier.bulk import safe_cell
+from verifier.gate import AttemptGate
 from verifier.pdf import Reason, Verdict
 from verifier.status import document_standing
 
@@ -161,20 +165,45 @@ def parse_lookup_csv(data: bytes) -> list[LookupRow]:
         raise LookupCsvError(problems[:100])
     if not rows:
         raise LookupCsvError([(0, "Tệp không có dòng dữ liệu nào / the file has no data rows")])
+    refuse_sweeps(rows)
     return rows
 
 
-# Each row's result is one of: valid, revoked, superseded, not_found, mismatch, indeterminate (log not provable).
-R_NOT_FOUND = Reason(
-    "NOT_FOUND",
-    "Không có văn bằng nào mang số hiệu này trong sổ đăng ký",
-    "No document with this number is in the register",
+# Each row's result is one of: valid, revoked, superseded, no_match, indeterminate (log not provable), or
+# rate_limited (too many rows for this number did not match lately). A number that is not in the register and a
+# number whose holder differs get the same answer, so the look-up does not tell which numbers exist.
+R_NO_MATCH = Reason(
+    "NO_MATCH",
+    "Không khớp: không có văn bằng nào mang đúng số hiệu, họ tên và ngày sinh này",
+    "No match: no document carries this number with this name and date of birth",
 )
-R_MISMATCH = Reason(
-    "DETAILS_MISMATCH",
-    "Có văn bằng mang số hiệu này nhưng họ tên hoặc ngày sinh không khớp",
-    "A document has this number but the name or date of birth does not match",
+R_RATE_LIMITED = Reason(
+    "RATE_LIMITED",
+    "Số hiệu này đã bị tra cứu sai quá nhiều lần; dòng này chưa được tra, hãy thử lại sau",
+    "Too many look-ups of this number did not match lately; this row was not looked up, try again later",
 )
+MAX_ROWS_PER_NUMBER = 3
+"""More rows than this for one document number in one upload is a sweep (e.g. every birth date of a year)."""
+
+
+def refuse_sweeps(rows: list[LookupRow]) -> None:
+    """LookupCsvError when one number appears in more than MAX_ROWS_PER_NUMBER rows (a birth-date or name sweep)."""
+    lines: dict[str, list[int]] = {}
+    for row in rows:
+        lines.setdefault(normalise_number(row.number), []).append(row.line)
+    problems = [
+        (
+            found[MAX_ROWS_PER_NUMBER],
+            f"số hiệu '{number[:40]}' xuất hiện ở {len(found)} dòng (tối đa "
+            f"{MAX_ROWS_PER_NUMBER}); tra cứu hàng loạt ngày sinh hoặc họ tên cho một số hiệu không được phép / the "
+            f"number appears in {len(found)} rows (at most {MAX_ROWS_PER_NUMBER}): sweeping birth dates or names "
+            "for one number is refused",
+        )
+        for number, found in lines.items()
+        if len(found) > MAX_ROWS_PER_NUMBER
+    ]
+    if problems:
+        raise LookupCsvError(problems[:100])
 
 
 @dataclass
@@ -198,9 +227,14 @@ _STATUS_ORDER = {DocumentStatus.ISSUED.value: 0, DocumentStatus.SUPERSEDED.value
 
 
 def lookup_rows(
-    engine: Engine, key: bytes, rows: list[LookupRow], prove: Callable[[DocumentRecord], bool | None]
+    engine: Engine,
+    key: bytes,
+    rows: list[LookupRow],
+    prove: Callable[[DocumentRecord], bool | None],
+    gate: AttemptGate | None = None,
 ) -> Iterator[LookupResult]:
-    """One result per row, in order (a generator, so callers can report progress)."""
+    """One result per row, in order (a generator, so callers can report progress). With a ``gate``, rows that do
+    not match count against their number (scope ``lookup``), and a number with too many lately is not looked up."""
     table = DocumentRecord.__table__.c  # type: ignore[attr-defined]
     for row in rows:
         wanted = number_hash(key, row.number)
@@ -208,14 +242,21 @@ def lookup_rows(
             records = list(session.exec(select(DocumentRecord).where(table.lookup_number == wanted)).all())
             for r in records:
                 session.expunge(r)
-        records = [r for r in records if r.status in _STATUS_ORDER]
-        if not records:
-            yield LookupResult(row.line, row.number, "not_found", "invalid", [R_NOT_FOUND])
-            continue
         holder = holder_hash(key, row.name, row.birth_date)
-        matching = [r for r in records if r.lookup_holder is not None and hmac.compare_digest(r.lookup_holder, holder)]
+        matching = [
+            r
+            for r in records
+            if r.status in _STATUS_ORDER
+            and r.lookup_holder is not None
+            and hmac.compare_digest(r.lookup_holder, holder)
+        ]
+        if gate is not None:
+            outcome = gate.attempt("lookup", wanted, lambda found=bool(matching): found)
+            if outcome.locked:
+                yield LookupResult(row.line, row.number, "rate_limited", "indeterminate", [R_RATE_LIMITED])
+                continue
         if not matching:
-            yield LookupResult(row.line, row.number, "mismatch", "invalid", [R_MISMATCH])
+            yield LookupResult(row.line, row.number, "no_match", "invalid", [R_NO_MATCH])
             continue
         record = min(matching, key=lambda r: _STATUS_ORDER[r.status])
         standing = document_standing(record, prove(record))
@@ -237,7 +278,7 @@ def lookup_rows(
 
 def results_csv(results: list[LookupResult]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = safe_writer(out)
     writer.writerow(
         ["line", "so_hieu", "result", "verdict", "document_id", "superseded_by", "reasons_vi", "reasons_en"]
     )

@@ -9,6 +9,10 @@
     checkpoint          the log's latest signed checkpoint, for inclusion proofs
     verify-hosts.txt    the issuers' registered verification host names, one per line
     status/S/Y/revocation.jwt  each school's signed Bitstring Status List per school year (credential status)
+    status/index.json   each issued file's SHA-256 (and document id) → its place in a status list
+    revocation/NN.crl|.ocsp  CRLs and OCSP answers for the signers' certificates as of export (for signatures
+                        that carry no revocation data of their own)
+    status-manifest.jwt the signed "status as of" time and the SHA-256 of every file under status/, revocation/
 
 ``sealtrail demo --out DIR`` writes the same bundle under ``DIR/trust``.
 """

@@ -336,6 +336,10 @@ class TrustListVerifier:
     """Built once from a trust list (roots are anchors, other certificates only help build paths)."""
 
     signer_registry: Any = None  # verifier.policy.SignerRegistry, supplied by the deployment (issue #21)
+    local_revocation: Any = None  # verifier.revocation.LocalRevocation: CRLs/OCSP known besides the document's
+
+    def _local_revinfo(self) -> tuple[list[Any], list[Any]]:
+        return self.local_revocation.get() if self.local_revocation is not None else ([], [])
 
     def __init__(self, trust_roots: Sequence[x509.Certificate], other_certs: Sequence[x509.Certificate] = ()) -> None:
         if not trust_roots:
@@ -397,11 +401,12 @@ class PdfVerifier(TrustListVerifier):
         }
         if at is not None:
             kwargs["moment"] = at
+        kwargs["crls"], kwargs["ocsps"] = self._local_revinfo()  # what the installation or trust bundle knows
         dss = DocumentSecurityStore.read_dss(reader) if "/DSS" in reader.root else None
 
         def context(moment: datetime | None = None) -> ValidationContext:
             args = dict(kwargs, moment=moment) if moment is not None else kwargs
-            return dss.as_validation_context(args) if dss is not None else ValidationContext(crls=[], ocsps=[], **args)
+            return dss.as_validation_context(args) if dss is not None else ValidationContext(**args)
 
         reports = []
         for index, sig in enumerate(sigs):

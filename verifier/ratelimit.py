@@ -1,8 +1,8 @@
 """Per-client rate limits for the public pages: a token bucket per client address, kept in memory.
 
 Guessing QR tokens is the attack this slows down (a token has 128 random bits, so the limit is a second line
-of defence and a guard against scraping). Behind a reverse proxy, run uvicorn with ``--forwarded-allow-ips``
-so the client address is the visitor's, not the proxy's.
+of defence and a guard against scraping). Behind a reverse proxy, list it in ``SEALTRAIL_TRUSTED_PROXIES`` so the
+client address is the visitor's, not the proxy's; X-Forwarded-For from any other peer is ignored.
 """
 
 from __future__ import annotations

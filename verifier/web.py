@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from registry.records import DocumentRecord, original_of
 from schemas.qrlink import TOKEN
+from verifier.gate import AttemptGate, code_matches
 from verifier.ratelimit import RateLimiter
 from verifier.status import KINDS, VERDICT_TEXT, document_standing
 
@@ -59,8 +60,12 @@ def _parse_dob(text: str) -> date | None:
 
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "frame-ancestors 'none'; form-action 'self'"
+    ),
     "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
 }
 
@@ -71,7 +76,10 @@ def make_public_router(
     tlog_proof: Callable[[DocumentRecord], bytes] | None = None,
     limiter: RateLimiter | None = None,
     holder_details: HolderDetails | None = None,
+    gate: AttemptGate | None = None,
+    code_secret: bytes | None = None,
 ) -> APIRouter:
+    """``gate`` counts wrong answers to the details form; ``code_secret`` derives the holders' details codes."""
     router = APIRouter(dependencies=[Depends(limiter)] if limiter else [])
 
     def _record(token: str) -> DocumentRecord | None:
@@ -95,20 +103,45 @@ def make_public_router(
         )
 
     @router.post("/v/{token}", response_class=HTMLResponse, include_in_schema=False)
-    def document_details(token: str, dob: Annotated[str, Form(max_length=32)] = "") -> HTMLResponse:
-        """Full details for a visitor who types the holder's date of birth (no JavaScript, a plain form)."""
+    def document_details(
+        token: str,
+        dob: Annotated[str, Form(max_length=32)] = "",
+        code: Annotated[str, Form(max_length=32)] = "",
+    ) -> HTMLResponse:
+        """Full details for a visitor who types the holder's date of birth or the details code (a plain form).
+
+        Wrong answers are counted per document in the database (verifier.gate): after a few, the form locks with
+        a doubling wait, whatever address the answers come from; the details code has its own counter."""
         record = _record(token)
         if record is None:
             return document_page(token)
-        proven = _prove(record)
-        given = _parse_dob(dob)
         details = holder_details(record) if holder_details and record.sha256_xml else None
-        if (
-            details is None
-            or given is None
-            or not hmac.compare_digest(given.isoformat().encode(), details.birth_date.isoformat().encode())
-        ):
-            html = _render(record, proven, dob_error=True)
+        if details is None:
+            html = _render(record, _prove(record), dob_error=True)
+            return HTMLResponse(html, status_code=200, headers=SECURITY_HEADERS)
+        if code.strip() and code_secret is not None:
+            scope = "code"
+
+            def check() -> bool:
+                return code_matches(code_secret, record.id, code)
+        else:
+            scope = "dob"
+            given = _parse_dob(dob)
+
+            def check() -> bool:
+                return given is not None and hmac.compare_digest(
+                    given.isoformat().encode(), details.birth_date.isoformat().encode()
+                )
+
+        outcome = gate.attempt(scope, record.id, check) if gate is not None else None
+        allowed = outcome.allowed if outcome is not None else check()
+        proven = _prove(record)
+        if outcome is not None and outcome.locked:
+            html = _render(record, proven, locked_minutes=max(1, -(-outcome.retry_after // 60)), code_error=scope)
+            headers = {**SECURITY_HEADERS, "Retry-After": str(outcome.retry_after)}
+            return HTMLResponse(html, status_code=429, headers=headers)
+        if not allowed:
+            html = _render(record, proven, dob_error=scope == "dob", code_error=scope if scope == "code" else "")
             return HTMLResponse(html, status_code=200, headers=SECURITY_HEADERS)
         return HTMLResponse(_render(record, proven, details=details), headers=SECURITY_HEADERS)
 
@@ -139,7 +172,13 @@ def make_public_router(
             return None
 
     def _render(
-        record: DocumentRecord, proven: bool | None, *, details: Details | None = None, dob_error: bool = False
+        record: DocumentRecord,
+        proven: bool | None,
+        *,
+        details: Details | None = None,
+        dob_error: bool = False,
+        code_error: str = "",
+        locked_minutes: int = 0,
     ) -> str:
         standing = document_standing(record, proven, original_of(engine, record))
         kind_vi, kind_en = KINDS.get(record.kind, (record.kind, record.kind))
@@ -156,6 +195,9 @@ def make_public_router(
             token=record.token,
             details=details,
             dob_error=dob_error,
+            code_error=code_error,
+            locked_minutes=locked_minutes,
+            accepts_code=code_secret is not None,
             can_reveal=holder_details is not None and record.sha256_xml is not None,
         )
 

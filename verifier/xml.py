@@ -32,6 +32,7 @@ from schemas.xml import parse_xml_securely
 from verifier import policy
 from verifier.pdf import (
     R_CRYPTO,
+    R_NO_REVINFO,
     R_TS_BROKEN,
     R_TS_UNTRUSTED,
     R_UNCHECKED,
@@ -121,16 +122,21 @@ class XmlVerifier(TrustListVerifier):
         self,
         moment: datetime | None = None,
         embedded: tuple[list[x509.Certificate], list[bytes], list[bytes]] | None = None,
+        *,
+        hard: bool = True,
     ) -> ValidationContext:
         certs, crls, ocsps = embedded or ([], [], [])
+        local_crls, local_ocsps = self._local_revinfo()
         return ValidationContext(
             trust_roots=self.trust_roots,
             other_certs=[*self.other_certs, *certs],
-            crls=crls,
-            ocsps=ocsps,
+            crls=[*crls, *local_crls],
+            ocsps=[*ocsps, *local_ocsps],
             allow_fetching=False,
-            # With B-LT data embedded, revocation status must come from it; without (B-B/B-T), it cannot be checked.
-            revocation_mode="hard-fail" if embedded is not None else "soft-fail",
+            # The signer's status must be proven: by the B-LT data embedded, or by the CRLs/OCSP this verifier
+            # holds (verifier.revocation). Without either, "not known to be revoked" is not "valid": indeterminate.
+            # (The timestamp authority's certificate is still checked leniently: ``hard=False``.)
+            revocation_mode="hard-fail" if hard else "soft-fail",
             # The OCSP/CRL embedded for B-LT are fetched after the signature timestamp (seconds later on a busy
             # machine): status issued after the validation moment still speaks for it, as in the PDF verifier.
             retroactive_revinfo=True,
@@ -295,8 +301,8 @@ class XmlVerifier(TrustListVerifier):
         except RevokedError:
             report.reasons.append(Reason(*R_XML_REVOKED))
         except (PathBuildingError, PathValidationError) as exc:
-            if embedded and isinstance(exc, InsufficientRevinfoError):
-                report.reasons.append(Reason(*R_NO_REVOCATION))
+            if isinstance(exc, InsufficientRevinfoError):  # nothing (enough) proves the signer's status
+                report.reasons.append(Reason(*(R_NO_REVOCATION if embedded else R_NO_REVINFO)))
             else:
                 report.reasons.append(Reason(*R_UNTRUSTED))
 
@@ -320,7 +326,7 @@ class XmlVerifier(TrustListVerifier):
 
         try:
             status = TimestampSignatureStatus(
-                **asyncio.run(validate_tst_signed_data(signed_data, self._context(), imprint))
+                **asyncio.run(validate_tst_signed_data(signed_data, self._context(hard=False), imprint))
             )
         except Exception:  # a malformed token of any kind
             report.reasons.append(Reason(*R_TS_BROKEN))

@@ -1,6 +1,7 @@
 """The audit trail: one row per security-relevant or workflow action (who, what, where from), and for the actions
 that change who may sign or what a key may do, also a ``key`` entry in the public log, in the same transaction,
-carrying only the SHA-256 of the audit row (no personal data in the log).
+carrying only a keyed commitment to the audit row (HMAC under a key derived from the installation secret: no
+personal data in the log, and nothing a list of user names could reverse).
 
 The web layer wraps this (``sealtrail.web.deps.AccountsContext``) and passes the caller's address; jobs and the CLI
 use it as it is."""
@@ -29,6 +30,11 @@ class _Installation(Protocol):
     def engine(self) -> Engine: ...
 
     @property
+    def commitment_key(self) -> bytes:
+        """The key of the log's audit commitments, derived from the installation secret (``dep.lookup_key``)."""
+        return service.derive_key(self.dep.lookup_key, "audit-commitment")
+
+    @property
     def ledger(self) -> Ledger: ...
 
 
@@ -39,6 +45,11 @@ class AuditTrail:
         self.dep = dep
         self.engine: Engine = dep.engine
         self._ledger: Ledger | None = None
+
+    @property
+    def commitment_key(self) -> bytes:
+        """The key of the log's audit commitments, derived from the installation secret (``dep.lookup_key``)."""
+        return service.derive_key(self.dep.lookup_key, "audit-commitment")
 
     @property
     def ledger(self) -> Ledger:
@@ -69,7 +80,7 @@ class AuditTrail:
                 type="key",
                 doc_id=f"{action}:{org or '-'}",
                 pdf_sha256="",
-                xml_sha256=service.audit_digest(row),
+                xml_sha256=service.audit_commitment(self.commitment_key, row),
                 signer_cert_sha256="",
                 time=row.at,
             )

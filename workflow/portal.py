@@ -22,6 +22,7 @@ SHARE_FIELDS = {
     "birth_date": "Ngày sinh",
     "results": "Kết quả học tập / xếp loại",
     "pdf": "Tệp PDF gốc có chữ ký số",
+    "verify": "Mã văn bản và liên kết xác thực (mã QR)",
 }
 MAX_SHARE_DAYS = 90
 
@@ -72,13 +73,32 @@ def my_documents(ctx: Any, actor: Actor) -> list[tuple[WorkItem, DocumentRecord]
 
 
 def shares(ctx: Any, actor: Actor) -> list[ShareLink]:
+    """Every link to a document this portal user may see, whoever made it: a pupil sees (and may revoke) the
+    links a parent made to the pupil's documents too."""
+    visible = {record.id for _item, record in my_documents(ctx, actor)}
     with Session(ctx.engine) as session:
         rows = session.exec(
-            select(ShareLink).where(ShareLink.person_id == actor.person_id).order_by(col(ShareLink.created_at))
+            select(ShareLink)
+            .where((ShareLink.person_id == actor.person_id) | col(ShareLink.doc_id).in_(visible or {""}))
+            .order_by(col(ShareLink.created_at))
         ).all()
         for row in rows:
             session.expunge(row)
         return list(rows)
+
+
+def sharer_still_sees(ctx: Any, link: ShareLink, item: WorkItem) -> bool:
+    """A link lives only while the person who made it could still open the document (a parent unlinked from the
+    child, or a pupil whose role went, no longer shares anything)."""
+    from accounts.service import actor_for
+
+    with Session(ctx.engine) as session:
+        person = session.get(Person, link.person_id)
+        if person is None or not person.active:
+            return False
+        session.expunge(person)
+    sharer = actor_for(ctx.engine, person, "student")
+    return (item.holder_personal_id, item.school_code) in visible_holders(ctx, sharer)
 
 
 def share_view(item: WorkItem, record: DocumentRecord, fields: list[str]) -> list[tuple[str, str]]:

@@ -79,7 +79,11 @@ def serve(
     application.state.upload_checker.start()  # the upload check workers, pre-started before the first upload
     Checkpointer(dep).start()
     typer.echo(f"SealTrail on http://{host}:{port}/  (health: /healthz, /readyz, /metrics; log: /log/checkpoint)")
-    uvicorn.run(application, host=host, port=port, log_level="warning", log_config=None, access_log=False)
+    # proxy_headers=False: X-Forwarded-For is read only from SEALTRAIL_TRUSTED_PROXIES (sealtrail.web.app), not from
+    # uvicorn's default of trusting any local peer
+    uvicorn.run(
+        application, host=host, port=port, log_level="warning", log_config=None, access_log=False, proxy_headers=False
+    )
 
 
 @app.command()

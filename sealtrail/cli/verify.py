@@ -25,6 +25,14 @@ def verify(
             "(default: this installation's)"
         ),
     ] = None,
+    max_status_age: Annotated[
+        float,
+        typer.Option(
+            "--max-status-age",
+            envvar="SEALTRAIL_STATUS_MAX_AGE_DAYS",
+            help="Warn when the trust bundle's signed status is older than this many days",
+        ),
+    ] = 7.0,
 ) -> None:
     """Check a signed PDF or signed XML offline. Exit status 0 only when it is valid and trusted."""
     _quiet_libraries()
@@ -38,8 +46,17 @@ def verify(
     if looks_like_credential(file, data):
         _verify_credential(data, trust, as_json)
     report = _file_report(data, trust)
+    bundles = [p for p in trust or [] if p.is_dir()]
+    status_lines: list[str] = []
+    if len(bundles) == 1:  # the bundle's signed "status as of", and a warning when it is old
+        from verifier.bundlestatus import status_lines_for
+
+        status_lines = status_lines_for(bundles[0], max_status_age)
     if as_json:
-        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+        out = report.to_json()
+        if status_lines:
+            out["status_bundle"] = status_lines
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
         from verifier.status import VERDICT_TEXT
 
@@ -52,6 +69,8 @@ def verify(
             typer.echo(f"  - {sig.signer} ({where}): {sig.indication}, {stamp}")
         for reason in report.reasons:
             typer.echo(f"  ! {reason.vi} / {reason.en}")
+        for line in status_lines:
+            typer.echo(line)
     raise typer.Exit(0 if report.verdict == "valid" else 1)
 
 
@@ -63,9 +82,14 @@ def _file_report(data: bytes, trust: list[Path] | None):  # type: ignore[no-unty
     from verifier.xml import XmlVerifier, looks_like_xml
 
     is_xml = looks_like_xml(data)
+    bundles = [p for p in trust or [] if p.is_dir()]
     if trust:
+        from verifier.revocation import CRL_DIR, LocalRevocation
+
         roots, helpers = _trust_certs(trust)
         verifier: PdfVerifier | XmlVerifier = XmlVerifier(roots, helpers) if is_xml else PdfVerifier(roots, helpers)
+        if len(bundles) == 1:  # the bundle's CRLs/OCSP prove the signers' status where a signature carries none
+            verifier.local_revocation = LocalRevocation.from_directory(bundles[0] / CRL_DIR)
     else:
         from sealtrail.deployment import DeploymentError
         from verifier.trustlist import TrustListError
@@ -78,11 +102,14 @@ def _file_report(data: bytes, trust: list[Path] | None):  # type: ignore[no-unty
             raise typer.Exit(2) from None
     report = verifier.verify(data)
     translation = _translation_in(data, report)  # read before a status check may lower the verdict
-    bundles = [p for p in trust or [] if p.is_dir()]
     if len(bundles) == 1:  # a trust bundle carries the status lists: a revoked document is not valid offline
         from verifier.credentials import apply_offline_status
 
         report = apply_offline_status(bundles[0], data, report)
+    elif not trust:  # on an installation: its register says whether the document was revoked or superseded
+        from verifier.checking import apply_register
+
+        report = apply_register(dep, data, report, "xml" if is_xml else "pdf")
     if translation is not None:  # a translation's verdict also follows its original's status
         from verifier.translation import follow_original_offline
 
@@ -172,8 +199,17 @@ def verify_qr_command(
             "(same trust), and the seal must vouch for this very document"
         ),
     ] = None,
+    max_status_age: Annotated[
+        float,
+        typer.Option(
+            "--max-status-age",
+            envvar="SEALTRAIL_STATUS_MAX_AGE_DAYS",
+            help="Warn when the trust bundle's signed status is older than this many days",
+        ),
+    ] = 7.0,
 ) -> None:
-    """Check a QR code offline: its seal against the issuers' keys, and its link against the registered hosts."""
+    """Check a QR code offline: its seal against the issuers' keys, its link against the registered hosts, and
+    the document's status (the trust bundle's signed status lists, or this installation's register)."""
     from verifier.offline import TrustBundle, TrustBundleError, read_qr, verify_qr
     from verifier.qrseal import SealError
 
@@ -206,6 +242,18 @@ def verify_qr_command(
     typer.echo(f"  holder: {claims.holder_name}, born {claims.birth_date.isoformat()}")
     if check.parsed.url:
         typer.echo(f"  full check (status, revocation): {check.parsed.url}")
+    if trust is not None:  # revoked or superseded → not valid, whatever the seal says
+        from verifier.bundlestatus import bundle_status_lines
+
+        standing, lines = bundle_status_lines(trust, claims.doc_id, max_status_age)
+    else:
+        from verifier.checking import register_status_lines
+
+        standing, lines = register_status_lines(dep, claims.doc_id)
+    for line in lines:
+        typer.echo(line)
+    if not standing:
+        raise typer.Exit(1)
     if document is not None and not _document_carries_qr(claims, document, trust):
         raise typer.Exit(1)
     raise typer.Exit(1 if check.warnings else 0)

@@ -34,7 +34,11 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     deployment = Deployment(settings or Settings())
     engine = deployment.engine
+    production = deployment.settings.mode == "production"
     app = FastAPI(
+        # The interactive docs load their scripts from a CDN: development only (the schema stays at /openapi.json).
+        docs_url=None if production else "/docs",
+        redoc_url=None if production else "/redoc",
         title="SealTrail",
         description="Học bạ số và văn bằng số: cấp, ký, ghi sổ cái và xác thực / Digital transcripts and diplomas",
         version="0.1.0",
@@ -84,8 +88,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     verify_limit = RateLimiter(s.verify_rate_per_minute / 60, burst=max(1, s.verify_rate_per_minute // 3))
     blobs = deployment.blobs
     holder_details = details_from_store(lambda sha: blobs.get(sha, "xml"))
+    from sealtrail.secretkeys import derived_key
+    from verifier.gate import AttemptGate
+
+    app.state.public_gate = AttemptGate(engine)  # wrong answers to the QR page's details form, per document
     app.include_router(
-        make_public_router(engine, ledger_check, tlog_proof, limiter=page_limit, holder_details=holder_details)
+        make_public_router(
+            engine,
+            ledger_check,
+            tlog_proof,
+            limiter=page_limit,
+            holder_details=holder_details,
+            gate=app.state.public_gate,
+            code_secret=derived_key(deployment, "details-code"),
+        )
     )
     app.include_router(make_log_router(engine.connect, ledger, vkey))
 
@@ -203,9 +219,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         * a **ZIP** of signed PDFs/XMLs: one verdict per file; or
         * a **CSV** (UTF-8, header `so_hieu,ho_ten,ngay_sinh`: diploma number, holder name, date of birth
-          dd/mm/yyyy): one answer per row, `valid`, `revoked`, `superseded`, `not_found`, `mismatch` (a document
-          has the number but name or birth date differ) or `indeterminate` (the log cannot be proven now).
-          A malformed CSV is refused (400) with every bad line named. The look-up needs a verifier
+          dd/mm/yyyy): one answer per row, `valid`, `revoked`, `superseded`, `no_match` (no document has this
+          number with this name and birth date: the same answer whether the number exists or not),
+          `indeterminate` (the log cannot be proven now) or `rate_limited` (too many rows for this number did not
+          match lately; try later). A malformed CSV is refused (400) with every bad line named, and so is one
+          asking about one number in more than three rows (a birth-date sweep). The look-up needs a verifier
           organisation's API key with the `verify:bulk` scope (`Authorization: Bearer st_…`; 401 without one,
           403 for a key without that scope), so nobody can probe anonymously which diploma numbers exist.
 
@@ -228,7 +246,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return checked.format, checked.report
 
         try:
-            job = await run_in_threadpool(bulkcheck.prepare, deployment, data, format_and_report, file.filename or "")
+            job = await run_in_threadpool(
+                bulkcheck.prepare, deployment, data, format_and_report, file.filename or "", app.state.public_gate
+            )
         except BulkError as exc:
             raise HTTPException(400, str(exc)) from None
         except LookupCsvError as exc:
@@ -285,13 +305,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         try:
             key = deployment.signing_keys["seal"]
-            signer = XadesSigner(timestamp_urls=deployment.timestamp_urls)
+            signer = XadesSigner(  # B-LT: the receipt proves its seal's status itself, offline
+                timestamp_urls=deployment.timestamp_urls,
+                trust_roots=deployment.trust_roots,
+                other_certs=deployment.intermediates,
+            )
             unsigned = envelope(receipt_xml(items, service=deployment.settings.public_base_url))
             return signer.sign(unsigned, key, XmlSignatureRequest("seal", "Dịch vụ xác thực SealTrail"))
         except Exception as exc:
             logging.getLogger("sealtrail.bulk").warning("verification receipt not signed: %s", exc)
             return None
 
+    from sealtrail.hardening import FrameGuard
+
+    if s.trusted_proxies:  # the outermost layer, so that limits and audit rows see the visitor's address
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(s.trusted_proxies))  # type: ignore[arg-type]
+    app.add_middleware(FrameGuard)
     return app
 
 

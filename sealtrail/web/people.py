@@ -8,15 +8,18 @@ from which address) and also entered in the public log (``LEDGER_ACTIONS``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session, col, select
 
-from accounts import people, service
+from accounts import people, policy, service
+from accounts.models import Person, ShareLink, utcnow
 from accounts.permissions import ROLE_TITLES, VERIFIER_KINDS, VERIFY_SCOPE, Actor
 from sealtrail.web.deps import client_ip, context, require, require_signed_in
 from sealtrail.web.pages import page, set_session_cookie
+from workflow.states import WorkItem
 
 Text = Annotated[str, Form(max_length=255)]
 Name = Annotated[str, Form(max_length=64)]
@@ -84,6 +87,21 @@ def make_members_router() -> APIRouter:
         """Reset the password (``password``) or re-enrol the authenticator (``totp``); audited either way."""
         ctx = context(request)
         action = f"{what}.reset"
+        with Session(ctx.engine) as session:  # a signer's credentials: a second admin must confirm (policy)
+            try:
+                people.staff_here(session, school, username, "Không có mật khẩu hay mã xác thực / no credentials")
+            except service.AccountError as exc:
+                ctx.record(request, actor, action, org=school, target=username[:64], outcome="refused")
+                raise HTTPException(422, str(exc)) from None
+            signer = policy.is_signer(session, username)
+            confirmed = signer and policy.second_admin_confirms(session, school, username, what, actor.name)
+        if signer and not confirmed:
+            ctx.record(request, actor, f"{what}.request", org=school, target=username[:64], outcome="pending")
+            note = (
+                f"Đã ghi yêu cầu đặt lại cho {username}; cần một quản trị khác của đơn vị xác nhận trong 24 giờ / "
+                "a second admin must confirm the reset of a signer's credentials within 24 hours"
+            )
+            return RedirectResponse(_members_url(school, note), status_code=303)
         try:
             reset = people.reset_password if what == "password" else people.reenrol_totp
             creds = reset(ctx.engine, school, username)
@@ -202,6 +220,46 @@ def make_lookup_keys_router() -> APIRouter:
             raise HTTPException(404, "Không có khoá này / no such key")
         ctx.record(request, actor, "apikey.revoke", org=school, target=key_id)
         return RedirectResponse(f"/can-bo/{school}/khoa-tra-cuu", status_code=303)
+
+    def _school_links(ctx: Any, school: str) -> list[tuple[ShareLink, str]]:
+        with Session(ctx.engine) as session:
+            rows = session.exec(
+                select(ShareLink, Person.username)
+                .join(WorkItem, WorkItem.doc_id == ShareLink.doc_id)  # type: ignore[arg-type]
+                .join(Person, Person.id == ShareLink.person_id)  # type: ignore[arg-type]
+                .where(WorkItem.school_code == school)
+                .order_by(col(ShareLink.created_at))
+            ).all()
+            for link, _maker in rows:
+                session.expunge(link)
+        return [(link, maker) for link, maker in rows]
+
+    @router.get("/can-bo/{school}/chia-se", response_class=HTMLResponse)
+    def school_shares(
+        request: Request, school: str, actor: Annotated[Actor, Depends(require("members:manage"))]
+    ) -> HTMLResponse:
+        """Every share link to this school's documents (the school sees and may revoke what pupils share)."""
+        ctx = context(request)
+        flash = request.query_params.get("tb", "")[:200]
+        return page(
+            "school_shares.html.j2", request, actor, school=school, links=_school_links(ctx, school), flash=flash
+        )
+
+    @router.post("/can-bo/{school}/chia-se/{share_id}/thu-hoi")
+    def school_revoke_share(
+        request: Request, school: str, share_id: str, actor: Annotated[Actor, Depends(require("members:manage"))]
+    ) -> Response:
+        ctx = context(request)
+        if share_id not in {link.id for link, _maker in _school_links(ctx, school)}:
+            raise HTTPException(404, "Không có liên kết này / no such link")
+        with Session(ctx.engine) as session:
+            link = session.get(ShareLink, share_id)
+            assert link is not None
+            link.revoked_at = utcnow()
+            session.add(link)
+            session.commit()
+        ctx.record(request, actor, "share.revoke", org=school, target=share_id[:16])
+        return RedirectResponse(f"/can-bo/{school}/chia-se?tb=Đã thu hồi liên kết", status_code=303)
 
     return router
 

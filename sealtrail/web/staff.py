@@ -7,7 +7,6 @@ need no JavaScript.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from datetime import UTC, date, datetime, timedelta
@@ -16,15 +15,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from accounts import service
+from accounts import policy, service
+from accounts.models import Organisation
 from accounts.permissions import ROLES, Actor
 from jobs import approval
 from registry.records import DocumentRecord
+from schemas.csvcells import safe_writer
 from sealtrail.deployment import Deployment
 from sealtrail.web.deps import AccountsContext, client_ip, context, require, require_signed_in
 from sealtrail.web.pages import ItemIds, page, set_session_cookie
+from sealtrail.web.signin_guard import guarded, locked_message, refuse_cross_site
 from workflow import operations as wf
 from workflow.states import STATE_TEXT, WorkflowError
 
@@ -53,12 +55,27 @@ def make_signin_router() -> APIRouter:
         totp: Annotated[str, Form(max_length=12)],
     ) -> Response:
         ctx = context(request)
-        ctx.login_limit(request)
-        try:
-            person = service.check_staff_login(ctx.engine, username.strip(), password, totp)
-        except service.AccountError as exc:
+        refuse_cross_site(request)
+        found: list[Any] = []
+        failure: list[str] = []
+
+        def attempt() -> bool:
+            try:
+                found.append(service.check_staff_login(ctx.engine, username.strip(), password, totp))
+            except service.AccountError as exc:
+                failure.append(str(exc))
+            return bool(found)
+
+        wait = guarded(request.app.state.public_gate, "staff", username, client_ip(request), attempt)
+        if wait:
+            ctx.record(request, username.strip()[:64] or "-", "login.throttled", outcome="refused")
+            html = page("login.html.j2", request, None, status=429, flash=locked_message(wait), flash_error=True)
+            html.headers["Retry-After"] = str(wait)
+            return html
+        if not found:
             ctx.record(request, username.strip()[:64] or "-", "login.failed", outcome="refused")
-            return page("login.html.j2", request, None, status=401, flash=str(exc), flash_error=True)
+            return page("login.html.j2", request, None, status=401, flash=failure[0], flash_error=True)
+        person = found[0]
         kind = service.PASSWORD_CHANGE if person.must_change_password else "staff"
         token = service.start_session(
             ctx.engine, person, kind, client_ip(request), replaces=request.cookies.get(ctx.cookie_name)
@@ -308,8 +325,13 @@ def make_admin_router() -> APIRouter:
             if action == "revoke":
                 service.revoke_role(ctx.engine, username, school, role)
             else:
+                with Session(ctx.engine) as session:  # tenancy and separation of duties (accounts.policy)
+                    org = session.exec(select(Organisation).where(Organisation.code == school)).one()
+                    policy.check_grant(session, actor.name, username, org, role)
                 service.grant(ctx.engine, username, school, role)
         except service.AccountError as exc:
+            ctx.record(request, actor, "role.grant", org=school, target=username[:64], outcome="refused",
+                       detail={"role": role, "why": str(exc)[:200]})  # fmt: skip
             raise HTTPException(422, str(exc)) from None
         ctx.record(
             request,
@@ -350,10 +372,22 @@ def make_admin_router() -> APIRouter:
     return router
 
 
+EARLIEST_AUDIT_DATE = date(2000, 1, 1)
+
+
 def _audit_response(
     request: Request, actor: Actor, school: str, start: date | None, end: date | None, fmt: str
 ) -> Response:
     ctx = context(request)
+    for day in (start, end):
+        if day is not None and not EARLIEST_AUDIT_DATE <= day <= date.today() + timedelta(days=366):
+            raise HTTPException(
+                400,
+                f"Ngày {day:%d/%m/%Y} ngoài khoảng cho phép / the date {day.isoformat()} is out of range "
+                f"({EARLIEST_AUDIT_DATE.isoformat()} to a year from today)",
+            )
+    if start is not None and end is not None and start > end:
+        raise HTTPException(400, "Ngày bắt đầu sau ngày kết thúc / the start date is after the end date")
     begin = datetime.combine(start or date.today() - timedelta(days=30), datetime.min.time(), tzinfo=UTC)
     finish = datetime.combine(end or date.today(), datetime.min.time(), tzinfo=UTC) + timedelta(days=1)
     rows = service.export_audit(ctx.engine, school, begin, finish)
@@ -366,7 +400,7 @@ def _audit_response(
             headers={"Content-Disposition": f'attachment; filename="{name}.json"', "Cache-Control": "no-store"},
         )
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = safe_writer(out)  # actor and target names come from other people (and other organisations)
     writer.writerow(["id", "at", "actor", "action", "target", "outcome", "ip", "leaf_index", "detail"])
     for r in rows:
         writer.writerow(

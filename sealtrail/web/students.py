@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -18,6 +18,7 @@ from accounts.permissions import Actor
 from registry.records import DocumentRecord, DocumentStatus
 from sealtrail.web.deps import client_ip, context, require_student
 from sealtrail.web.pages import page, set_session_cookie
+from sealtrail.web.signin_guard import guarded, locked_message, refuse_cross_site
 from workflow import portal
 from workflow.states import WorkItem
 
@@ -41,14 +42,37 @@ def make_portal_signin_router() -> APIRouter:
     @router.post("/hoc-sinh/dang-nhap", response_model=None)
     def login(request: Request, code: Annotated[str, Form(max_length=64)]) -> Response:
         ctx = context(request)
-        ctx.login_limit(request)
-        try:
-            person = service.redeem_student_code(ctx.engine, code)
-        except service.AccountError as exc:
+        refuse_cross_site(request)  # login CSRF: another site must not sign a pupil into its own account
+        found: list[tuple[Any, int]] = []
+        failure: list[str] = []
+
+        def attempt() -> bool:
+            try:
+                found.append(service.redeem_code(ctx.engine, code))
+            except service.AccountError as exc:
+                failure.append(str(exc))
+            return bool(found)
+
+        # only wrong codes count, per address: a class signing in behind the school's one address is not slowed
+        wait = guarded(request.app.state.public_gate, "code", "", client_ip(request), attempt)
+        if wait:
+            ctx.record(request, "-", "student.login.throttled", outcome="refused")
+            html = page(
+                "student_login.html.j2", request, None, status=429, flash=locked_message(wait), flash_error=True
+            )
+            html.headers["Retry-After"] = str(wait)
+            return html
+        if not found:
             ctx.record(request, "-", "student.login.failed", outcome="refused")
-            return page("student_login.html.j2", request, None, status=401, flash=str(exc), flash_error=True)
-        token = service.start_session(
-            ctx.engine, person, "student", client_ip(request), replaces=request.cookies.get(ctx.cookie_name)
+            return page("student_login.html.j2", request, None, status=401, flash=failure[0], flash_error=True)
+        person, org_id = found[0]
+        token = service.start_session(  # the session sees only the school that gave the code
+            ctx.engine,
+            person,
+            "student",
+            client_ip(request),
+            replaces=request.cookies.get(ctx.cookie_name),
+            org_id=org_id,
         )
         ctx.record(request, person.username, "student.login.ok")
         response = RedirectResponse("/hoc-sinh", status_code=303)
@@ -150,7 +174,9 @@ def make_share_router() -> APIRouter:
         label: Annotated[str, Form(max_length=120)] = "",
     ) -> Response:
         ctx = context(request)
-        portal.owned(ctx, actor, doc_id)
+        _item, record = portal.owned(ctx, actor, doc_id)
+        if record.status != DocumentStatus.ISSUED.value or record.leaf_index is None:
+            raise HTTPException(422, "Chỉ chia sẻ văn bản đã cấp / only an issued document can be shared")
         chosen = [f for f in fields if f in portal.SHARE_FIELDS]
         if not chosen:
             raise HTTPException(422, "Chọn ít nhất một mục để chia sẻ / choose at least one field")
@@ -173,9 +199,10 @@ def make_share_router() -> APIRouter:
     @router.post("/hoc-sinh/chia-se/{share_id}/thu-hoi")
     def revoke_share(request: Request, share_id: str, actor: Annotated[Actor, Depends(require_student())]) -> Response:
         ctx = context(request)
+        visible = {link.id for link in portal.shares(ctx, actor)}
         with Session(ctx.engine) as session:
             link = session.get(ShareLink, share_id)
-            if link is None or link.person_id != actor.person_id:
+            if link is None or link.id not in visible:
                 raise HTTPException(404, "Không có liên kết này / no such link")
             link.revoked_at = utcnow()
             session.add(link)
@@ -199,6 +226,8 @@ def make_share_router() -> APIRouter:
             session.expunge(item)
             session.expunge(record)
             session.expunge(link)
+        if not portal.sharer_still_sees(ctx, link, item):
+            return gone
         if request.query_params.get("tai") == "pdf" and "pdf" in link.fields and record.sha256_pdf:
             data = ctx.dep.blobs.get(record.sha256_pdf, "pdf")
             return Response(data, media_type="application/pdf", headers={"Cache-Control": "no-store"})
@@ -212,7 +241,8 @@ def make_share_router() -> APIRouter:
             expires=aware(link.expires_at),
             allow_pdf="pdf" in link.fields,
             token=token,
-            verify=f"{base}/v/{record.token}",
+            show_id="verify" in link.fields,
+            verify=f"{base}/v/{record.token}" if "verify" in link.fields else None,
         )
 
     return router

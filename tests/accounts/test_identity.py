@@ -71,7 +71,7 @@ def test_the_csv_look_up_needs_a_verifier_key_while_zip_checks_stay_public(verif
     key = re.search(r'id="new-key">(st_[^<]+)<', page.text).group(1)  # type: ignore[union-attr]
     auth = {"Authorization": f"Bearer {key}"}
     answer = world.client().post("/api/v1/verify/bulk", files={"file": ("t.csv", LOOKUP_CSV, "text/csv")}, headers=auth)
-    assert answer.status_code == 200 and answer.json()["items"][0]["result"] == "not_found"
+    assert answer.status_code == 200 and answer.json()["items"][0]["result"] == "no_match"
     assert [e.org_code for e in _audit(world, "verify.lookup") if e.outcome == "ok"] == [VERIFIER]
 
     key_id = re.search(r"/khoa-tra-cuu/([0-9a-f]{16})/thu-hoi", admin.get(f"/can-bo/{VERIFIER}/khoa-tra-cuu").text)
@@ -151,9 +151,20 @@ def test_metrics_need_a_metrics_key_or_an_allowed_address(world: World) -> None:
 # --- account recovery and the people page --------------------------------------------------------------------------
 
 
+def _ask_second_admin(world: World, username: str, action: str) -> None:
+    """Another admin of school A asks first: a signer's credentials are reset only when a second admin confirms."""
+    world.add_staff("school_admin2-a", SCHOOL_A, "school_admin")
+    other = world.login("school_admin2-a")
+    asked = other.post(
+        f"/can-bo/{SCHOOL_A}/thanh-vien/{username}/{action}", data={"csrf_token": world.csrf["school_admin2-a"]}
+    )
+    assert asked.status_code == 303 and "24" in asked.headers["location"]
+
+
 def test_a_reset_password_must_be_changed_at_the_next_sign_in_and_ends_old_sessions(world: World) -> None:
     teacher = world.login("homeroom_teacher-a")
     assert teacher.get(f"/can-bo/{SCHOOL_A}/hang-doi").status_code == 200
+    _ask_second_admin(world, "homeroom_teacher-a", "dat-lai-mat-khau")  # a signer: two admins (issue 22)
     admin = world.login("school_admin-a")
     reset = admin.post(
         f"/can-bo/{SCHOOL_A}/thanh-vien/homeroom_teacher-a/dat-lai-mat-khau",
@@ -189,6 +200,7 @@ def test_a_reset_password_must_be_changed_at_the_next_sign_in_and_ends_old_sessi
 
 
 def test_re_enrolling_totp_invalidates_the_old_seed(world: World) -> None:
+    _ask_second_admin(world, "principal-a", "xac-thuc-lai")
     admin = world.login("school_admin-a")
     old = world.totp["principal-a"]
     answer = admin.post(

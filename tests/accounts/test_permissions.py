@@ -46,6 +46,8 @@ RULES: dict[tuple[str, str], set[str]] = {
     ("POST", "/can-bo/{school}/thanh-vien/{username}/xac-thuc-lai"): {"school_admin"},
     ("POST", "/can-bo/{school}/thanh-vien/{username}/ngung"): {"school_admin"},
     ("POST", "/can-bo/{school}/phu-huynh"): {"school_admin"},
+    ("GET", "/can-bo/{school}/chia-se"): {"school_admin"},
+    ("POST", "/can-bo/{school}/chia-se/{share_id}/thu-hoi"): {"school_admin"},
     ("POST", "/can-bo/{school}/thanh-vien/{username}/sso"): {"school_admin"},
     ("GET", "/can-bo/{school}/khoa-tra-cuu"): {"school_admin"},  # and verifier_org (tests/accounts/test_identity.py)
     ("POST", "/can-bo/{school}/khoa-tra-cuu"): {"school_admin"},  # refused (422) outside verifier organisations

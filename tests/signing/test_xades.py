@@ -15,10 +15,11 @@ from hsm_adapters.pkcs11 import Pkcs11KeyBackend
 from hsm_adapters.soft import SoftKeyBackend
 from schemas.publish import validate_xml
 from schemas.xml import to_xml
-from sealtrail.devpki import SIGNER_ROLES, DevPki
+from sealtrail.devpki import SIGNER_ROLES, DevPki, dev_revocation
 from signer.pdf import SigningError
 from signer.xades import DS_NS, XADES_NS, XadesSigner, XmlSignatureRequest, envelope, signed_data
 from tests.conftest import SoftHsm, free_port
+from verifier.revocation import LocalRevocation
 from verifier.xml import XmlVerifier
 
 ID_ATTRS = [
@@ -211,7 +212,9 @@ def test_correctly_signed_data_that_breaks_the_xsd_is_invalid(dev_pki: DevPki, c
     assert broken != canonical
     backend = SoftKeyBackend.from_pkcs12(dev_pki.p12_path("seal"))
     signed = XadesSigner().sign(envelope(broken), backend, XmlSignatureRequest("seal", "Con dấu"))
-    report = XmlVerifier([dev_pki.root], [dev_pki.issuing_ca]).verify(signed)
+    verifier = XmlVerifier([dev_pki.root], [dev_pki.issuing_ca])
+    verifier.local_revocation = LocalRevocation.fixed(*dev_revocation(dev_pki))  # B-B: the status from outside
+    report = verifier.verify(signed)
     assert report.signatures[0].indication == "valid"  # the signature itself is fine
     assert report.verdict == "invalid" and any("XSD" in r.en for r in report.reasons)
 

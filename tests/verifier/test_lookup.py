@@ -125,8 +125,8 @@ def test_csv_lookup_answers_each_row_as_json_and_csv(setup: tuple[Deployment, li
     results = [(i["line"], i["result"], i["verdict"]) for i in body["items"]]
     assert results == [
         (2, "valid", "valid"),
-        (3, "mismatch", "invalid"),
-        (4, "not_found", "invalid"),
+        (3, "no_match", "invalid"),
+        (4, "no_match", "invalid"),
         (5, "revoked", "invalid"),
         (6, "superseded", "invalid"),
     ]
@@ -134,7 +134,7 @@ def test_csv_lookup_answers_each_row_as_json_and_csv(setup: tuple[Deployment, li
     assert body["items"][1]["document_id"] is None  # a wrong birth date learns nothing about the document
     assert body["items"][4]["superseded_by"] == docs[0].doc_id
     codes = [{r["code"] for r in i["reasons"]} for i in body["items"]]
-    assert codes[1:] == [{"DETAILS_MISMATCH"}, {"NOT_FOUND"}, {"DOCUMENT_REVOKED"}, {"DOCUMENT_SUPERSEDED"}]
+    assert codes[1:] == [{"NO_MATCH"}, {"NO_MATCH"}, {"DOCUMENT_REVOKED"}, {"DOCUMENT_SUPERSEDED"}]
     receipt = body["receipt_xml"].encode()
     assert XmlVerifier(dep.trust_roots, dep.intermediates).verify(receipt).verdict == "valid"
     assert b"<format>csv-row</format>" in receipt and _holder("diploma_thpt").full_name.encode() not in receipt
@@ -142,7 +142,7 @@ def test_csv_lookup_answers_each_row_as_json_and_csv(setup: tuple[Deployment, li
     as_csv = client.post("/api/v1/verify/bulk?format=csv", files={"file": ("tra-cuu.csv", upload, "text/csv")})
     lines = list(csv.reader(io.StringIO(as_csv.text)))
     assert lines[0][:4] == ["line", "so_hieu", "result", "verdict"]
-    assert [ln[2] for ln in lines[1:]] == ["valid", "mismatch", "not_found", "revoked", "superseded"]
+    assert [ln[2] for ln in lines[1:]] == ["valid", "no_match", "no_match", "revoked", "superseded"]
 
 
 def test_a_malformed_csv_is_refused_with_its_lines(setup: tuple[Deployment, list[IssuedDocument]]) -> None:

@@ -18,16 +18,19 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import DocumentSecurityStore
+from sqlmodel import Session
 
 from hsm_adapters.soft import SoftKeyBackend
+from registry.records import DocumentRecord, DocumentStatus
 from schemas.qrseal import key_id
 from sealtrail.deployment import Deployment
 from sealtrail.devpki import PkiServices
 from signer.issue import IssuedDocument
 from signer.pdf import PadesSigner, SignatureRequest
 from tests.conftest import free_port
-from tests.verifier.conftest import mark_revoked_and_superseded
+from tests.verifier.conftest import mark_revoked_and_superseded, set_status
 from verifier.checking import check_upload
+from verifier.pdf import PdfVerifier
 from verifier.qrseal import SealError, check_qr, seal_matches_document
 
 AFTER_TEACHERS_CERT_EXPIRED = datetime.now(UTC) + timedelta(days=3 * 365 + 60)
@@ -187,8 +190,10 @@ def test_expired_certificate_without_lt_data_is_indeterminate(
     plain = _sign(dep, "homeroom_teacher", timestamp=False, long_term=False)
     later = check_upload(dep, plain, at=AFTER_TEACHERS_CERT_EXPIRED).report
     assert later.verdict == "indeterminate" and "OUT_OF_BOUNDS_NO_POE" in _codes(later)
-    today = check_upload(dep, plain).report  # today it only lacks revocation data
-    assert today.verdict == "indeterminate" and "TRY_LATER" in _codes(today)
+    today = check_upload(dep, plain).report  # today the installation's own revocation data proves its status
+    assert today.signatures[0].indication == "valid" and _codes(today) == {"NOT_IN_REGISTER"}, today.reasons
+    bare = PdfVerifier(dep.trust_roots, dep.intermediates).verify(plain)  # the file alone: no revocation data
+    assert bare.verdict == "indeterminate" and "TRY_LATER" in _codes(bare)
 
 
 def test_revoked_certificate_is_invalid(setup: tuple[Deployment, list[IssuedDocument]], tmp_path: Path) -> None:
@@ -285,5 +290,15 @@ def test_verify_qr_command_refuses_a_qr_on_another_document(
     runner = CliRunner()
     own = runner.invoke(app, ["verify-qr", docs[0].qr_payload, "--document", str(tmp_path / "own.pdf")], env=env)
     assert own.exit_code == 0, own.output
-    other = runner.invoke(app, ["verify-qr", docs[0].qr_payload, "--document", str(tmp_path / "other.pdf")], env=env)
-    assert other.exit_code == 1 and "QR_OTHER_DOCUMENT" in other.output
+    # the other document in good standing (an earlier test may have revoked it: the register is consulted too)
+    with Session(dep.engine) as session:
+        before = session.get(DocumentRecord, docs[1].doc_id)
+        assert before is not None
+        status, reason = before.status, before.status_reason
+    set_status(dep, docs[1].doc_id, DocumentStatus.ISSUED, status_reason=None)
+    try:
+        args = ["verify-qr", docs[0].qr_payload, "--document", str(tmp_path / "other.pdf")]
+        other = runner.invoke(app, args, env=env)
+    finally:
+        set_status(dep, docs[1].doc_id, DocumentStatus(status), status_reason=reason)
+    assert other.exit_code == 1 and "QR_OTHER_DOCUMENT" in other.output, other.output
