@@ -188,6 +188,7 @@ def test_the_sample_environment_file_is_valid_settings(monkeypatch: pytest.Monke
     assert settings.timestamp_urls and all(u.startswith("https://") for u in settings.timestamp_urls)
     assert settings.database_url and settings.database_url.startswith("postgresql+psycopg://")
     assert settings.log_origin == settings.public_base_url.removeprefix("https://") + "/log"
+    assert settings.trusted_proxies == ["127.0.0.1/32", "::1/128"]  # nginx on the same machine (deploy/nginx)
 
 
 def test_the_systemd_units_pass_systemd_analyze(tmp_path: Path) -> None:
