@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-TEST_APT_PACKAGES := chromium docker-compose mupdf-tools libnss3-tools
+TEST_APT_PACKAGES := chromium docker-compose mupdf-tools libnss3-tools systemd
 BENCH_APT_PACKAGES := wrk
 
 .PHONY: install system-deps test-system-deps bench-system-deps python-deps test-python-deps demo serve test lint check bench
@@ -27,7 +27,7 @@ system-deps:
 test-system-deps:
 	@if dpkg-query -W -f='$${Status}\n' $(TEST_APT_PACKAGES) 2>/dev/null | grep -qv 'install ok installed' \
 	    || ! dpkg-query -W $(TEST_APT_PACKAGES) >/dev/null 2>&1; then \
-	  echo "Installing test packages (browser tests drive Debian's Chromium; docker-compose validates docker/compose.yaml): $(TEST_APT_PACKAGES)"; \
+	  echo "Installing test packages (browser tests drive Debian's Chromium; docker-compose validates docker/compose.yaml; systemd-analyze checks deploy/systemd): $(TEST_APT_PACKAGES)"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(TEST_APT_PACKAGES); \
 	fi

@@ -84,6 +84,8 @@ def check_command(args: list[str]) -> str:
     command = typer.main.get_command(app)
     path: list[str] = []
     while isinstance(getattr(command, "commands", None), dict):  # a group: descend to the named subcommand
+        if args == ["--help"]:
+            return " ".join(path)
         if not args:
             raise UsageError(f"`sealtrail {' '.join(path)}` needs a subcommand")
         sub = command.commands.get(args[0])  # type: ignore[attr-defined]
@@ -91,6 +93,8 @@ def check_command(args: list[str]) -> str:
             raise UsageError(f"no command `sealtrail {' '.join([*path, args[0]])}`")
         path.append(args[0])
         command, args = sub, args[1:]
+    if args == ["--help"]:
+        return " ".join(path)
     ctx = command.make_context(" ".join(["sealtrail", *path]), list(args))
     ctx.close()
     return " ".join(path)
@@ -184,3 +188,64 @@ def test_the_sample_environment_file_is_valid_settings(monkeypatch: pytest.Monke
     assert settings.timestamp_urls and all(u.startswith("https://") for u in settings.timestamp_urls)
     assert settings.database_url and settings.database_url.startswith("postgresql+psycopg://")
     assert settings.log_origin == settings.public_base_url.removeprefix("https://") + "/log"
+    assert settings.trusted_proxies == ["127.0.0.1/32", "::1/128"]  # nginx on the same machine (deploy/nginx)
+
+
+def test_the_systemd_units_pass_systemd_analyze(tmp_path: Path) -> None:
+    """`systemd-analyze verify` (Debian's systemd, a test package in the Makefile) on the shipped units, with the
+    program path pointed at this checkout's: no unknown keys, bad values or missing programs (any message fails)."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze is missing: `make test` installs Debian's systemd (TEST_APT_PACKAGES)")
+    program = str(Path(sys.executable).with_name("sealtrail"))
+    assert Path(program).exists()
+    units = []
+    for unit in [*UNITS, *(DEPLOY / "systemd").glob("*.timer")]:
+        copy = tmp_path / unit.name
+        copy.write_text(unit.read_text().replace("/opt/sealtrail/.venv/bin/sealtrail", program))
+        units.append(str(copy))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+    broken = tmp_path / "sealtrail.service"
+    broken.write_text(broken.read_text().replace("Type=exec", "Typo=exec"))
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", str(broken)], capture_output=True, text=True)
+    assert "Typo" in result.stderr
+
+
+def test_the_admin_wrapper_gives_commands_the_services_settings(tmp_path: Path) -> None:
+    """deploy/sealtrail-admin.sh (installed as /usr/local/bin/sealtrail) read by a real POSIX shell: the sample
+    environment file's values reach SealTrail's Settings intact (JSON in single quotes included), and a variable set
+    on the command line wins over the file."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    probe = tmp_path / "probe"
+    probe.write_text(
+        f"#!{sys.executable}\n"
+        "import json\nfrom sealtrail.settings import Settings\ns = Settings()\n"
+        "print(json.dumps({'keys': s.pkcs11_keys, 'tsa': s.timestamp_urls, 'db': s.database_url,"
+        " 'token': s.pkcs11_token_label, 'mode': s.mode}))\n"
+    )
+    probe.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALTRAIL_")}
+    env.update(
+        ENV_FILE=str(DEPLOY / "sealtrail.env.example"), PROGRAM=str(probe), RUN_AS="root",
+        SEALTRAIL_PKCS11_TOKEN_LABEL="truong-79000101", PYTHONPATH=str(ROOT),
+    )  # fmt: skip
+    result = subprocess.run(
+        ["sh", str(DEPLOY / "sealtrail-admin.sh")], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["keys"] == {"homeroom_teacher": "homeroom_teacher", "principal": "principal", "seal": "seal"}
+    assert seen["tsa"] == ["https://tsa.ca-cua-ban.example.vn"]
+    assert seen["db"] == "postgresql+psycopg://sealtrail@/sealtrail?host=/var/run/postgresql"
+    assert seen["token"] == "truong-79000101"  # the command line's, not the file's "sogd"
+    assert seen["mode"] == "production"
