@@ -39,7 +39,9 @@ from verifier.pdf import structure_problem
 
 @pytest.fixture(scope="module")
 def issued(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, list[IssuedDocument]]]:
-    with installation(tmp_path_factory.mktemp("attacks"), public_rate_per_minute=600) as installed:
+    with installation(
+        tmp_path_factory.mktemp("attacks"), public_rate_per_minute=600, verify_rate_per_minute=6000
+    ) as installed:
         yield installed
 
 
