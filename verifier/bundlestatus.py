@@ -113,30 +113,3 @@ def status_lines_for(bundle_dir: Path, max_age_days: float, now: datetime | None
             f"CẢNH BÁO / WARNING: gói tin cậy không có thời điểm trạng thái được ký; không biết trạng thái văn bản. "
             f"/ The trust bundle carries no signed status time; the document's status is unknown. ({exc})"
         ]
-
-
-def bundle_status_lines(bundle_dir: Path, doc_id: str, max_age_days: float) -> tuple[bool, list[str]]:
-    """``sealtrail verify-qr --trust BUNDLE``: (the bundle's signed status says the document stands, lines to
-    print). Revoked or superseded → not valid; not listed or not vouched for by the manifest → unknown, not valid."""
-    from verifier.credentials import offline_revoked
-
-    try:
-        revoked = offline_revoked(bundle_dir, doc_id)
-    except (OSError, ValueError) as exc:
-        revoked, problem = None, str(exc)
-    else:
-        problem = "the bundle does not list this document"
-    lines = status_lines_for(bundle_dir, max_age_days)
-    if revoked is True:
-        return False, [
-            "KHÔNG HỢP LỆ / NOT VALID: Văn bản đã bị thu hồi hoặc thay thế / The document has been revoked or "
-            "superseded",
-            *lines,
-        ]
-    if revoked is None:
-        return False, [
-            f"CẢNH BÁO / WARNING: không xác định được trạng thái văn bản / the document's status is unknown "
-            f"({problem})",
-            *lines,
-        ]
-    return True, ["Trạng thái / status: chưa bị thu hồi / not revoked", *lines]

@@ -25,6 +25,7 @@ from schemas.statuslist import (
     name_from_url,
     split_name,
 )
+from verifier.bundlestatus import open_manifest, status_lines_for
 from verifier.host import Installation
 from verifier.vc import JwsError, LedgerCheck, StatusSource, VcVerifier
 
@@ -59,8 +60,6 @@ def offline_revoked(bundle_dir: Path, key: str) -> bool | None:
     """The bundle's status bit for an issued file's SHA-256 or a document id: True (revoked or superseded),
     False, or None when the bundle does not list it. The index and the list are believed only as the bundle's
     signed status manifest vouches for them (verifier.bundlestatus); raises ValueError when they are not."""
-    from verifier.bundlestatus import open_manifest
-
     manifest = open_manifest(bundle_dir)
     index = json.loads(manifest.read(bundle_dir, f"{STATUS_DIR}/{STATUS_INDEX}").decode("ascii"))
     position = index.get(key)
@@ -192,3 +191,28 @@ def credential_token(data: bytes) -> str:
             return text
         return str(obj.get("jwt", "")) if isinstance(obj, dict) else text
     return text
+
+
+def bundle_status_lines(bundle_dir: Path, doc_id: str, max_age_days: float) -> tuple[bool, list[str]]:
+    """``sealtrail verify-qr --trust BUNDLE``: (the bundle's signed status says the document stands, lines to
+    print). Revoked or superseded → not valid; not listed or not vouched for by the manifest → unknown, not valid."""
+    try:
+        revoked = offline_revoked(bundle_dir, doc_id)
+    except (OSError, ValueError) as exc:
+        revoked, problem = None, str(exc)
+    else:
+        problem = "the bundle does not list this document"
+    lines = status_lines_for(bundle_dir, max_age_days)
+    if revoked is True:
+        return False, [
+            "KHÔNG HỢP LỆ / NOT VALID: Văn bản đã bị thu hồi hoặc thay thế / The document has been revoked or "
+            "superseded",
+            *lines,
+        ]
+    if revoked is None:
+        return False, [
+            f"CẢNH BÁO / WARNING: không xác định được trạng thái văn bản / the document's status is unknown "
+            f"({problem})",
+            *lines,
+        ]
+    return True, ["Trạng thái / status: chưa bị thu hồi / not revoked", *lines]

@@ -243,7 +243,7 @@ def verify_qr_command(
     if check.parsed.url:
         typer.echo(f"  full check (status, revocation): {check.parsed.url}")
     if trust is not None:  # revoked or superseded → not valid, whatever the seal says
-        from verifier.bundlestatus import bundle_status_lines
+        from verifier.credentials import bundle_status_lines
 
         standing, lines = bundle_status_lines(trust, claims.doc_id, max_status_age)
     else:
