@@ -62,7 +62,8 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prod]:
         log_origin=origin,
         public_base_url="https://xacthuc.sogd.example.vn",
     )
-    yield Prod(settings, env, docs, root_sha, TestClient(create_app(settings)))
+    operator = ("127.0.0.1", 50000)  # an operator's address: /readyz gives its details only to SEALTRAIL_METRICS_ALLOW
+    yield Prod(settings, env, docs, root_sha, TestClient(create_app(settings), client=operator))
 
 
 def test_verification_only_instance_verifies_uploads(prod: Prod) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 
+from errors import PermanentError
 from verifier.vc import JwsError, open_jws
 
 MANIFEST = "status-manifest.jwt"  # the same name signer.statusmanifest writes
@@ -21,7 +22,7 @@ MANIFEST_TYPE = "SealTrailStatusManifest"
 DEFAULT_MAX_AGE_DAYS = 7.0
 
 
-class StatusManifestError(ValueError):
+class StatusManifestError(PermanentError, ValueError):
     """The bundle has no trustworthy status manifest, or a status file does not match it."""
 
 

@@ -149,7 +149,7 @@ def test_both_schools_issue_with_their_own_keys_and_verify(world: World, tmp_pat
         for verify, data in ((world.dep.pdf_verifier.verify, doc.pdf), (world.dep.xml_verifier.verify, doc.xml)):
             report = verify(data)
             assert report.verdict == "valid", [r.en for r in report.reasons]
-    client = TestClient(create_app(world.dep.settings))
+    client = TestClient(create_app(world.dep.settings), client=("127.0.0.1", 50000))  # operator: /readyz details
     for doc in world.issued.values():
         answer = client.post("/api/v1/verify", files={"file": ("d.pdf", doc.pdf)}).json()
         assert answer["verdict"] == "valid", answer["reasons"]
