@@ -14,6 +14,17 @@ from sealtrail.cli.common import _deployment, _quiet_libraries
 app = typer.Typer()
 
 
+MaxStatusAge = Annotated[
+    float,
+    typer.Option(
+        "--max-status-age",
+        envvar="SEALTRAIL_STATUS_MAX_AGE_DAYS",
+        help="Warn when the trust bundle's signed status is older than this many days",
+    ),
+]
+"""``verify`` and ``verify-qr``: how old a trust bundle's signed status may be before a warning."""
+
+
 @app.command()
 def verify(
     file: Annotated[Path, typer.Argument(help="A signed PDF or signed XML")],
@@ -25,14 +36,7 @@ def verify(
             "(default: this installation's)"
         ),
     ] = None,
-    max_status_age: Annotated[
-        float,
-        typer.Option(
-            "--max-status-age",
-            envvar="SEALTRAIL_STATUS_MAX_AGE_DAYS",
-            help="Warn when the trust bundle's signed status is older than this many days",
-        ),
-    ] = 7.0,
+    max_status_age: MaxStatusAge = 7.0,
 ) -> None:
     """Check a signed PDF or signed XML offline. Exit status 0 only when it is valid and trusted."""
     _quiet_libraries()
@@ -199,14 +203,7 @@ def verify_qr_command(
             "(same trust), and the seal must vouch for this very document"
         ),
     ] = None,
-    max_status_age: Annotated[
-        float,
-        typer.Option(
-            "--max-status-age",
-            envvar="SEALTRAIL_STATUS_MAX_AGE_DAYS",
-            help="Warn when the trust bundle's signed status is older than this many days",
-        ),
-    ] = 7.0,
+    max_status_age: MaxStatusAge = 7.0,
 ) -> None:
     """Check a QR code offline: its seal against the issuers' keys, its link against the registered hosts, and
     the document's status (the trust bundle's signed status lists, or this installation's register)."""
